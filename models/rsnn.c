@@ -38,6 +38,8 @@ typedef struct rsnn_model {
     conn out;
     float *obias, *oalpha, *obeta, *ogamma, *oscale, *ooffset;
     int softmax;
+    float y0;           /* readout initial state ("initial_state", default 0) */
+    int binary_input;   /* input "binary": any non-zero count counts as one spike */
     json_t *config;
     uint64_t dense_ops;
 } rsnn_model;
@@ -369,6 +371,7 @@ int snn_rsnn_load(snn_st *st, const char *path, const snn_allocator *a, snn_mode
     if ((rc = get_u32(in, "size", &b->n_in, path, "input", err)) < 0)
         goto fail;
     const char *kind = json_string_value(json_object_get(in, "kind"));
+    m->binary_input = json_is_true(json_object_get(in, "binary"));
     snprintf(b->input_kind, sizeof b->input_kind, "%s", kind ? kind : "spikes");
     json_t *layers = json_object_get(cfg, "layers");
     if (!json_is_array(layers) || json_array_size(layers) < 1 || json_array_size(layers) > 16) {
@@ -423,6 +426,12 @@ int snn_rsnn_load(snn_st *st, const char *path, const snn_allocator *a, snn_mode
         goto fail;
     }
     m->softmax = act && !strcmp(act, "softmax");
+    json_t *y0 = json_object_get(ro, "initial_state");
+    if (y0 && !json_is_number(y0)) {
+        rc = snn_err_set(err, SNN_EFORMAT, "%s: config readout.initial_state: expected a number", path);
+        goto fail;
+    }
+    m->y0 = y0 ? (float)json_number_value(y0) : 0.0f;
     if ((rc = names_from(json_object_get(ro, "names"), b->n_out, b, &b->out_names, path, "readout.names", err)) < 0 ||
         (rc = names_from(json_object_get(ro, "labels"), b->n_out, b, &b->labels, path, "readout.labels", err)) < 0)
         goto fail;
@@ -499,6 +508,8 @@ static void rsnn_state_reset(const snn_model *bm, snn_state *bs)
         q->nspk = 0;
     }
     memset(s->J, 0, 3 * m->base.n_out * sizeof(float));
+    for (uint32_t k = 0; k < m->base.n_out; k++)
+        s->Y[k] = m->y0;
 }
 
 static int rsnn_state_new(const snn_model *bm, snn_state **out, snn_err *err)
@@ -579,12 +590,16 @@ static void conn_add(const conn *c, const uint32_t *idx, uint32_t nidx, const fl
 }
 
 /* Adds W x for the input vector x (layer 0's feed-forward connection). */
-static void input_add(const conn *c, const float *x, uint32_t *idx, float *dst, snn_step_info *info)
+static void input_add(const conn *c, const float *x, int binary, uint32_t *idx, float *dst, snn_step_info *info)
 {
     uint32_t n = 0;
     for (uint32_t j = 0; j < c->n_pre; j++)
         if (x[j] != 0.0f)
             idx[n++] = j;
+    if (binary) { /* every active channel is one spike */
+        conn_add(c, idx, n, NULL, dst, info);
+        return;
+    }
     if (c->dense && n * 2 > c->n_pre) {
         /* Dense input: one sgemv over the presynaptic-major matrix. */
         cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)c->n_pre, (blasint)c->n_post, 1.0f, c->dense,
@@ -668,7 +683,7 @@ static void step_stork(const rsnn_model *m, rsnn_state *s, const float *x, snn_s
         else
             memset(q->pend, 0, y->n * sizeof(float));
         if (l == 0)
-            input_add(&y->in, x, s->in_idx, q->pend, info);
+            input_add(&y->in, x, m->binary_input, s->in_idx, q->pend, info);
         else
             conn_add(&y->in, s->ls[l - 1].idx, s->ls[l - 1].nspk, NULL, q->pend, info);
         if (y->recurrent)
@@ -693,7 +708,7 @@ static void step_direct(const rsnn_model *m, rsnn_state *s, const float *x, snn_
         else
             memset(q->pend, 0, y->n * sizeof(float));
         if (l == 0)
-            input_add(&y->in, x, s->in_idx, q->pend, info);
+            input_add(&y->in, x, m->binary_input, s->in_idx, q->pend, info);
         else
             conn_add(&y->in, s->ls[l - 1].idx, s->ls[l - 1].nspk, NULL, q->pend, info);
         if (y->recurrent)

@@ -24,7 +24,10 @@
  *   I_t = alpha I_{t-1} + U_{t-1}
  *   U_t = W_in z_t + W_rec s_t + b
  *   readout:  Y_t = beta_o Y_{t-1} + gamma_o J_{t-1}
- *             J_t = alpha_o J_{t-1} + W_out s^L_t + b_o
+ *             J_t = alpha_o J_{t-1} + R_{t-1}
+ *             R_t = W_out s^L_t + b_o
+ *   (so an input bin reaches the readout's output four steps later: x_t -> U_t
+ *   -> I_{t+1} -> V_{t+2} -> s_{t+3} -> R_{t+3} -> J_{t+4} -> Y_{t+5})
  *
  * Timing "direct" (snnTorch, NIR CubaLIF, Bellec et al.'s LSNN):
  *   I_t = alpha I_{t-1} + W_in z_t + W_rec s_{t-1} + b
@@ -37,7 +40,10 @@
  *             Y_t = beta_o Y_{t-1} + gamma_o J_t
  *
  * Output: y_t = Y_t * out_scale + out_offset, or softmax(Y_t) for a readout
- * with "activation": "softmax" (class probabilities). All state starts at 0.
+ * with "activation": "softmax" (class probabilities). All state starts at 0,
+ * except Y, which starts at the readout's "initial_state" (tinyRSNN: -0.01).
+ * An input marked "binary" counts any non-zero entry as one spike (the
+ * tinyRSNN decoders were trained on 0/1 bins).
  *
  * Event-driven: a presynaptic entry contributes only when non-zero (an input
  * channel with events, a neuron that spiked): its outgoing weight row is added

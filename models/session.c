@@ -1,0 +1,419 @@
+/*
+ * session.c -- one model run over one input stream in event time (session.h).
+ */
+#include "session.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rsnn.h"
+
+/* A gap larger than this many empty bins in one call is refused (BAD_TIME):
+ * it would stall the worker for seconds. */
+#define MAX_GAP_BINS (1u << 20)
+
+struct snn_session {
+    const snn_model *m;
+    const snn_allocator *a;
+    snn_state *st;
+    snn_input_kind input;
+    uint32_t bin_us;
+    int64_t silence_us;
+
+    int started;      /* t0 is known */
+    int64_t t0;       /* start of bin 0 */
+    uint64_t k;       /* index of the open bin */
+    uint64_t step;    /* steps computed */
+    float *x;         /* input of the open bin [n_in] */
+    int x_dirty;      /* the open bin has input */
+    float *held;      /* ANALOG: last frame's values */
+    float *y;         /* model output [n_out] */
+
+    /* decision accumulators over the current segment */
+    double *acc_sum;
+    float *acc_max, *acc_last, *dec;
+    uint64_t acc_n;
+    int in_segment;      /* segment mode: events seen since the last decision */
+    int64_t last_event_t;
+
+    snn_session_stats stats;
+};
+
+int snn_input_kind_parse(const char *s)
+{
+    static const char *names[] = {"default", "spikes", "binned", "tactile", "audio", "analog"};
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
+const char *snn_input_kind_name(snn_input_kind k)
+{
+    static const char *names[] = {"default", "spikes", "binned", "tactile", "audio", "analog"};
+    return (unsigned)k < 6 ? names[k] : "unknown";
+}
+
+void snn_session_free(snn_session *s)
+{
+    if (!s)
+        return;
+    const snn_allocator *a = s->a;
+    if (s->st)
+        s->m->ops->state_free(s->m, s->st);
+    a->free(s->x);
+    a->free(s->held);
+    a->free(s->y);
+    a->free(s->acc_sum);
+    a->free(s->acc_max);
+    a->free(s->acc_last);
+    a->free(s->dec);
+    a->free(s);
+}
+
+static void acc_reset(snn_session *s)
+{
+    uint32_t n = s->m->n_out;
+    memset(s->acc_sum, 0, n * sizeof *s->acc_sum);
+    for (uint32_t i = 0; i < n; i++)
+        s->acc_max[i] = -INFINITY;
+    memset(s->acc_last, 0, n * sizeof *s->acc_last);
+    s->acc_n = 0;
+}
+
+int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_allocator *a, snn_session **out,
+                    snn_err *err)
+{
+    a = snn_alloc_or_default(a);
+    *out = NULL;
+    snn_session_cfg dflt = {0};
+    if (!cfg)
+        cfg = &dflt;
+    snn_session *s = a->calloc(1, sizeof *s);
+    if (!s)
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for a session", m->name);
+    s->m = m;
+    s->a = a;
+    s->input = cfg->input;
+    if (s->input == SNN_INPUT_DEFAULT) {
+        int k = snn_input_kind_parse(m->input_kind);
+        s->input = k > 0 ? (snn_input_kind)k : SNN_INPUT_SPIKES;
+    }
+    double bin = cfg->bin_us ? cfg->bin_us : m->dt * 1e6;
+    if (!(bin >= 1 && bin <= 60e6)) {
+        snn_session_free(s);
+        return snn_err_set(err, SNN_EINVAL, "bin width %.0f us out of range [1 us, 60 s]", bin);
+    }
+    s->bin_us = (uint32_t)llround(bin);
+    s->silence_us = cfg->segment_silence_us;
+    if (s->input == SNN_INPUT_TACTILE) {
+        snn_session_free(s);
+        return snn_err_set(err, SNN_ENOTSUP, "%s: input kind tactile needs the model's encoder, which is not built",
+                           m->name);
+    }
+    uint32_t ni = m->n_in ? m->n_in : 1, no = m->n_out ? m->n_out : 1;
+    s->x = a->calloc(ni, sizeof(float));
+    s->held = a->calloc(ni, sizeof(float));
+    s->y = a->calloc(no, sizeof(float));
+    s->acc_sum = a->calloc(no, sizeof(double));
+    s->acc_max = a->calloc(no, sizeof(float));
+    s->acc_last = a->calloc(no, sizeof(float));
+    s->dec = a->calloc(no, sizeof(float));
+    if (!s->x || !s->held || !s->y || !s->acc_sum || !s->acc_max || !s->acc_last || !s->dec) {
+        snn_session_free(s);
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for a session", m->name);
+    }
+    int rc = m->ops->state_new(m, &s->st, err);
+    if (rc < 0) {
+        s->st = NULL;
+        snn_session_free(s);
+        return rc;
+    }
+    acc_reset(s);
+    *out = s;
+    return 0;
+}
+
+snn_input_kind snn_session_input(const snn_session *s) { return s->input; }
+uint32_t snn_session_bin_us(const snn_session *s) { return s->bin_us; }
+const snn_session_stats *snn_session_stats_get(const snn_session *s) { return &s->stats; }
+
+static int64_t bin_end(const snn_session *s, uint64_t k) { return s->t0 + (int64_t)(k + 1) * s->bin_us; }
+
+/* Delivers the decision over the current segment (if the model decides and
+ * the segment produced outputs), then clears the accumulators. */
+static void decide(snn_session *s, int final, snn_emit_fn emit, void *ctx)
+{
+    const snn_model *m = s->m;
+    if (m->decision == SNN_DECISION_NONE || s->acc_n == 0) {
+        acc_reset(s);
+        return;
+    }
+    uint32_t n = m->n_out;
+    for (uint32_t i = 0; i < n; i++) {
+        switch (m->decision) {
+        case SNN_DECISION_ARGMAX_SUM: s->dec[i] = (float)s->acc_sum[i]; break;
+        case SNN_DECISION_ARGMAX_LAST: s->dec[i] = s->acc_last[i]; break;
+        case SNN_DECISION_ARGMAX_MAX: s->dec[i] = s->acc_max[i]; break;
+        default: s->dec[i] = (float)(s->acc_sum[i] / (double)s->acc_n); break;
+        }
+    }
+    snn_output o = {.type = SNN_OUT_DECISION, .step = s->step ? s->step - 1 : 0, .t_us = bin_end(s, s->k - 1),
+                    .values = s->dec, .n = n, .index = -1, .final = final};
+    if (m->decision != SNN_DECISION_MEAN) {
+        uint32_t best = 0;
+        for (uint32_t i = 1; i < n; i++)
+            if (s->dec[i] > s->dec[best])
+                best = i;
+        o.index = (int32_t)best;
+        o.label = m->labels ? m->labels[best] : (m->out_names ? m->out_names[best] : NULL);
+        if (m->decision == SNN_DECISION_ARGMAX_SUM) /* report mean per-step score */
+            for (uint32_t i = 0; i < n; i++)
+                s->dec[i] = (float)(s->acc_sum[i] / (double)s->acc_n);
+    }
+    if (emit)
+        emit(ctx, &o);
+    acc_reset(s);
+}
+
+/* Computes the open bin k with input x, emits its output, opens bin k + 1. */
+static void close_bin(snn_session *s, const float *x, snn_emit_fn emit, void *ctx)
+{
+    const snn_model *m = s->m;
+    int had_input = s->x_dirty;
+    if (s->silence_us > 0) {
+        /* Segment mode: idle bins (no events, no segment open) are skipped,
+         * and a segment ends after silence_us without events. */
+        if (!had_input && !s->in_segment) {
+            s->k++;
+            return;
+        }
+        if (had_input)
+            s->in_segment = 1;
+    }
+    snn_step_info info;
+    m->ops->step(m, s->st, x, s->y, &info);
+    s->stats.steps++;
+    s->stats.hidden_spikes += info.hidden_spikes;
+    s->stats.hidden_neurons += info.hidden_neurons;
+    s->stats.dense_ops += (double)info.dense_ops;
+    s->stats.eff_macs += (double)info.eff_macs;
+    s->stats.eff_acs += (double)info.eff_acs;
+    s->stats.last_t_us = bin_end(s, s->k);
+    if (info.has_output) {
+        snn_output o = {.type = SNN_OUT_PREDICTION, .step = s->step, .t_us = bin_end(s, s->k), .values = s->y,
+                        .n = m->n_out, .info = info, .index = -1};
+        s->stats.outputs++;
+        for (uint32_t i = 0; i < m->n_out; i++) {
+            s->acc_sum[i] += s->y[i];
+            if (s->y[i] > s->acc_max[i])
+                s->acc_max[i] = s->y[i];
+            s->acc_last[i] = s->y[i];
+        }
+        s->acc_n++;
+        if (emit)
+            emit(ctx, &o);
+    }
+    s->step++;
+    s->k++;
+    if (x == s->x && had_input) {
+        memset(s->x, 0, m->n_in * sizeof(float));
+        s->x_dirty = 0;
+    }
+    if (s->silence_us > 0 && s->in_segment && bin_end(s, s->k - 1) - s->last_event_t >= s->silence_us) {
+        decide(s, 0, emit, ctx);
+        m->ops->state_reset(m, s->st);
+        s->in_segment = 0;
+    }
+}
+
+/* Closes every bin that ends at or before t (the open one first). */
+static void advance_to(snn_session *s, int64_t t, snn_emit_fn emit, void *ctx)
+{
+    while (bin_end(s, s->k) <= t)
+        close_bin(s, s->input == SNN_INPUT_ANALOG ? s->held : s->x, emit, ctx);
+}
+
+static int check_time(snn_session *s, int64_t t, const char *what, size_t i, snn_err *err)
+{
+    if (s->started && t < s->t0 + (int64_t)s->k * s->bin_us)
+        return snn_err_set(err, SNN_EINVAL, "%s[%zu]: t_us %lld is before the open bin (starts at %lld)", what, i,
+                           (long long)t, (long long)(s->t0 + (int64_t)s->k * s->bin_us));
+    if (s->started && (t - bin_end(s, s->k)) / (int64_t)s->bin_us > (int64_t)MAX_GAP_BINS)
+        return snn_err_set(err, SNN_EINVAL, "%s[%zu]: t_us %lld jumps more than %u bins ahead", what, i,
+                           (long long)t, MAX_GAP_BINS);
+    return 0;
+}
+
+static int want_kind(const snn_session *s, snn_input_kind k1, snn_input_kind k2, const char *msg, snn_err *err)
+{
+    if (s->input != k1 && s->input != k2)
+        return snn_err_set(err, SNN_EINVAL, "%s sent to a stream whose input kind is %s", msg,
+                           snn_input_kind_name(s->input));
+    return 0;
+}
+
+int snn_session_spikes(snn_session *s, const uint32_t *ch, const uint64_t *t_us, size_t n, snn_emit_fn emit,
+                       void *ctx, snn_err *err)
+{
+    int rc = want_kind(s, SNN_INPUT_SPIKES, SNN_INPUT_SPIKES, "spike events", err);
+    if (rc < 0)
+        return rc;
+    /* Validate the whole batch first: a rejected batch changes nothing. */
+    for (size_t i = 0; i < n; i++) {
+        if (ch[i] >= s->m->n_in)
+            return snn_err_set(err, SNN_EINVAL, "channel[%zu] = %u out of range (model %s has %u input channels)", i,
+                               ch[i], s->m->name, s->m->n_in);
+        if (t_us[i] > (uint64_t)INT64_MAX / 2)
+            return snn_err_set(err, SNN_EINVAL, "t_us[%zu] = %llu out of range", i, (unsigned long long)t_us[i]);
+        if (i > 0 && t_us[i] < t_us[i - 1])
+            return snn_err_set(err, SNN_EINVAL, "t_us[%zu] = %llu goes backwards (previous %llu)", i,
+                               (unsigned long long)t_us[i], (unsigned long long)t_us[i - 1]);
+        if (i == 0 && (rc = check_time(s, (int64_t)t_us[0], "t_us", 0, err)) < 0)
+            return rc;
+    }
+    if (n > 0 && (rc = check_time(s, (int64_t)t_us[n - 1], "t_us", n - 1, err)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        int64_t t = (int64_t)t_us[i];
+        if (!s->started) {
+            s->started = 1;
+            s->t0 = t;
+        }
+        advance_to(s, t, emit, ctx);
+        s->x[ch[i]] += 1.0f;
+        s->x_dirty = 1;
+        s->last_event_t = t;
+        s->stats.events++;
+    }
+    return 0;
+}
+
+int snn_session_binned(snn_session *s, const float *counts, uint32_t n_ch, size_t n_bins, uint64_t t_us,
+                       snn_emit_fn emit, void *ctx, snn_err *err)
+{
+    int rc = want_kind(s, SNN_INPUT_BINNED, SNN_INPUT_SPIKES, "binned counts", err);
+    if (rc < 0)
+        return rc;
+    if (n_ch != s->m->n_in)
+        return snn_err_set(err, SNN_EINVAL, "n_channels = %u, but model %s has %u input channels", n_ch, s->m->name,
+                           s->m->n_in);
+    for (size_t i = 0; i < n_bins * n_ch; i++)
+        if (!isfinite(counts[i]))
+            return snn_err_set(err, SNN_EINVAL, "counts[%zu] (bin %zu, channel %zu) is not a finite number", i,
+                               i / n_ch, i % n_ch);
+    if (t_us > (uint64_t)INT64_MAX / 2)
+        return snn_err_set(err, SNN_EINVAL, "t_us = %llu out of range", (unsigned long long)t_us);
+    if (s->started && t_us && (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
+        return rc;
+    if (!s->started) {
+        s->started = 1;
+        s->t0 = (int64_t)t_us;
+    } else if (t_us) {
+        advance_to(s, (int64_t)t_us, emit, ctx);
+    }
+    if (s->x_dirty) /* spike events were binned in the open bin: close it first */
+        close_bin(s, s->x, emit, ctx);
+    for (size_t b = 0; b < n_bins; b++) {
+        const float *v = counts + b * n_ch;
+        int any = 0;
+        for (uint32_t c = 0; c < n_ch && !any; c++)
+            any = v[c] != 0.0f;
+        if (any) {
+            s->x_dirty = 1; /* marks the bin as having input (segment mode) */
+            s->last_event_t = s->t0 + (int64_t)s->k * s->bin_us;
+        }
+        s->stats.events++;
+        close_bin(s, v, emit, ctx);
+        s->x_dirty = 0;
+    }
+    return 0;
+}
+
+int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32_t n, snn_emit_fn emit, void *ctx,
+                      snn_err *err)
+{
+    int rc = want_kind(s, SNN_INPUT_ANALOG, SNN_INPUT_TACTILE, "a frame", err);
+    if (rc < 0)
+        return rc;
+    if (n != s->m->n_in)
+        return snn_err_set(err, SNN_EINVAL, "frame has %u values, but model %s has %u inputs", n, s->m->name,
+                           s->m->n_in);
+    for (uint32_t i = 0; i < n; i++)
+        if (!isfinite(values[i]))
+            return snn_err_set(err, SNN_EINVAL, "values[%u] is not a finite number", i);
+    if (t_us > (uint64_t)INT64_MAX / 2 || (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
+        return rc < 0 ? rc : snn_err_set(err, SNN_EINVAL, "t_us = %llu out of range", (unsigned long long)t_us);
+    int64_t t = (int64_t)t_us;
+    if (!s->started) {
+        s->started = 1;
+        s->t0 = t;
+    }
+    advance_to(s, t, emit, ctx);
+    memcpy(s->held, values, n * sizeof(float));
+    s->x_dirty = 1;
+    s->last_event_t = t;
+    s->stats.events++;
+    return 0;
+}
+
+int snn_session_audio(snn_session *s, const float *samples, size_t n, uint32_t hz, snn_emit_fn emit, void *ctx,
+                      snn_err *err)
+{
+    (void)samples;
+    (void)n;
+    (void)hz;
+    (void)emit;
+    (void)ctx;
+    int rc = want_kind(s, SNN_INPUT_AUDIO, SNN_INPUT_AUDIO, "audio", err);
+    if (rc < 0)
+        return rc;
+    return snn_err_set(err, SNN_ENOTSUP, "audio input is not built into this snnd");
+}
+
+int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx, snn_err *err)
+{
+    if (!s->started)
+        return 0;
+    int rc;
+    if (t_us && (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
+        return rc;
+    if (s->x_dirty || s->input == SNN_INPUT_ANALOG)
+        close_bin(s, s->input == SNN_INPUT_ANALOG ? s->held : s->x, emit, ctx);
+    if (t_us)
+        advance_to(s, (int64_t)t_us, emit, ctx);
+    return 0;
+}
+
+int snn_session_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *err)
+{
+    int rc = snn_session_flush(s, 0, emit, ctx, err);
+    if (rc < 0)
+        return rc;
+    const snn_model *m = s->m;
+    if (m->ops->finish) {
+        snn_step_info info;
+        memset(&info, 0, sizeof info);
+        if ((rc = m->ops->finish(m, s->st, s->y, &info)) < 0)
+            return snn_err_set(err, SNN_EINVAL, "%s: finishing the stream failed", m->name);
+        if (info.has_output) {
+            snn_output o = {.type = SNN_OUT_PREDICTION, .step = s->step, .t_us = bin_end(s, s->k ? s->k - 1 : 0),
+                            .values = s->y, .n = m->n_out, .info = info, .index = -1};
+            for (uint32_t i = 0; i < m->n_out; i++) {
+                s->acc_sum[i] += s->y[i];
+                if (s->y[i] > s->acc_max[i])
+                    s->acc_max[i] = s->y[i];
+                s->acc_last[i] = s->y[i];
+            }
+            s->acc_n++;
+            s->stats.outputs++;
+            s->step++;
+            if (emit)
+                emit(ctx, &o);
+        }
+    }
+    if (s->silence_us <= 0 || s->in_segment)
+        decide(s, 1, emit, ctx);
+    return 0;
+}

@@ -1,0 +1,129 @@
+/*
+ * session.h -- one model run over one input stream, in event time.
+ *
+ * A session owns a model state and turns timestamped input into steps:
+ *
+ *   events / counts / frames --> bins of bin_us --> model step --> output
+ *
+ * Time is data: a bin [t0 + k*bin_us, t0 + (k+1)*bin_us) is computed when an
+ * event at or after its end arrives, or when flush() passes its end; the wall
+ * clock is never read. The daemon (server/stream.c) and the offline CLI
+ * (`snn model run`) both drive a session, so replaying a recording through
+ * snnd gives bit-identical outputs to running it offline.
+ *
+ * Input kinds:
+ *   SPIKES   (channel, t_us) events; a bin's input is the per-channel count.
+ *   BINNED   one dense vector per bin, consecutive.
+ *   TACTILE  frames of taxel values (t_us, values[n_taxels]) through the
+ *            model's sigma-delta encoder (config "encoder"), whose ON/OFF
+ *            events are binned as SPIKES.
+ *   ANALOG   frames whose values are fed as input current: a bin's input is
+ *            the last frame value seen in or before it (sample and hold).
+ *
+ * Outputs are delivered through a callback, in step order, from within the
+ * call that closed the step. Decisions (classifiers: the label; scorers: the
+ * mean) are accumulated over the steps of a segment and delivered through the
+ * same callback when the stream finishes or, if segment_silence_us > 0, when
+ * no input event has arrived for that long (a robot finger lifted between
+ * letters), or when a bin with no events follows segment_silence_us of silence.
+ *
+ * Errors: every input call validates the whole batch before applying any of it
+ * (a bad channel, a wrong vector length, a timestamp before the open bin), so a
+ * rejected message changes nothing; err names the field and value.
+ */
+#ifndef SNN_SESSION_H
+#define SNN_SESSION_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+typedef enum snn_input_kind {
+    SNN_INPUT_DEFAULT = 0,
+    SNN_INPUT_SPIKES = 1,
+    SNN_INPUT_BINNED = 2,
+    SNN_INPUT_TACTILE = 3,
+    SNN_INPUT_AUDIO = 4,
+    SNN_INPUT_ANALOG = 5,
+} snn_input_kind;
+
+/* Parses "spikes", "binned", "tactile", "audio", "analog"; -1 if unknown. */
+int snn_input_kind_parse(const char *s);
+const char *snn_input_kind_name(snn_input_kind k);
+
+typedef struct snn_session_cfg {
+    snn_input_kind input;       /* DEFAULT: the model's input_kind */
+    uint32_t bin_us;            /* 0: the model's dt */
+    int64_t segment_silence_us; /* > 0: a decision after this much silence */
+} snn_session_cfg;
+
+/* What a session delivers. */
+typedef enum snn_out_type { SNN_OUT_PREDICTION = 1, SNN_OUT_DECISION = 2 } snn_out_type;
+
+typedef struct snn_output {
+    snn_out_type type;
+    uint64_t step;           /* index of the step (decisions: the last step) */
+    int64_t t_us;            /* event time at the end of the step's bin */
+    const float *values;     /* n values: model outputs, or decision values */
+    uint32_t n;
+    snn_step_info info;      /* predictions: what the step did */
+    int32_t index;           /* decisions: the winning class (-1 for scorers) */
+    const char *label;       /* decisions: its label (NULL for scorers) */
+    int final;               /* decisions: 1 at the end of the stream */
+} snn_output;
+
+typedef void (*snn_emit_fn)(void *ctx, const snn_output *o);
+
+typedef struct snn_session snn_session;
+
+/* Running totals over the session, for NeuroBench-style statistics. */
+typedef struct snn_session_stats {
+    uint64_t steps;
+    uint64_t events;
+    uint64_t outputs;
+    double hidden_spikes;     /* sums over steps */
+    double hidden_neurons;
+    double dense_ops;
+    double eff_macs;
+    double eff_acs;
+    int64_t last_t_us;
+} snn_session_stats;
+
+/* Creates a session for model m (borrowed: must outlive the session). All
+ * memory the session will use is allocated here. */
+int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_allocator *a,
+                    snn_session **out, snn_err *err);
+void snn_session_free(snn_session *s);
+
+/* The effective input kind and bin width. */
+snn_input_kind snn_session_input(const snn_session *s);
+uint32_t snn_session_bin_us(const snn_session *s);
+const snn_session_stats *snn_session_stats_get(const snn_session *s);
+
+/* SPIKES (or the encoder's events): n events, channel[i] at t_us[i];
+ * timestamps must be non-decreasing and not before the open bin. */
+int snn_session_spikes(snn_session *s, const uint32_t *channel, const uint64_t *t_us, size_t n,
+                       snn_emit_fn emit, void *ctx, snn_err *err);
+
+/* BINNED: n_bins vectors of n_ch values, row-major. t_us: start of the first
+ * bin, or 0 for "right after the previous bin"; a later start first closes
+ * the bins in between as empty. */
+int snn_session_binned(snn_session *s, const float *counts, uint32_t n_ch, size_t n_bins, uint64_t t_us,
+                       snn_emit_fn emit, void *ctx, snn_err *err);
+
+/* TACTILE or ANALOG: one frame of n values at t_us. */
+int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32_t n, snn_emit_fn emit,
+                      void *ctx, snn_err *err);
+
+/* AUDIO: n mono samples in [-1, 1] at rate hz (resampled to the model's rate). */
+int snn_session_audio(snn_session *s, const float *samples, size_t n, uint32_t hz, snn_emit_fn emit,
+                      void *ctx, snn_err *err);
+
+/* Closes the open bin and every bin that ends at or before t_us. */
+int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx, snn_err *err);
+
+/* End of stream: closes the open bin, lets the model finish (e.g. tile a short
+ * audio clip) and delivers the final decision (if the model decides). */
+int snn_session_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *err);
+
+#endif

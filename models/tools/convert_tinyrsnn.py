@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""convert_tinyrsnn.py -- the published tinyRSNN finger-velocity decoders -> snnd .safetensors
+
+Source: fmi-basel/neural-decoding-RSNN @ c8a96667404c83664784217191a67ce95991eac7
+(Liu, Gygax, Rossbroich, Chua, Zhang, Zenke 2024; MIT), models/<session>/tinyRSNN-<seed>.pth:
+float16 stork state dicts of a 96- or 192-input, 64-neuron recurrent LIF layer and a
+2-unit leaky readout (vx, vy).
+
+Usage:
+  convert_tinyrsnn.py PTH_DIR OUT_DIR            # all <session>_tinyRSNN-<seed>.pth in PTH_DIR
+  convert_tinyrsnn.py PTH_DIR OUT_DIR indy01 1   # one model
+  convert_tinyrsnn.py --inputs TRIALS_DIR OUT_DIR  # test inputs input_{indy,loco}.csv
+
+Writes OUT_DIR/tinyrsnn-<session>-seed<N>.safetensors (models/FORMAT.md, format version 1).
+Tensors are kept in F16 exactly as published (weights and the raw softplus time-constant
+parameters), so the stored bytes equal NeuroBench's footprint (21000 for 96 inputs, 33288
+for 192).
+
+Mapping (stork key -> snnd tensor):
+  con1.op.weight [64,P]            -> layers.0.w_in
+  con2.op.weight [64,64]           -> layers.0.w_rec
+  group2.syn_param / mem_param     -> layers.0.syn_param / layers.0.mem_param
+  con3.op.weight [2,64]            -> readout.w
+  group3.syn_param_readout / mem_param_readout -> readout.syn_param / readout.mem_param
+The other keys (con*.src.*, con*.dst.*, output_group.*) are duplicates of the group
+parameters (stork registers a group's parameters once per connection); the converter checks
+that they are bit-identical and drops them.
+
+Needs python3-torch (only to unpickle the .pth) and python3-numpy. Offline tool.
+"""
+import hashlib
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+REPO = "https://github.com/fmi-basel/neural-decoding-RSNN"
+COMMIT = "c8a96667404c83664784217191a67ce95991eac7"
+SESSIONS = {
+    "indy01": "indy_20160622_01", "indy02": "indy_20160630_01", "indy03": "indy_20170131_02",
+    "loco01": "loco_20170210_03", "loco02": "loco_20170215_02", "loco03": "loco_20170301_05",
+}
+# conf/model/tinyRSNN.yaml
+TAU_MEM, TAU_SYN = 20e-3, 10e-3
+TAU_MEM_RO, TAU_SYN_RO = 50e-3, 10e-3
+# challenge/model.py: CustomReadoutGroup(..., initial_state=-1e-2)
+READOUT_INITIAL_STATE = -1e-2
+DT = 4e-3
+
+KEYMAP = [
+    ("con1.op.weight", "layers.0.w_in"),
+    ("con2.op.weight", "layers.0.w_rec"),
+    ("group2.syn_param", "layers.0.syn_param"),
+    ("group2.mem_param", "layers.0.mem_param"),
+    ("con3.op.weight", "readout.w"),
+    ("group3.syn_param_readout", "readout.syn_param"),
+    ("group3.mem_param_readout", "readout.mem_param"),
+]
+
+
+def write_safetensors(path, tensors, metadata):
+    """Writes {name: np.ndarray (float16|float32)} and a str->str metadata map as a
+    safetensors file: u64 LE header length, JSON header padded with spaces to a
+    multiple of 8, then the tensors back to back in the order given."""
+    header = {"__metadata__": metadata}
+    blobs, off = [], 0
+    for name, arr in tensors.items():
+        if arr.dtype == np.float16:
+            dt, raw = "F16", np.ascontiguousarray(arr, dtype="<f2").tobytes()
+        elif arr.dtype == np.float32:
+            dt, raw = "F32", np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        else:
+            raise ValueError(f"{name}: unsupported dtype {arr.dtype}")
+        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hj += b" " * ((-len(hj)) % 8)
+    with open(path, "wb") as f:
+        f.write(len(hj).to_bytes(8, "little"))
+        f.write(hj)
+        for b in blobs:
+            f.write(b)
+    return off
+
+
+def published_r2(pth_dir, session, seed, sd):
+    """The results json lists the 5 seeds in directory-iteration order, not seed order.
+    Match this seed by its connection sparsity (which the json also lists); returns
+    (r2 or None if ambiguous, candidate list, session mean)."""
+    full = SESSIONS[session]
+    p = os.path.join(pth_dir, f"results_tinyRSNN_{full}.json")
+    if not os.path.exists(p):
+        return None, [], None
+    r = json.load(open(p))
+    ws = [sd[k].numpy() for k in ("con1.op.weight", "con2.op.weight", "con3.op.weight")]
+    cs = round(sum(int((w == 0).sum()) for w in ws) / sum(w.size for w in ws), 4)
+    cand = [r2 for r2, c in zip(r["r2"], r["connection_sparsity"]) if abs(c - cs) < 5e-5]
+    mean = sum(r["r2"]) / len(r["r2"])
+    return (cand[0] if len(cand) == 1 else None), cand, mean
+
+
+def convert(pth_dir, out_dir, session, seed):
+    import torch
+
+    src = os.path.join(pth_dir, f"{session}_tinyRSNN-{seed}.pth")
+    raw = open(src, "rb").read()
+    sd = torch.load(src, map_location="cpu")
+    # duplicates must be identical to the group parameters they shadow
+    for k, v in sd.items():
+        m = re.match(r"(con\d\.(src|dst)|output_group)\.(\w+)$", k)
+        if m:
+            base = m.group(3)
+            g = "group3." + base if base.endswith("_readout") else "group2." + base
+            if not torch.equal(v, sd[g]):
+                raise SystemExit(f"{src}: {k} differs from {g}")
+        elif k not in dict(KEYMAP):
+            raise SystemExit(f"{src}: unexpected key {k}")
+    tensors = {}
+    for sk, name in KEYMAP:
+        t = sd[sk]
+        if t.dtype != torch.float16:
+            raise SystemExit(f"{src}: {sk}: expected float16, found {t.dtype}")
+        tensors[name] = t.numpy().astype(np.float16)
+    n_in = tensors["layers.0.w_in"].shape[1]
+    n_hid = tensors["layers.0.w_in"].shape[0]
+    assert tensors["layers.0.w_rec"].shape == (n_hid, n_hid)
+    assert tensors["readout.w"].shape == (2, n_hid)
+    name = f"tinyrsnn-{session}-seed{seed}"
+    r2, cand, r2mean = published_r2(pth_dir, session, seed, sd)
+    config = {
+        "name": name,
+        "description": (f"tinyRSNN finger-velocity decoder (Liu et al. 2024, BioCAS 2024 Grand "
+                        f"Challenge), session {SESSIONS[session]}, seed {seed}: {n_in} inputs "
+                        f"(binary: 1 if the channel had any spike in the 4 ms bin), 64 recurrent "
+                        f"LIF, leaky readout (vx, vy). Trained and published in float16."),
+        "dt": DT,
+        "timing": "stork",
+        "input": {"size": int(n_in), "kind": "spikes", "binary": True},
+        "layers": [{
+            "size": int(n_hid), "neuron": "lif", "recurrent": True, "bias": False,
+            "reset": "zero", "threshold": 1.0,
+            "tau": "softplus", "tau_mem": TAU_MEM, "tau_syn": TAU_SYN,
+        }],
+        "readout": {
+            "size": 2, "names": ["vx", "vy"], "bias": False, "task": "regression",
+            "tau": "softplus", "tau_mem": TAU_MEM_RO, "tau_syn": TAU_SYN_RO,
+            "initial_state": READOUT_INITIAL_STATE,
+        },
+        "provenance": {
+            "source": REPO,
+            "commit": COMMIT,
+            "path": f"models/{session}/tinyRSNN-{seed}.pth",
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "license": "MIT",
+            "paper": "Liu, Gygax, Rossbroich, Chua, Zhang, Zenke (2024), Decoding finger velocity "
+                     "from cortical spike trains with recurrent spiking neural networks",
+            "session": SESSIONS[session],
+            "seed": int(seed),
+            "published_r2": r2,
+            "published_r2_candidates": cand,
+            "published_r2_session_mean": r2mean,
+            "published_r2_note": "R2 on the session's 25% test split, model in float16; results json "
+                                 "lists seeds in directory order, matched here by connection sparsity",
+            "data": "O'Doherty et al. 2017 Zenodo 583331 via NeuroBench PrimateReaching (bin 4 ms)",
+            "command": "models/tools/convert_tinyrsnn.py ../shared/data/primate_reaching/tinyRSNN models/zoo",
+        },
+    }
+    meta = {"format": "snnd-rsnn", "version": "1",
+            "config": json.dumps(config, separators=(",", ":"))}
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, name + ".safetensors")
+    nbytes = write_safetensors(out, tensors, meta)
+    return out, nbytes, r2
+
+
+def make_inputs(trials_dir, out_dir, steps=2500):
+    """Test inputs from real macaque spikes (NLB MC_Maze, DANDI:000128, CC-BY-4.0):
+    trial_748 then trial_1356 (1 ms rows, 182 unit_* columns of 0/1), 4 rows summed per
+    4 ms bin (a trial's last rows that do not fill a bin are dropped), the pair repeated
+    until `steps` bins, counts clipped at 1 (the decoders were trained on binary bins).
+    loco (192 ch): unit k -> channel k, 182..191 silent; indy (96 ch): units 0..95."""
+    bins = []
+    for trial in ("trial_748_data.csv", "trial_1356_data.csv"):
+        p = os.path.join(trials_dir, trial)
+        head = open(p).readline().strip().split(",")
+        cols = [i for i, c in enumerate(head) if c.startswith("unit_")]
+        d = np.loadtxt(p, delimiter=",", skiprows=1)[:, cols]
+        n = len(d) // 4
+        bins.append(d[:4 * n].reshape(n, 4, -1).sum(axis=1))
+    one = np.concatenate(bins)
+    reps = -(-steps // len(one))
+    b = np.concatenate([one] * reps)[:steps]
+    clipped = int((b > 1).sum())
+    b = np.minimum(b, 1).astype(np.int64)
+    for name, n_ch in (("indy", 96), ("loco", 192)):
+        x = np.zeros((steps, n_ch), np.int64)
+        k = min(n_ch, b.shape[1])
+        x[:, :k] = b[:, :k]
+        out = os.path.join(out_dir, f"input_{name}.csv")
+        with open(out, "w") as f:
+            f.write("t," + ",".join(f"ch{i}" for i in range(n_ch)) + "\n")
+            for i in range(steps):
+                f.write("%.3f," % (i * DT) + ",".join(str(int(v)) for v in x[i]) + "\n")
+        print(f"{out}: {steps} bins x {n_ch} channels, {int(x.sum())} spikes")
+    print(f"{clipped} bin counts > 1 clipped to 1 (of {int((b > 0).sum())} non-zero)")
+
+
+def main(argv):
+    if len(argv) == 4 and argv[1] == "--inputs":
+        make_inputs(argv[2], argv[3])
+        return 0
+    if len(argv) not in (3, 5):
+        sys.stderr.write(__doc__)
+        return 2
+    pth_dir, out_dir = argv[1], argv[2]
+    if len(argv) == 5:
+        jobs = [(argv[3], int(argv[4]))]
+    else:
+        jobs = []
+        for f in sorted(os.listdir(pth_dir)):
+            m = re.match(r"(indy0\d|loco0\d)_tinyRSNN-(\d+)\.pth$", f)
+            if m:
+                jobs.append((m.group(1), int(m.group(2))))
+    for session, seed in jobs:
+        out, nbytes, r2 = convert(pth_dir, out_dir, session, seed)
+        print(f"{out}: {nbytes} bytes of tensors, published R2 {r2}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
