@@ -7,7 +7,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "resample.h"
 #include "rsnn.h"
+#include "sigmadelta.h"
+#ifdef SNN_HAVE_ONNX
+#include "dnsmos.h"
+#endif
+
+/* Audio: resampled samples are produced in slices of at most this many. */
+#define AUDIO_SLICE 8192
 
 /* A gap larger than this many empty bins in one call is refused (BAD_TIME):
  * it would stall the worker for seconds. */
@@ -29,6 +39,16 @@ struct snn_session {
     int x_dirty;      /* the open bin has input */
     float *held;      /* ANALOG: last frame's values */
     float *y;         /* model output [n_out] */
+    snn_sigmadelta *enc; /* TACTILE: the model's encoder */
+    uint32_t enc_in;     /* TACTILE: values per frame (taxels) */
+    snn_event *ev;       /* TACTILE: events of one frame */
+    size_t ev_cap;
+    uint32_t *ev_ch;     /* the same events as parallel arrays */
+    uint64_t *ev_t;
+    snn_resampler *rs;   /* AUDIO: to the model's rate (NULL when equal) */
+    uint32_t audio_hz;   /* AUDIO: rate of the first chunk; must not change */
+    float *abuf;         /* AUDIO: resampled slice [AUDIO_SLICE] */
+    uint32_t afill;      /* AUDIO: samples in the open bin x[0..afill) */
 
     /* decision accumulators over the current segment */
     double *acc_sum;
@@ -69,6 +89,12 @@ void snn_session_free(snn_session *s)
     a->free(s->acc_max);
     a->free(s->acc_last);
     a->free(s->dec);
+    snn_sigmadelta_free(s->enc);
+    a->free(s->ev);
+    a->free(s->ev_ch);
+    a->free(s->ev_t);
+    snn_resampler_free(s->rs);
+    a->free(s->abuf);
     a->free(s);
 }
 
@@ -80,6 +106,46 @@ static void acc_reset(snn_session *s)
         s->acc_max[i] = -INFINITY;
     memset(s->acc_last, 0, n * sizeof *s->acc_last);
     s->acc_n = 0;
+}
+
+/* Builds the sigma-delta encoder described by the model's config "encoder":
+ * {"type": "sigmadelta", "threshold": 1, "refractory_us": 0,
+ *  "merge_on_off": false, "invert": true, "channels": 12}. */
+static int encoder_new(snn_session *s, snn_err *err)
+{
+    const snn_model *m = s->m;
+    const json_t *enc = strcmp(m->ops->kind, "rsnn") ? NULL : json_object_get(snn_rsnn_config(m), "encoder");
+    if (!enc)
+        return snn_err_set(err, SNN_EINVAL, "model %s has no encoder: input kind tactile is not possible "
+                           "(use analog or spikes)", m->name);
+    const char *type = json_string_value(json_object_get(enc, "type"));
+    if (!type || strcmp(type, "sigmadelta"))
+        return snn_err_set(err, SNN_ENOTSUP, "model %s: encoder type \"%s\" not supported (sigmadelta)", m->name,
+                           type ? type : "(missing)");
+    snn_sigmadelta_config c = {0};
+    json_t *th = json_object_get(enc, "threshold"), *rf = json_object_get(enc, "refractory_us");
+    json_t *ch = json_object_get(enc, "channels");
+    c.threshold = th ? json_number_value(th) : 1.0;
+    c.refractory_us = rf ? (int64_t)json_number_value(rf) : 0;
+    c.merge_on_off = json_is_true(json_object_get(enc, "merge_on_off"));
+    json_t *inv = json_object_get(enc, "invert");
+    c.invert = inv ? json_is_true(inv) : 1;
+    c.n_channels = ch ? (uint32_t)json_integer_value(ch) : (c.merge_on_off ? m->n_in : m->n_in / 2);
+    s->enc_in = c.n_channels;
+    int rc = snn_sigmadelta_new(&c, s->a, &s->enc, err);
+    if (rc < 0)
+        return rc;
+    if (snn_sigmadelta_n_outputs(s->enc) != m->n_in)
+        return snn_err_set(err, SNN_ESHAPE, "model %s: encoder gives %u channels, the model takes %u", m->name,
+                           snn_sigmadelta_n_outputs(s->enc), m->n_in);
+    size_t cap = snn_sigmadelta_max_events(s->enc, 0, 255);
+    s->ev_cap = cap < 1024 ? 1024 : cap;
+    s->ev = s->a->calloc(s->ev_cap, sizeof *s->ev);
+    s->ev_ch = s->a->calloc(s->ev_cap, sizeof *s->ev_ch);
+    s->ev_t = s->a->calloc(s->ev_cap, sizeof *s->ev_t);
+    if (!s->ev || !s->ev_ch || !s->ev_t)
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for the encoder", m->name);
+    return 0;
 }
 
 int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_allocator *a, snn_session **out,
@@ -107,10 +173,24 @@ int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_al
     }
     s->bin_us = (uint32_t)llround(bin);
     s->silence_us = cfg->segment_silence_us;
+    if (s->input == SNN_INPUT_AUDIO) {
+        if (strcmp(m->input_kind, "audio")) {
+            snn_session_free(s);
+            return snn_err_set(err, SNN_EINVAL, "model %s does not take audio (its input is %s)", m->name,
+                               m->input_kind);
+        }
+        s->abuf = a->calloc(AUDIO_SLICE, sizeof(float));
+        if (!s->abuf) {
+            snn_session_free(s);
+            return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for a session", m->name);
+        }
+    }
     if (s->input == SNN_INPUT_TACTILE) {
-        snn_session_free(s);
-        return snn_err_set(err, SNN_ENOTSUP, "%s: input kind tactile needs the model's encoder, which is not built",
-                           m->name);
+        int rc = encoder_new(s, err);
+        if (rc < 0) {
+            snn_session_free(s);
+            return rc;
+        }
     }
     uint32_t ni = m->n_in ? m->n_in : 1, no = m->n_out ? m->n_out : 1;
     s->x = a->calloc(ni, sizeof(float));
@@ -177,6 +257,24 @@ static void decide(snn_session *s, int final, snn_emit_fn emit, void *ctx)
     acc_reset(s);
 }
 
+/* Accumulates the step's output s->y for the decision and emits it. */
+static void deliver(snn_session *s, const snn_step_info *info, snn_emit_fn emit, void *ctx)
+{
+    const snn_model *m = s->m;
+    snn_output o = {.type = SNN_OUT_PREDICTION, .step = s->step, .t_us = bin_end(s, s->k), .values = s->y,
+                    .n = m->n_out, .info = *info, .index = -1};
+    s->stats.outputs++;
+    for (uint32_t i = 0; i < m->n_out; i++) {
+        s->acc_sum[i] += s->y[i];
+        if (s->y[i] > s->acc_max[i])
+            s->acc_max[i] = s->y[i];
+        s->acc_last[i] = s->y[i];
+    }
+    s->acc_n++;
+    if (emit)
+        emit(ctx, &o);
+}
+
 /* Computes the open bin k with input x, emits its output, opens bin k + 1. */
 static void close_bin(snn_session *s, const float *x, snn_emit_fn emit, void *ctx)
 {
@@ -201,20 +299,8 @@ static void close_bin(snn_session *s, const float *x, snn_emit_fn emit, void *ct
     s->stats.eff_macs += (double)info.eff_macs;
     s->stats.eff_acs += (double)info.eff_acs;
     s->stats.last_t_us = bin_end(s, s->k);
-    if (info.has_output) {
-        snn_output o = {.type = SNN_OUT_PREDICTION, .step = s->step, .t_us = bin_end(s, s->k), .values = s->y,
-                        .n = m->n_out, .info = info, .index = -1};
-        s->stats.outputs++;
-        for (uint32_t i = 0; i < m->n_out; i++) {
-            s->acc_sum[i] += s->y[i];
-            if (s->y[i] > s->acc_max[i])
-                s->acc_max[i] = s->y[i];
-            s->acc_last[i] = s->y[i];
-        }
-        s->acc_n++;
-        if (emit)
-            emit(ctx, &o);
-    }
+    if (info.has_output)
+        deliver(s, &info, emit, ctx);
     s->step++;
     s->k++;
     if (x == s->x && had_input) {
@@ -337,15 +423,34 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
     int rc = want_kind(s, SNN_INPUT_ANALOG, SNN_INPUT_TACTILE, "a frame", err);
     if (rc < 0)
         return rc;
-    if (n != s->m->n_in)
-        return snn_err_set(err, SNN_EINVAL, "frame has %u values, but model %s has %u inputs", n, s->m->name,
-                           s->m->n_in);
+    uint32_t want = s->enc ? s->enc_in : s->m->n_in;
+    if (n != want)
+        return snn_err_set(err, SNN_EINVAL, "frame has %u values, but model %s takes %u per frame", n, s->m->name,
+                           want);
     for (uint32_t i = 0; i < n; i++)
         if (!isfinite(values[i]))
             return snn_err_set(err, SNN_EINVAL, "values[%u] is not a finite number", i);
     if (t_us > (uint64_t)INT64_MAX / 2 || (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
         return rc < 0 ? rc : snn_err_set(err, SNN_EINVAL, "t_us = %llu out of range", (unsigned long long)t_us);
     int64_t t = (int64_t)t_us;
+    if (s->enc) {
+        size_t ne = 0;
+        if ((rc = snn_sigmadelta_push(s->enc, t, values, s->ev, s->ev_cap, &ne, err)) < 0)
+            return rc;
+        if (!s->started) {
+            s->started = 1;
+            s->t0 = t;
+        }
+        for (size_t i = 0; i < ne; i++) {
+            advance_to(s, s->ev[i].t_us, emit, ctx);
+            s->x[s->ev[i].channel] += 1.0f;
+            s->x_dirty = 1;
+            s->last_event_t = s->ev[i].t_us;
+        }
+        s->stats.events += ne;
+        advance_to(s, t, emit, ctx);
+        return 0;
+    }
     if (!s->started) {
         s->started = 1;
         s->t0 = t;
@@ -358,18 +463,90 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
     return 0;
 }
 
+/* Appends resampled samples to the open bin; a full bin (one hop) is a step. */
+static void audio_take(snn_session *s, const float *y, size_t n, snn_emit_fn emit, void *ctx)
+{
+    while (n > 0) {
+        size_t k = s->m->n_in - s->afill;
+        if (k > n)
+            k = n;
+        memcpy(s->x + s->afill, y, k * sizeof(float));
+        s->afill += (uint32_t)k;
+        y += k;
+        n -= k;
+        s->stats.events += k;
+        if (s->afill == s->m->n_in) {
+            s->x_dirty = 1;
+            close_bin(s, s->x, emit, ctx);
+            s->afill = 0;
+        }
+    }
+}
+
 int snn_session_audio(snn_session *s, const float *samples, size_t n, uint32_t hz, snn_emit_fn emit, void *ctx,
                       snn_err *err)
 {
-    (void)samples;
-    (void)n;
-    (void)hz;
-    (void)emit;
-    (void)ctx;
     int rc = want_kind(s, SNN_INPUT_AUDIO, SNN_INPUT_AUDIO, "audio", err);
     if (rc < 0)
         return rc;
-    return snn_err_set(err, SNN_ENOTSUP, "audio input is not built into this snnd");
+    if (hz != 8000 && hz != 16000 && hz != 44100 && hz != 48000)
+        return snn_err_set(err, SNN_EINVAL, "sample_rate %u not supported (8000, 16000, 44100, 48000)", hz);
+    if (s->audio_hz && hz != s->audio_hz)
+        return snn_err_set(err, SNN_EINVAL, "sample_rate %u differs from the stream's %u", hz, s->audio_hz);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(samples[i]))
+            return snn_err_set(err, SNN_EINVAL, "pcm sample %zu is not a finite number", i);
+    double model_hz = (double)s->m->n_in / s->m->dt;
+    if (!s->audio_hz) {
+        s->audio_hz = hz;
+        s->started = 1;
+        s->t0 = 0;
+        if (fabs(model_hz - hz) > 0.5 && (rc = snn_resampler_new(hz, model_hz, s->a, &s->rs, err)) < 0)
+            return rc;
+    }
+    if (!s->rs) {
+        audio_take(s, samples, n, emit, ctx);
+        return 0;
+    }
+    /* Feed slices small enough that their output fits in abuf. */
+    size_t slice = (size_t)((double)AUDIO_SLICE / 2 * hz / model_hz);
+    if (slice < 1)
+        slice = 1;
+    for (size_t off = 0; off < n; off += slice) {
+        size_t k = n - off < slice ? n - off : slice, ny = 0;
+        if ((rc = snn_resampler_process(s->rs, samples + off, k, s->abuf, AUDIO_SLICE, &ny, err)) < 0)
+            return rc;
+        audio_take(s, s->abuf, ny, emit, ctx);
+    }
+    return 0;
+}
+
+/* End of an audio stream: the resampler's tail, then the partial last hop. */
+static int audio_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *err)
+{
+    int rc;
+    if (s->rs) {
+        size_t ny = 0;
+        do {
+            if ((rc = snn_resampler_process(s->rs, NULL, 0, s->abuf, AUDIO_SLICE, &ny, err)) < 0)
+                return rc;
+            audio_take(s, s->abuf, ny, emit, ctx);
+        } while (ny == AUDIO_SLICE);
+    }
+#ifdef SNN_HAVE_ONNX
+    if (s->afill > 0 && !strcmp(s->m->ops->kind, "onnx")) {
+        snn_step_info info;
+        memset(&info, 0, sizeof info);
+        snn_dnsmos_step_samples(s->m, s->st, s->x, s->afill, s->y, &info);
+        s->afill = 0;
+        s->stats.steps++;
+        if (info.has_output)
+            deliver(s, &info, emit, ctx);
+        s->step++;
+        s->k++;
+    }
+#endif
+    return 0;
 }
 
 int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx, snn_err *err)
@@ -388,7 +565,7 @@ int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx
 
 int snn_session_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *err)
 {
-    int rc = snn_session_flush(s, 0, emit, ctx, err);
+    int rc = s->input == SNN_INPUT_AUDIO ? audio_finish(s, emit, ctx, err) : snn_session_flush(s, 0, emit, ctx, err);
     if (rc < 0)
         return rc;
     const snn_model *m = s->m;
@@ -398,19 +575,10 @@ int snn_session_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *err
         if ((rc = m->ops->finish(m, s->st, s->y, &info)) < 0)
             return snn_err_set(err, SNN_EINVAL, "%s: finishing the stream failed", m->name);
         if (info.has_output) {
-            snn_output o = {.type = SNN_OUT_PREDICTION, .step = s->step, .t_us = bin_end(s, s->k ? s->k - 1 : 0),
-                            .values = s->y, .n = m->n_out, .info = info, .index = -1};
-            for (uint32_t i = 0; i < m->n_out; i++) {
-                s->acc_sum[i] += s->y[i];
-                if (s->y[i] > s->acc_max[i])
-                    s->acc_max[i] = s->y[i];
-                s->acc_last[i] = s->y[i];
-            }
-            s->acc_n++;
-            s->stats.outputs++;
+            s->k--; /* the output belongs to the last bin */
+            deliver(s, &info, emit, ctx);
+            s->k++;
             s->step++;
-            if (emit)
-                emit(ctx, &o);
         }
     }
     if (s->silence_us <= 0 || s->in_segment)

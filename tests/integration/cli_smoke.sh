@@ -1,0 +1,71 @@
+#!/bin/sh
+# cli_smoke.sh -- the `snn` CLI against a real snnd: `snn replay` through the
+# daemon prints byte-identical output to `snn model run` offline, over a Unix
+# socket and over TCP; errors exit non-zero with one line on stderr.
+#
+# Needs SNN_BUILD_ROOT and SNN_SOURCE_ROOT (meson's test_env sets both).
+# Exit 77 (skip) when the binaries are not built.
+set -u
+B=${SNN_BUILD_ROOT:?}
+S=${SNN_SOURCE_ROOT:?}
+SNN=$B/clients/snn
+SNND=$B/server/snnd
+[ -x "$SNN" ] && [ -x "$SNND" ] || { echo "SKIP: snn or snnd not built"; exit 77; }
+
+T=$(mktemp -d /tmp/snn-cli-smoke.XXXXXX)
+SOCK=$T/snnd.sock
+PORT=$((20000 + $$ % 20000))
+"$SNND" --listen "unix:$SOCK" --listen "tcp:127.0.0.1:$PORT" --models "$S/models/zoo" \
+    >"$T/snnd.log" 2>&1 &
+PID=$!
+cleanup() { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+
+i=0
+while [ ! -S "$SOCK" ]; do
+    i=$((i + 1))
+    [ $i -gt 100 ] && { echo "FAIL: snnd did not create $SOCK"; cat "$T/snnd.log"; exit 1; }
+    sleep 0.05
+done
+
+fail=0
+check() { # check NAME COMMAND...: the command must succeed
+    name=$1; shift
+    if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fail=1; fi
+}
+check_err() { # check_err NAME WANT COMMAND...: must fail with WANT on stderr, one line
+    name=$1; want=$2; shift 2
+    if "$@" >/dev/null 2>"$T/err"; then
+        echo "FAIL $name: exit status 0"; fail=1
+    elif ! grep -q -- "$want" "$T/err" || [ "$(wc -l <"$T/err")" -ne 1 ]; then
+        echo "FAIL $name: stderr was: $(cat "$T/err")"; fail=1
+    else
+        echo "ok   $name"
+    fi
+}
+
+FX=$S/tests/fixtures/tinyrsnn
+for m in indy01 loco01; do
+    in=$FX/input_${m%01}.csv
+    "$SNN" model run "tinyrsnn-$m-seed1" "$in" --out "$T/$m.offline.csv"
+    check "$m offline has 2500 rows" test "$(wc -l <"$T/$m.offline.csv")" -eq 2501
+    "$SNN" replay "tinyrsnn-$m-seed1" "$in" --socket "$SOCK" --out "$T/$m.unix.csv"
+    check "$m replay over unix is identical" cmp "$T/$m.offline.csv" "$T/$m.unix.csv"
+    "$SNN" replay "tinyrsnn-$m-seed1" "$in" --host 127.0.0.1 --port "$PORT" >"$T/$m.tcp.csv"
+    check "$m replay over tcp is identical" cmp "$T/$m.offline.csv" "$T/$m.tcp.csv"
+done
+check "first prediction of indy01" \
+    grep -qx '0,0.004000,-0.00964747462,-0.00967069808' "$T/indy01.offline.csv"
+
+"$SNN" models --socket "$SOCK" --json >"$T/models.json"
+check "models lists tinyrsnn-indy01-seed1" grep -q '"name":"tinyrsnn-indy01-seed1"' "$T/models.json"
+"$SNN" stats --socket "$SOCK" --json >"$T/stats.json"
+check "stats counts the replayed steps" grep -q '"steps":[1-9]' "$T/stats.json"
+
+check_err "unknown model" "UNKNOWN_MODEL" "$SNN" replay nosuch "$FX/input_indy.csv" --socket "$SOCK"
+check_err "wrong column count" "96 input columns (ch0..ch95), the model has 192 inputs" \
+    "$SNN" replay tinyrsnn-loco01-seed1 "$FX/input_indy.csv" --socket "$SOCK"
+check_err "unknown stream" "UNKNOWN_STREAM" "$SNN" sub nostream --socket "$SOCK"
+check_err "no daemon" "connect unix:$T/none.sock" "$SNN" stats --socket "$T/none.sock"
+check_err "bad option" "unknown option --bogus" "$SNN" model run x y --bogus
+exit $fail

@@ -1,0 +1,53 @@
+/*
+ * itest.h -- helpers for integration tests: start a real snnd on a temporary
+ * Unix socket and speak the wire protocol to it over raw sockets.
+ */
+#ifndef SNN_ITEST_H
+#define SNN_ITEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "snnd.pb-c.h"
+
+typedef struct itest_daemon {
+    pid_t pid;
+    char sock[100];
+    char log[256];
+} itest_daemon;
+
+/* Starts build/server/snnd with --listen unix:<tmp> --models <models_dir> and
+ * extra args (NULL-terminated); waits until it accepts. Returns 0 or -1. */
+int itest_start(itest_daemon *d, const char *models_dir, const char *const *extra);
+
+/* Sends sig and waits for exit; returns the exit status (or -1). */
+int itest_stop(itest_daemon *d, int sig);
+
+/* Connects to the daemon's socket; returns the fd or -1. */
+int itest_connect(const itest_daemon *d);
+
+/* Sends one frame (varint length + packed env). Returns 0 or -1. */
+int itest_send(int fd, const Snnd__V1__Envelope *env);
+
+/* Sends raw bytes. */
+int itest_send_raw(int fd, const void *buf, size_t n);
+
+/* Receives the next Envelope, waiting up to timeout_ms. Returns NULL on
+ * timeout, EOF or error (errno-free: see itest_last_eof). Free with
+ * snnd__v1__envelope__free_unpacked(env, NULL). */
+Snnd__V1__Envelope *itest_recv(int fd, int timeout_ms);
+
+/* 1 if the last itest_recv() on fd hit end-of-file / reset. */
+int itest_last_eof(void);
+
+/* Receives until an envelope of msg_case arrives (others are freed), or NULL. */
+Snnd__V1__Envelope *itest_expect(int fd, int msg_case, int timeout_ms);
+
+/* Convenience senders; return 0 or -1. */
+int itest_open(int fd, uint32_t id, const char *stream, const char *model, int subscribe);
+int itest_binned(int fd, const char *stream, const float *counts, uint32_t n_ch, size_t n_bins);
+int itest_close_stream(int fd, uint32_t id, const char *stream);
+int itest_subscribe(int fd, uint32_t id, const char *stream);
+
+#endif
