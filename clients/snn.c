@@ -1,0 +1,61 @@
+/*
+ * snn.c -- the `snn` command line tool: dispatches to the subcommands.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const help =
+    "usage: snn COMMAND [ARGS]   (snn COMMAND --help for details)\n"
+    "\n"
+    "Offline (no daemon):\n"
+    "  model info MODEL             the model's description as JSON\n"
+    "  model run MODEL INPUT        run a model over a .csv or .wav input, print predictions\n"
+    "Through a running snnd:\n"
+    "  replay MODEL INPUT           the same through the daemon (identical output)\n"
+    "  sub STREAM                   print a stream's predictions as JSON lines\n"
+    "  stats [STREAM]               server and stream statistics\n"
+    "  models                       the models the server serves\n"
+    "\n"
+    "Exit status: 0 on success, 1 on failure, 2 for a command line mistake; the\n"
+    "error is one line on stderr.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage("missing COMMAND");
+    const char *cmd = argv[1];
+    if (cli_is_help(cmd) || strcmp(cmd, "help") == 0) {
+        fputs(help, stdout);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("snn %s\n", SNND_VERSION);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "model") == 0) {
+        if (argc < 3)
+            return cli_usage("model: expected info or run");
+        if (cli_is_help(argv[2])) {
+            fputs("usage: snn model info MODEL [--models DIR]\n"
+                  "       snn model run MODEL INPUT [options]\n",
+                  stdout);
+            return CLI_OK;
+        }
+        if (strcmp(argv[2], "info") == 0)
+            return cmd_model_info(argc - 3, argv + 3);
+        if (strcmp(argv[2], "run") == 0)
+            return cmd_model_run(argc - 3, argv + 3);
+        return cli_usage("model: unknown subcommand '%s' (expected info or run)", argv[2]);
+    }
+    if (strcmp(cmd, "replay") == 0)
+        return cmd_replay(argc - 2, argv + 2);
+    if (strcmp(cmd, "sub") == 0)
+        return cmd_sub(argc - 2, argv + 2);
+    if (strcmp(cmd, "stats") == 0)
+        return cmd_stats(argc - 2, argv + 2);
+    if (strcmp(cmd, "models") == 0)
+        return cmd_models(argc - 2, argv + 2);
+    return cli_usage("unknown command '%s'", cmd);
+}
