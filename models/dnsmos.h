@@ -1,0 +1,68 @@
+/*
+ * dnsmos.h -- Microsoft's DNSMOS speech-quality networks as an snnd model kind
+ * ("onnx"), run from their ONNX files (microsoft/DNS-Challenge, DNSMOS/).
+ *
+ * Two networks, told apart by the graph's input shape:
+ *   P.835  input [N, 144160] raw 16 kHz audio (9.01 s) -> [SIG, BAK, OVRL] raw
+ *   P.808  input [N, 900, 120] log-mel frames (mel.h)   -> [MOS]
+ * A P.835 model outputs 6 values per window:
+ *   SIG, BAK, OVRL   the raw outputs mapped by dnsmos_local.py's polynomials
+ *   SIG_raw, BAK_raw, OVRL_raw
+ * with, for raw x (numpy poly1d order, highest power first):
+ *   DNSMOS   SIG = -0.08397278 x^2 + 1.22083953 x + 0.0052439
+ *            BAK = -0.13166888 x^2 + 1.60915514 x - 0.39604546
+ *            OVRL = -0.06766283 x^2 + 1.11546468 x + 0.04602535
+ *   pDNSMOS (personalized; chosen when the file name starts with "pdnsmos",
+ *   case-insensitive -- the graphs are otherwise indistinguishable)
+ *            SIG = -0.01019296 x^3 + 0.02751166 x^2 + 1.19576786 x - 0.24348726
+ *            BAK = -0.04976499 x^3 + 0.44276479 x^2 - 0.1644611 x + 0.96883132
+ *            OVRL = -0.00533021 x^3 + 0.005101 x^2 + 1.18058466 x - 0.11236046
+ * A P.808 model outputs MOS (its raw output; dnsmos_local.py maps nothing);
+ * its input is the mel spectrogram of the window minus its last 160 samples
+ * (144000 samples -> 900 frames), normalised as mel.h describes.
+ *
+ * Streaming (dnsmos_local.py's segmentation, 1 s hop): one step = one hop of
+ * 16000 samples in [-1, 1] (n_in = 16000). Window i covers samples
+ * [16000 i, 16000 i + 144160) of the stream and is computed at the step that
+ * completes second i + 10 (dnsmos_local.py only scores windows that fit in
+ * floor(len / 16000) whole seconds), so the first output comes after 10 s and
+ * then one per step; the state keeps the last 11 s. finish() handles clips too
+ * short for that: a clip of < 144160 samples is tiled (doubled until at least
+ * 144160 samples long) and the mean over its windows is output; a clip of
+ * 144160 .. 159999 samples gets its single window. Per clip, the mean of the
+ * step outputs (SNN_DECISION_MEAN) is dnsmos_local.py's clip score.
+ */
+#ifndef SNN_DNSMOS_H
+#define SNN_DNSMOS_H
+
+#include <stddef.h>
+
+#include "alloc.h"
+#include "model.h"
+
+#define SNN_DNSMOS_SR 16000
+#define SNN_DNSMOS_HOP 16000
+#define SNN_DNSMOS_WINDOW 144160
+
+/* Loads a DNSMOS ONNX file as an snn_model of kind "onnx" (modelfile.c calls
+ * this for .onnx files). Errors name the file; a graph that is neither P.835
+ * nor P.808 is -SNN_ENOTSUP. */
+int snn_onnx_model_load(const char *path, const snn_allocator *a, snn_model **out,
+                        snn_err *err);
+
+/* 1 for a P.808 model, 0 for P.835. */
+int snn_dnsmos_is_p808(const snn_model *m);
+
+/* Scores one window x[SNN_DNSMOS_WINDOW] into out[m->n_out] using s's
+ * buffers (no allocation). Returns 0. */
+int snn_dnsmos_window(const snn_model *m, snn_state *s, const float *x, float *out);
+
+/* Like the kind's step() but for n <= 16000 samples: the last, partial hop of
+ * a clip. step(x) is snn_dnsmos_step_samples(x, 16000). */
+int snn_dnsmos_step_samples(const snn_model *m, snn_state *s, const float *x, size_t n,
+                            float *out, snn_step_info *info);
+
+/* Maps raw P.835 outputs through the polynomials above. */
+void snn_dnsmos_map(int personalized, const float raw[3], float mapped[3]);
+
+#endif

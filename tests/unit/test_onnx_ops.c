@@ -1,0 +1,437 @@
+/*
+ * test_onnx_ops.c -- the ONNX operator kernels (onnx_ops.h) and the graph runner (onnx.h)
+ * against values worked out by hand.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "onnx.h"
+#include "onnx.pb-c.h"
+#include "onnx_ops.h"
+#include "testutil.h"
+
+static void assert_floats(const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(got[i] - want[i]) > 1e-5f)
+            fail_msg("element %zu: got %g, want %g", i, got[i], want[i]);
+}
+
+/* 3x3 image, 2x2 kernel, padding 1 on every side, bias 10: 4x4 output of corner sums. */
+static void test_conv2d_padded(void **st)
+{
+    (void)st;
+    const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const float w[4] = {1, 0, 0, 1}; /* y = x[i][j] + x[i+1][j+1] (shifted by the padding) */
+    const float b[1] = {10};
+    snn_conv2d c = {.C = 1, .H = 3, .W = 3, .Co = 1, .KH = 2, .KW = 2, .sh = 1, .sw = 1,
+                    .dh = 1, .dw = 1, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
+    assert_int_equal(snn_conv2d_init(&c), 0);
+    assert_int_equal(c.OH, 4);
+    assert_int_equal(c.OW, 4);
+    float y[16], scratch[64];
+    assert_true(snn_conv2d_scratch(&c) <= 64);
+    snn_conv2d_run(&c, x, w, b, 0, y, scratch);
+    const float want[16] = {11, 12, 13, 10, 14, 16, 18, 13, 17, 22, 24, 16, 10, 17, 18, 19};
+    assert_floats(y, want, 16);
+}
+
+/* Two input channels, two output channels, 3x3 kernel, stride 2, no padding. */
+static void test_conv2d_stride_channels(void **st)
+{
+    (void)st;
+    float x[2 * 5 * 5];
+    for (int i = 0; i < 25; i++) {
+        x[i] = (float)i;      /* channel 0: 0..24 */
+        x[25 + i] = 1.0f;     /* channel 1: ones */
+    }
+    float w[2 * 2 * 9];
+    for (int i = 0; i < 9; i++) {
+        w[i] = 1; w[9 + i] = 0;        /* out 0: sum of channel 0 window */
+        w[18 + i] = 0; w[27 + i] = 2;  /* out 1: 2 * sum of channel 1 window = 18 */
+    }
+    snn_conv2d c = {.C = 2, .H = 5, .W = 5, .Co = 2, .KH = 3, .KW = 3, .sh = 2, .sw = 2,
+                    .dh = 1, .dw = 1};
+    assert_int_equal(snn_conv2d_init(&c), 0);
+    assert_int_equal(c.OH, 2);
+    assert_int_equal(c.OW, 2);
+    float y[8], scratch[256];
+    snn_conv2d_run(&c, x, w, NULL, 0, y, scratch);
+    /* window sums of 0..24 at (0,0),(0,2),(2,0),(2,2): 9*center = 54, 72, 144, 162 */
+    const float want[8] = {54, 72, 144, 162, 18, 18, 18, 18};
+    assert_floats(y, want, 8);
+}
+
+/* A 1-D pointwise Conv (H = 1, kernel 1) is a matrix product over channels; a fused Relu
+ * zeroes the negative outputs. */
+static void test_conv1d_pointwise(void **st)
+{
+    (void)st;
+    const float x[2 * 3] = {1, 2, 30, 10, 20, 3}; /* C=2, L=3 */
+    const float w[2] = {1, -1};
+    snn_conv2d c = {.C = 2, .H = 1, .W = 3, .Co = 1, .KH = 1, .KW = 1, .sh = 1, .sw = 1,
+                    .dh = 1, .dw = 1};
+    assert_int_equal(snn_conv2d_init(&c), 0);
+    assert_int_equal(snn_conv2d_scratch(&c), 0);
+    float y[3];
+    snn_conv2d_run(&c, x, w, NULL, 0, y, NULL);
+    assert_floats(y, (const float[3]){-9, -18, 27}, 3);
+    snn_conv2d_run(&c, x, w, NULL, 1, y, NULL);
+    assert_floats(y, (const float[3]){0, 0, 27}, 3);
+}
+
+static float frand(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)(*s >> 8) / (float)(1 << 24) * 2.0f - 1.0f;
+}
+
+/* Winograd F(4x4,3x3) equals im2col + sgemm (within 1e-4) on random data, for sizes that are
+ * not multiples of the 4x4 tile, with symmetric, asymmetric and no padding, bias and Relu. */
+static void test_winograd_matches_im2col(void **st)
+{
+    (void)st;
+    const int64_t pads[3][4] = {{1, 1, 1, 1}, {0, 0, 0, 0}, {2, 0, 1, 1}};
+    uint32_t seed = 42;
+    for (int v = 0; v < 3; v++) {
+        snn_conv2d c = {.C = 9, .H = 13, .W = 11, .Co = 5, .KH = 3, .KW = 3, .sh = 1, .sw = 1,
+                        .dh = 1, .dw = 1, .pt = pads[v][0], .pl = pads[v][1], .pb = pads[v][2],
+                        .pr = pads[v][3]};
+        assert_int_equal(snn_conv2d_init(&c), 0);
+        assert_true(snn_winograd_ok(&c));
+        size_t nx = (size_t)(c.C * c.H * c.W), nw = (size_t)(c.Co * c.C * 9);
+        size_t ny = (size_t)(c.Co * c.OH * c.OW);
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), b[5], *y1 = malloc(ny * 4), *y2 = malloc(ny * 4);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = frand(&seed);
+        for (size_t i = 0; i < nw; i++)
+            w[i] = frand(&seed);
+        for (int i = 0; i < 5; i++)
+            b[i] = frand(&seed);
+        float *u = malloc(snn_winograd_weights_size(&c) * 4);
+        float *s1 = malloc((snn_conv2d_scratch(&c) + 1) * 4), *s2 = malloc(snn_winograd_scratch(&c) * 4);
+        snn_winograd_weights(&c, w, u);
+        for (int relu = 0; relu < 2; relu++) {
+            snn_conv2d_run(&c, x, w, b, relu, y1, s1);
+            snn_conv2d_winograd(&c, x, u, b, relu, y2, s2);
+            for (size_t i = 0; i < ny; i++)
+                if (fabsf(y1[i] - y2[i]) > 1e-4f)
+                    fail_msg("pads %d relu %d element %zu: im2col %g, winograd %g", v, relu, i, y1[i],
+                             y2[i]);
+        }
+        free(x); free(w); free(y1); free(y2); free(u); free(s1); free(s2);
+    }
+    snn_conv2d s2 = {.C = 1, .H = 5, .W = 5, .Co = 1, .KH = 3, .KW = 3, .sh = 2, .sw = 2, .dh = 1, .dw = 1};
+    assert_false(snn_winograd_ok(&s2)); /* stride 2 is not Winograd's */
+}
+
+/* 2x2 max pooling, stride 2, floor mode drops the odd last row/column. */
+static void test_maxpool(void **st)
+{
+    (void)st;
+    const float x[5 * 5] = {1, 2, 3, 4, 99, 5, 6, 7, 8, 99, -1, -2, -3, -4, 99,
+                            -5, -6, -7, -8, 99, 99, 99, 99, 99, 99};
+    float y[4];
+    snn_maxpool2d(x, 1, 5, 5, 2, 2, 2, 2, y);
+    const float want[4] = {6, 8, -1, -3};
+    assert_floats(y, want, 4);
+}
+
+/* Dense layer: [1,3] x [3,2]. */
+static void test_matmul(void **st)
+{
+    (void)st;
+    const float a[3] = {1, 2, 3}, b[6] = {1, 4, 2, 5, 3, 6};
+    float y[2];
+    snn_matmul(a, b, y, 1, 3, 2);
+    const float want[2] = {14, 32};
+    assert_floats(y, want, 2);
+}
+
+/* Broadcasting: [2,3] + [3], Max with a scalar, Pow 2, Div by a column [2,1]. */
+static void test_binary_broadcast(void **st)
+{
+    (void)st;
+    const float a[6] = {1, 2, 3, 4, 5, 6}, row[3] = {10, 20, 30}, s[1] = {3.5f}, col[2] = {2, 4};
+    const int64_t da[2] = {2, 3}, dr[1] = {3}, ds[1] = {1}, dc[2] = {2, 1};
+    int64_t dy[SNN_ONNX_MAX_RANK];
+    int ry;
+    float y[6];
+    assert_int_equal(snn_broadcast_shape(da, 2, dr, 1, dy, &ry), 0);
+    assert_int_equal(ry, 2);
+    snn_binary(SNN_BIN_ADD, a, da, 2, row, dr, 1, y, dy, ry);
+    assert_floats(y, (const float[6]){11, 22, 33, 14, 25, 36}, 6);
+    snn_binary(SNN_BIN_MAX, s, ds, 1, a, da, 2, y, da, 2);
+    assert_floats(y, (const float[6]){3.5f, 3.5f, 3.5f, 4, 5, 6}, 6);
+    snn_binary(SNN_BIN_POW, a, da, 2, (const float[1]){2}, ds, 1, y, da, 2);
+    assert_floats(y, (const float[6]){1, 4, 9, 16, 25, 36}, 6);
+    snn_binary(SNN_BIN_DIV, a, da, 2, col, dc, 2, y, da, 2);
+    assert_floats(y, (const float[6]){0.5f, 1, 1.5f, 1, 1.25f, 1.5f}, 6);
+    const int64_t bad[1] = {2};
+    assert_int_equal(snn_broadcast_shape(da, 2, bad, 1, dy, &ry), -1);
+}
+
+/* Relu, Sqrt, Log elementwise. */
+static void test_unary(void **st)
+{
+    (void)st;
+    const float x[4] = {-2, 0, 4, 1};
+    float y[4];
+    snn_unary(SNN_UN_RELU, x, y, 4);
+    assert_floats(y, (const float[4]){0, 0, 4, 1}, 4);
+    snn_unary(SNN_UN_SQRT, x + 2, y, 2);
+    assert_floats(y, (const float[2]){2, 1}, 2);
+    snn_unary(SNN_UN_LOG, (const float[2]){1, (float)M_E}, y, 2);
+    assert_floats(y, (const float[2]){0, 1}, 2);
+}
+
+/* Transpose [2,3] -> [3,2] and [1,2,3] by (0,2,1); ReduceMax over axes 1,2 of [1,2,2,2]. */
+static void test_transpose_reduce(void **st)
+{
+    (void)st;
+    const float x[6] = {1, 2, 3, 4, 5, 6};
+    float y[8];
+    snn_transpose(x, (const int64_t[2]){2, 3}, 2, (const int64_t[2]){1, 0}, y, 4);
+    assert_floats(y, (const float[6]){1, 4, 2, 5, 3, 6}, 6);
+    snn_transpose(x, (const int64_t[3]){1, 2, 3}, 3, (const int64_t[3]){0, 2, 1}, y, 4);
+    assert_floats(y, (const float[6]){1, 4, 2, 5, 3, 6}, 6);
+    const float z[8] = {1, 9, 3, 4, 5, 6, 7, -8}; /* [1,2,2,2] */
+    snn_reduce_max(z, (const int64_t[4]){1, 2, 2, 2}, 4, (const int[4]){0, 1, 1, 0}, y);
+    assert_floats(y, (const float[2]){7, 9}, 2);
+}
+
+/* Slice with a step, Concat along the last axis (the framing DNSMOS does). */
+static void test_slice_concat(void **st)
+{
+    (void)st;
+    const float x[8] = {0, 1, 2, 3, 4, 5, 6, 7}; /* [2,4] */
+    float y[4];
+    snn_slice(x, (const int64_t[2]){2, 4}, 2, (const int64_t[2]){0, 1}, (const int64_t[2]){1, 2}, y,
+              (const int64_t[2]){2, 2}, 4);
+    assert_floats(y, (const float[4]){1, 3, 5, 7}, 4);
+    const float a[2] = {1, 2}, b[4] = {3, 4, 5, 6};
+    const void *xs[2] = {a, b};
+    const int64_t da[2] = {2, 1}, db[2] = {2, 2};
+    const int64_t *ds[2] = {da, db};
+    float c[6];
+    snn_concat(xs, ds, 2, 2, 1, c, 4);
+    assert_floats(c, (const float[6]){1, 3, 4, 2, 5, 6}, 6);
+}
+
+/* ---- graphs built in memory with the generated protobuf-c code ---------------------------- */
+
+typedef struct tiny {
+    Onnx__ModelProto m;
+    Onnx__GraphProto g;
+    Onnx__OperatorSetIdProto os, *osp[1];
+    Onnx__NodeProto n[2], *np[2];
+    Onnx__AttributeProto at[2], *atp[2];
+    Onnx__TensorProto w, *wp[1];
+    Onnx__ValueInfoProto in, out, *inp[1], *outp[1];
+    Onnx__TypeProto ty;
+    Onnx__TypeProto__Tensor tt;
+    Onnx__TensorShapeProto sh;
+    Onnx__TensorShapeProto__Dimension dim[4], *dimp[4];
+    int64_t wdims[4], kshape[2];
+    float wdata[4];
+    char *n0in[2], *n0out[1], *n1in[1], *n1out[1];
+} tiny;
+
+/* X [N,1,3,3] -> Conv(W [1,1,2,2] = [[1,0],[0,-1]], no padding) -> op1 -> Y [N,1,2,2]. */
+static uint8_t *pack_tiny(const char *op1, size_t *len)
+{
+    tiny *t = calloc(1, sizeof *t);
+    onnx__model_proto__init(&t->m);
+    onnx__graph_proto__init(&t->g);
+    onnx__operator_set_id_proto__init(&t->os);
+    t->os.has_version = 1;
+    t->os.version = 12;
+    t->osp[0] = &t->os;
+    t->m.n_opset_import = 1;
+    t->m.opset_import = t->osp;
+    t->m.has_ir_version = 1;
+    t->m.ir_version = 7;
+    t->m.graph = &t->g;
+    onnx__tensor_proto__init(&t->w);
+    t->w.name = "W";
+    t->w.has_data_type = 1;
+    t->w.data_type = 1;
+    t->wdims[0] = t->wdims[1] = 1;
+    t->wdims[2] = t->wdims[3] = 2;
+    t->w.n_dims = 4;
+    t->w.dims = t->wdims;
+    t->wdata[0] = 1; t->wdata[3] = -1;
+    t->w.n_float_data = 4;
+    t->w.float_data = t->wdata;
+    t->wp[0] = &t->w;
+    t->g.n_initializer = 1;
+    t->g.initializer = t->wp;
+    for (int i = 0; i < 4; i++) {
+        onnx__tensor_shape_proto__dimension__init(&t->dim[i]);
+        t->dimp[i] = &t->dim[i];
+        if (i == 0) {
+            t->dim[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            t->dim[i].dim_param = "N";
+        } else {
+            t->dim[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            t->dim[i].dim_value = i == 1 ? 1 : 3;
+        }
+    }
+    onnx__tensor_shape_proto__init(&t->sh);
+    t->sh.n_dim = 4;
+    t->sh.dim = t->dimp;
+    onnx__type_proto__tensor__init(&t->tt);
+    t->tt.has_elem_type = 1;
+    t->tt.elem_type = 1;
+    t->tt.shape = &t->sh;
+    onnx__type_proto__init(&t->ty);
+    t->ty.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    t->ty.tensor_type = &t->tt;
+    onnx__value_info_proto__init(&t->in);
+    t->in.name = "X";
+    t->in.type = &t->ty;
+    onnx__value_info_proto__init(&t->out);
+    t->out.name = "Y";
+    t->inp[0] = &t->in;
+    t->outp[0] = &t->out;
+    t->g.n_input = 1;
+    t->g.input = t->inp;
+    t->g.n_output = 1;
+    t->g.output = t->outp;
+    onnx__attribute_proto__init(&t->at[0]);
+    t->at[0].name = "kernel_shape";
+    t->at[0].has_type = 1;
+    t->at[0].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    t->kshape[0] = t->kshape[1] = 2;
+    t->at[0].n_ints = 2;
+    t->at[0].ints = t->kshape;
+    t->atp[0] = &t->at[0];
+    for (int i = 0; i < 2; i++) {
+        onnx__node_proto__init(&t->n[i]);
+        t->np[i] = &t->n[i];
+    }
+    t->n0in[0] = "X"; t->n0in[1] = "W"; t->n0out[0] = "C";
+    t->n1in[0] = "C"; t->n1out[0] = "Y";
+    t->n[0].op_type = "Conv";
+    t->n[0].name = "conv0";
+    t->n[0].n_input = 2;
+    t->n[0].input = t->n0in;
+    t->n[0].n_output = 1;
+    t->n[0].output = t->n0out;
+    t->n[0].n_attribute = 1;
+    t->n[0].attribute = t->atp;
+    t->n[1].op_type = (char *)op1;
+    t->n[1].name = "act1";
+    t->n[1].n_input = 1;
+    t->n[1].input = t->n1in;
+    t->n[1].n_output = 1;
+    t->n[1].output = t->n1out;
+    t->g.n_node = 2;
+    t->g.node = t->np;
+    *len = onnx__model_proto__get_packed_size(&t->m);
+    uint8_t *buf = malloc(*len);
+    onnx__model_proto__pack(&t->m, buf);
+    free(t);
+    return buf;
+}
+
+/* A Conv -> Relu graph loads with batch fixed to 1 and computes relu(x00 - x11). */
+static void test_graph_runs(void **st)
+{
+    (void)st;
+    size_t len;
+    uint8_t *buf = pack_tiny("Relu", &len);
+    snn_onnx_graph *g;
+    snn_err e = {{0}};
+    assert_int_equal(snn_onnx_load_buffer(buf, len, "tiny.onnx", &snn_test_allocator, &g, &e), 0);
+    assert_int_equal(snn_onnx_input_numel(g), 9);
+    assert_int_equal(snn_onnx_output_numel(g), 4);
+    assert_int_equal(snn_onnx_input_dims(g)[0], 1);
+    assert_int_equal(snn_onnx_n_params(g), 4);
+    const float x[9] = {5, 1, 0, 0, 2, 9, 1, 1, 1};
+    float y[4];
+    void *work = malloc(snn_onnx_work_size(g));
+    snn_onnx_run(g, x, y, work);
+    /* x00-x11 = 3, x01-x12 = -8 -> 0, x10-x21 = -1 -> 0, x11-x22 = 1 */
+    assert_floats(y, (const float[4]){3, 0, 0, 1}, 4);
+    free(work);
+    snn_onnx_free(g);
+    free(buf);
+}
+
+/* An operator snnd does not run is rejected naming the file, node index, name and op. */
+static void test_graph_unsupported_op(void **st)
+{
+    (void)st;
+    size_t len;
+    uint8_t *buf = pack_tiny("Foo", &len);
+    snn_onnx_graph *g = (snn_onnx_graph *)1;
+    snn_err e = {{0}};
+    assert_int_equal(snn_onnx_load_buffer(buf, len, "tiny.onnx", &snn_test_allocator, &g, &e),
+                     -SNN_ENOTSUP);
+    assert_null(g);
+    assert_string_equal(e.msg, "tiny.onnx: node 1 (act1): unsupported operator 'Foo'");
+    free(buf);
+}
+
+/* Bytes that are not a protobuf ModelProto are a format error. */
+static void test_graph_garbage(void **st)
+{
+    (void)st;
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x34};
+    snn_onnx_graph *g;
+    snn_err e = {{0}};
+    assert_int_equal(snn_onnx_load_buffer(junk, sizeof junk, "junk.onnx", &snn_test_allocator, &g, &e),
+                     -SNN_EFORMAT);
+    assert_non_null(strstr(e.msg, "junk.onnx: not an ONNX ModelProto"));
+}
+
+/* Every allocation failure during loading is reported and leaks nothing. */
+static void test_graph_alloc_failures(void **st)
+{
+    (void)st;
+    size_t len;
+    uint8_t *buf = pack_tiny("Relu", &len);
+    for (int k = 1; k < 40; k++) {
+        snn_onnx_graph *g;
+        snn_err e;
+        snn_test_fail_alloc_after(k);
+        int rc = snn_onnx_load_buffer(buf, len, "tiny.onnx", &snn_test_allocator, &g, &e);
+        snn_test_fail_alloc_after(0);
+        if (rc == 0) {
+            snn_onnx_free(g);
+            break;
+        }
+        assert_int_equal(rc, -SNN_ENOMEM);
+    }
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d_padded),
+        cmocka_unit_test(test_conv2d_stride_channels),
+        cmocka_unit_test(test_conv1d_pointwise),
+        cmocka_unit_test(test_winograd_matches_im2col),
+        cmocka_unit_test(test_maxpool),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_binary_broadcast),
+        cmocka_unit_test(test_unary),
+        cmocka_unit_test(test_transpose_reduce),
+        cmocka_unit_test(test_slice_concat),
+        cmocka_unit_test(test_graph_runs),
+        cmocka_unit_test(test_graph_unsupported_op),
+        cmocka_unit_test(test_graph_garbage),
+        cmocka_unit_test(test_graph_alloc_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,221 @@
+/*
+ * test_wav.c -- the strict RIFF/WAVE reader (wav.h) on files built byte by byte, and the
+ * soxr resampler (resample.h) that brings them to 16 kHz.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "resample.h"
+#include "testutil.h"
+#include "wav.h"
+
+static size_t put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+    return 4;
+}
+
+static size_t put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8);
+    return 2;
+}
+
+/* Builds a WAVE file: fmt (format, channels, rate, bits), an optional odd-sized LIST chunk,
+ * then data of nbytes. Returns its length. */
+static size_t make_wav(uint8_t *b, uint16_t fmt, uint16_t ch, uint32_t rate, uint16_t bits,
+                       const void *data, uint32_t nbytes, int with_list)
+{
+    size_t k = 0;
+    memcpy(b, "RIFF", 4); k += 4;
+    k += 4; /* size later */
+    memcpy(b + k, "WAVE", 4); k += 4;
+    memcpy(b + k, "fmt ", 4); k += 4;
+    k += put32(b + k, 16);
+    k += put16(b + k, fmt);
+    k += put16(b + k, ch);
+    k += put32(b + k, rate);
+    k += put32(b + k, rate * ch * bits / 8);
+    k += put16(b + k, (uint16_t)(ch * bits / 8));
+    k += put16(b + k, bits);
+    if (with_list) {
+        memcpy(b + k, "LIST", 4); k += 4;
+        k += put32(b + k, 3);
+        memcpy(b + k, "abc\0", 4); k += 4; /* 3 bytes + pad byte */
+    }
+    memcpy(b + k, "data", 4); k += 4;
+    k += put32(b + k, nbytes);
+    memcpy(b + k, data, nbytes); k += nbytes;
+    put32(b + 4, (uint32_t)(k - 8));
+    return k;
+}
+
+/* s16 mono: samples / 32768, after skipping an odd-sized LIST chunk. */
+static void test_s16_mono(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    const int16_t s[4] = {0, 16384, -32768, 32767};
+    size_t n = make_wav(b, 1, 1, 16000, 16, s, sizeof s, 1);
+    snn_wav w;
+    snn_err e = {{0}};
+    assert_int_equal(snn_wav_parse(b, n, "a.wav", &snn_test_allocator, &w, &e), 0);
+    assert_int_equal(w.sample_rate, 16000);
+    assert_int_equal(w.n, 4);
+    assert_float_equal(w.x[0], 0.0f, 0);
+    assert_float_equal(w.x[1], 0.5f, 0);
+    assert_float_equal(w.x[2], -1.0f, 0);
+    assert_float_equal(w.x[3], 32767.0f / 32768.0f, 0);
+    snn_wav_free(&w);
+}
+
+/* float32 mono is taken as is. */
+static void test_f32_mono(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    const float s[3] = {0.25f, -0.75f, 1.0f};
+    size_t n = make_wav(b, 3, 1, 48000, 32, s, sizeof s, 0);
+    snn_wav w;
+    snn_err e = {{0}};
+    assert_int_equal(snn_wav_parse(b, n, "f.wav", &snn_test_allocator, &w, &e), 0);
+    assert_int_equal(w.sample_rate, 48000);
+    assert_int_equal(w.n, 3);
+    assert_memory_equal(w.x, s, sizeof s);
+    snn_wav_free(&w);
+}
+
+/* A file cut short (RIFF size larger than the bytes present) is a format error. */
+static void test_truncated(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    const int16_t s[8] = {0};
+    size_t n = make_wav(b, 1, 1, 16000, 16, s, sizeof s, 0);
+    snn_wav w;
+    snn_err e = {{0}};
+    assert_int_equal(snn_wav_parse(b, n - 5, "t.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_non_null(strstr(e.msg, "t.wav: RIFF size"));
+    /* data chunk claiming more than the file holds (RIFF size patched to match the cut) */
+    put32(b + 4, (uint32_t)(n - 5 - 8));
+    assert_int_equal(snn_wav_parse(b, n - 5, "t.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_non_null(strstr(e.msg, "chunk 'data'"));
+}
+
+/* Garbage and a header alone are format errors. */
+static void test_garbage(void **st)
+{
+    (void)st;
+    snn_wav w;
+    snn_err e = {{0}};
+    const uint8_t junk[16] = "hello, world!!!";
+    assert_int_equal(snn_wav_parse(junk, sizeof junk, "g.wav", &snn_test_allocator, &w, &e),
+                     -SNN_EFORMAT);
+    assert_string_equal(e.msg, "g.wav: not a RIFF/WAVE file");
+    uint8_t hdr[12];
+    memcpy(hdr, "RIFF\x04\x00\x00\x00WAVE", 12);
+    assert_int_equal(snn_wav_parse(hdr, 12, "h.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_string_equal(e.msg, "h.wav: no fmt chunk");
+}
+
+/* Stereo and 24-bit PCM are valid WAVE that snnd does not read: named in the error. */
+static void test_unsupported(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    const int16_t s[4] = {0};
+    snn_wav w;
+    snn_err e = {{0}};
+    size_t n = make_wav(b, 1, 2, 16000, 16, s, sizeof s, 0);
+    assert_int_equal(snn_wav_parse(b, n, "st.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
+    assert_string_equal(e.msg, "st.wav: fmt: 2 channels (only mono is supported)");
+    n = make_wav(b, 1, 1, 16000, 24, s, 6, 0);
+    assert_int_equal(snn_wav_parse(b, n, "24.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
+    assert_non_null(strstr(e.msg, "format 1 with 24 bits"));
+}
+
+/* A missing file is ENOENT naming the path. */
+static void test_missing_file(void **st)
+{
+    (void)st;
+    snn_wav w;
+    snn_err e = {{0}};
+    assert_int_equal(snn_wav_read("/nonexistent/x.wav", NULL, &w, &e), -SNN_ENOENT);
+    assert_non_null(strstr(e.msg, "/nonexistent/x.wav"));
+}
+
+/* RMS of x[from..to) */
+static double rms(const float *x, size_t from, size_t to)
+{
+    double s = 0;
+    for (size_t i = from; i < to; i++)
+        s += (double)x[i] * x[i];
+    return sqrt(s / (double)(to - from));
+}
+
+/* Resampling a 1 kHz sine of amplitude 0.5 from 8, 44.1 and 48 kHz to 16 kHz keeps its length
+ * (n * 16000 / rate), its RMS (0.5 / sqrt 2, within 1%) and its frequency (zero crossings:
+ * 2000 per second, within 1%); 16 kHz is copied bit for bit. */
+static void test_resample_tone(void **st)
+{
+    (void)st;
+    const double rates[3] = {8000, 44100, 48000};
+    for (int r = 0; r < 3; r++) {
+        size_t n = (size_t)rates[r]; /* 1 s */
+        float *x = malloc(n * sizeof *x);
+        for (size_t i = 0; i < n; i++)
+            x[i] = (float)(0.5 * sin(2 * M_PI * 1000.0 * (double)i / rates[r]));
+        float *y;
+        size_t ny;
+        snn_err e = {{0}};
+        assert_int_equal(snn_resample(x, n, rates[r], 16000, &snn_test_allocator, &y, &ny, &e), 0);
+        assert_int_equal(ny, 16000);
+        assert_float_equal(rms(y, 1000, 15000), 0.5 / sqrt(2.0), 0.01 * 0.5 / sqrt(2.0));
+        int zc = 0;
+        for (size_t i = 1000; i < 15000; i++)
+            zc += (y[i - 1] < 0) != (y[i] < 0);
+        assert_in_range(zc, 1750 - 17, 1750 + 17); /* 14000 samples = 0.875 s */
+        test_free(y);
+        free(x);
+    }
+    const float x16[5] = {0.1f, -0.2f, 0.3f, 0.4f, -0.5f};
+    float *y;
+    size_t ny;
+    assert_int_equal(snn_resample(x16, 5, 16000, 16000, &snn_test_allocator, &y, &ny, NULL), 0);
+    assert_int_equal(ny, 5);
+    assert_memory_equal(y, x16, sizeof x16);
+    test_free(y);
+}
+
+/* Rates outside 1..384 kHz are refused. */
+static void test_resample_bad_rate(void **st)
+{
+    (void)st;
+    snn_resampler *r;
+    snn_err e = {{0}};
+    assert_int_equal(snn_resampler_new(0, 16000, NULL, &r, &e), -SNN_EINVAL);
+    assert_non_null(strstr(e.msg, "rate 0 -> 16000 Hz"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_s16_mono),
+        cmocka_unit_test(test_f32_mono),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_resample_tone),
+        cmocka_unit_test(test_resample_bad_rate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
