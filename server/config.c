@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <fnmatch.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,22 @@ void snnd_config_defaults(snnd_config *c)
     c->shutdown_grace_seconds = 5;
 }
 
+static void tokens_free(snnd_config *c)
+{
+    for (int i = 0; i < c->n_tokens; i++) {
+        snnd_token *t = &c->tokens[i];
+        free(t->token);
+        for (int k = 0; k < t->n_models; k++)
+            free(t->models[k]);
+        for (int k = 0; k < t->n_streams; k++)
+            free(t->streams[k]);
+    }
+    c->n_tokens = 0;
+}
+
 void snnd_config_free(snnd_config *c)
 {
+    tokens_free(c);
     for (int i = 0; i < c->n_listen; i++)
         free(c->listen[i]);
     free(c->models_dir);
@@ -175,6 +190,123 @@ static int load_limits(snnd_config *c, json_t *lim, const char *path, char *err,
     return 0;
 }
 
+static int load_patterns(json_t *v, const char *path, int i, const char *key, char **out, int *n, char *err,
+                         size_t errlen)
+{
+    *n = 0;
+    if (!v) {
+        out[(*n)++] = strdup("*");
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) > SNND_MAX_PATTERNS) {
+        snprintf(err, errlen, "%s: tokens[%d].%s: expected an array of at most %d patterns", path, i, key,
+                 SNND_MAX_PATTERNS);
+        return -1;
+    }
+    size_t k;
+    json_t *p;
+    json_array_foreach(v, k, p) {
+        if (!json_is_string(p)) {
+            snprintf(err, errlen, "%s: tokens[%d].%s[%zu]: expected a string", path, i, key, k);
+            return -1;
+        }
+        out[(*n)++] = strdup(json_string_value(p));
+    }
+    return 0;
+}
+
+static int load_tokens(snnd_config *c, json_t *v, const char *path, char *err, size_t errlen)
+{
+    static const char *names[] = {"stream", "subscribe", "learn", "save", "admin"};
+    tokens_free(c);
+    if (!json_is_array(v) || json_array_size(v) > SNND_MAX_TOKENS) {
+        snprintf(err, errlen, "%s: tokens: expected an array of at most %d tokens", path, SNND_MAX_TOKENS);
+        return -1;
+    }
+    size_t i;
+    json_t *tj;
+    json_array_foreach(v, i, tj) {
+        snnd_token *t = &c->tokens[c->n_tokens++];
+        memset(t, 0, sizeof *t);
+        const char *k;
+        json_t *x;
+        json_object_foreach(tj, k, x) {
+            if (strcmp(k, "token") && strcmp(k, "actions") && strcmp(k, "models") && strcmp(k, "streams") &&
+                k[0] != '_') {
+                snprintf(err, errlen, "%s: tokens[%zu]: unknown key %s (token, actions, models, streams)", path, i,
+                         k);
+                return -1;
+            }
+        }
+        const char *secret = json_string_value(json_object_get(tj, "token"));
+        if (!secret || strlen(secret) < 8) {
+            snprintf(err, errlen, "%s: tokens[%zu].token: expected a string of at least 8 characters", path, i);
+            return -1;
+        }
+        t->token = strdup(secret);
+        json_t *acts = json_object_get(tj, "actions");
+        if (!json_is_array(acts)) {
+            snprintf(err, errlen, "%s: tokens[%zu].actions: expected an array of stream, subscribe, learn, save, admin",
+                     path, i);
+            return -1;
+        }
+        size_t a;
+        json_t *aj;
+        json_array_foreach(acts, a, aj) {
+            const char *n = json_string_value(aj);
+            int found = 0;
+            for (int b = 0; n && b < 5; b++)
+                if (!strcmp(n, names[b])) {
+                    t->actions |= 1u << b;
+                    found = 1;
+                }
+            if (!found) {
+                snprintf(err, errlen, "%s: tokens[%zu].actions[%zu]: \"%s\" is not one of stream, subscribe, learn, "
+                         "save, admin", path, i, a, n ? n : "(not a string)");
+                return -1;
+            }
+        }
+        if (load_patterns(json_object_get(tj, "models"), path, (int)i, "models", t->models, &t->n_models, err,
+                          errlen) ||
+            load_patterns(json_object_get(tj, "streams"), path, (int)i, "streams", t->streams, &t->n_streams, err,
+                          errlen))
+            return -1;
+    }
+    return 0;
+}
+
+const snnd_token *snnd_config_token(const snnd_config *c, const char *tok)
+{
+    size_t n = strlen(tok);
+    const snnd_token *hit = NULL;
+    for (int i = 0; i < c->n_tokens; i++) {
+        const char *s = c->tokens[i].token;
+        size_t m = strlen(s);
+        unsigned char diff = (unsigned char)(n != m);
+        for (size_t k = 0; k < m; k++)
+            diff |= (unsigned char)(s[k] ^ (k < n ? tok[k] : 0));
+        if (!diff)
+            hit = &c->tokens[i];
+    }
+    return hit;
+}
+
+static int match_any(char *const *pats, int n, const char *name)
+{
+    if (!name)
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (fnmatch(pats[i], name, 0) == 0)
+            return 1;
+    return 0;
+}
+
+int snnd_token_allows(const snnd_token *t, unsigned action, const char *model, const char *stream)
+{
+    return t && (t->actions & action) && match_any(t->models, t->n_models, model) &&
+           match_any(t->streams, t->n_streams, stream);
+}
+
 int snnd_config_load(snnd_config *c, const char *path, char *err, size_t errlen)
 {
     json_error_t je;
@@ -245,6 +377,9 @@ int snnd_config_load(snnd_config *c, const char *path, char *err, size_t errlen)
             if (get_num(v, path, k, 0, 3600, &d, err, errlen))
                 goto out;
             c->shutdown_grace_seconds = d;
+        } else if (!strcmp(k, "tokens")) {
+            if (load_tokens(c, v, path, err, errlen))
+                goto out;
         } else if (!strcmp(k, "limits")) {
             if (load_limits(c, v, path, err, errlen))
                 goto out;

@@ -13,6 +13,29 @@
 
 #define SNND_MAX_LISTEN 16
 
+/* Actions a token may allow. */
+enum {
+    SNND_ACT_STREAM = 1,    /* open, feed and close streams */
+    SNND_ACT_SUBSCRIBE = 2, /* subscribe to streams */
+    SNND_ACT_LEARN = 4,     /* open streams that learn */
+    SNND_ACT_SAVE = 8,      /* save learned weights as a model */
+    SNND_ACT_ADMIN = 16,    /* server-wide stats */
+};
+
+#define SNND_MAX_TOKENS 64
+#define SNND_MAX_PATTERNS 16
+
+/* One access token: the actions it allows on the models and streams whose
+ * names match one of its glob patterns (fnmatch; "*" matches everything). */
+typedef struct snnd_token {
+    char *token;
+    unsigned actions;
+    char *models[SNND_MAX_PATTERNS];
+    int n_models;
+    char *streams[SNND_MAX_PATTERNS];
+    int n_streams;
+} snnd_token;
+
 typedef struct snnd_config {
     char *listen[SNND_MAX_LISTEN]; /* "unix:PATH", "tcp:HOST:PORT" (v4 or [v6]) */
     int n_listen;
@@ -31,6 +54,9 @@ typedef struct snnd_config {
     uint64_t subscriber_soft_bytes;   /* output queue: dropped if above this ... */
     double subscriber_soft_seconds;   /* ... for this long */
     double shutdown_grace_seconds;    /* SIGTERM: at most this long to flush */
+    /* access control: with no tokens every client may do everything */
+    snnd_token tokens[SNND_MAX_TOKENS];
+    int n_tokens;
 } snnd_config;
 
 /* Fills c with the embedded defaults (Unix socket + TCP 127.0.0.1:7878, the
@@ -50,6 +76,12 @@ void snnd_config_set_listen(snnd_config *c, char **addrs, int n);
 void snnd_config_set_models(snnd_config *c, const char *dir);
 
 void snnd_config_free(snnd_config *c);
+
+/* Returns the token entry whose secret equals tok (constant-time compare), or NULL. */
+const snnd_token *snnd_config_token(const snnd_config *c, const char *tok);
+
+/* 1 if t allows action on model (NULL: any) and stream (NULL: any). */
+int snnd_token_allows(const snnd_token *t, unsigned action, const char *model, const char *stream);
 
 /* The default Unix socket path: $SNND_SOCKET, else $XDG_RUNTIME_DIR/snnd.sock,
  * else /tmp/snnd.sock (static buffer). */

@@ -70,10 +70,47 @@ static void send_ack(conn *c, uint32_t id, const char *stream_id)
     conn_send(c, &env);
 }
 
+/* Access control (config "tokens"). With no tokens configured every client
+ * may do everything (snnd then relies on loopback and the socket's mode).
+ * Otherwise a connection must present a token in Hello; each request is
+ * checked against the token's actions and model/stream patterns, and refused
+ * with Error PERMISSION, never answered with data. Returns 1 if allowed. */
+static int permit(conn *c, Snnd__V1__Envelope *env, unsigned action, const char *model, const char *stream)
+{
+    static const char *names[] = {"stream", "subscribe", "learn", "save", "admin"};
+    const snnd_config *cfg = &c->srv->cfg;
+    if (cfg->n_tokens == 0)
+        return 1;
+    const char *req = envelope_name(env->msg_case);
+    if (!c->token) {
+        conn_send_error(c, env->id, req, stream, SNND__V1__ERROR_CODE__PERMISSION,
+                        "this server requires a token: send Hello with a token first");
+        return 0;
+    }
+    if (snnd_token_allows(c->token, action, model, stream))
+        return 1;
+    const char *an = "?";
+    for (int b = 0; b < 5; b++)
+        if (action == 1u << b)
+            an = names[b];
+    conn_send_error(c, env->id, req, stream, SNND__V1__ERROR_CODE__PERMISSION,
+                    "token does not allow %s%s%s%s%s", an, model ? " on model " : "", model ? model : "",
+                    stream ? " on stream " : "", stream ? stream : "");
+    return 0;
+}
+
 static void on_hello(conn *c, Snnd__V1__Envelope *env)
 {
     server *s = c->srv;
     Snnd__V1__Hello *h = env->hello;
+    if (h->token && *h->token) {
+        const snnd_token *t = snnd_config_token(&s->cfg, h->token);
+        if (!t) {
+            conn_send_error(c, env->id, "hello", "", SNND__V1__ERROR_CODE__PERMISSION, "unknown token");
+            return;
+        }
+        c->token = t;
+    }
     if (h->protocol_version != 0 && h->protocol_version != 1) {
         conn_send_error(c, env->id, "hello", "", SNND__V1__ERROR_CODE__BAD_REQUEST,
                         "protocol_version %u is not supported (this server speaks 1)", h->protocol_version);
@@ -116,6 +153,8 @@ static void on_open(conn *c, Snnd__V1__Envelope *env)
                         SNND__V1__ERROR_CODE__SHUTTING_DOWN, "snnd is shutting down");
         return;
     }
+    if (!permit(c, env, SNND_ACT_STREAM, env->open_stream->model, env->open_stream->stream_id))
+        return;
     stream *st;
     if (stream_open(s, c, env->open_stream, env->id, &st) < 0)
         return;
@@ -168,6 +207,14 @@ static void on_stats(conn *c, Snnd__V1__Envelope *env)
 {
     server *s = c->srv;
     const char *id = env->stats_request->stream_id;
+    if (*id) {
+        stream *one = stream_find(s, id);
+        if (one && c->srv->cfg.n_tokens && !snnd_token_allows(c->token, SNND_ACT_ADMIN, NULL, NULL) &&
+            !permit(c, env, SNND_ACT_SUBSCRIBE, one->model->m->name, id))
+            return;
+    } else if (!permit(c, env, SNND_ACT_ADMIN, NULL, NULL)) {
+        return;
+    }
     Snnd__V1__ServerStats ss = SNND__V1__SERVER_STATS__INIT;
     ss.uptime_s = (double)(now_ms() - s->start_ms) / 1000.0;
     ss.connections = s->n_conns;
@@ -273,7 +320,7 @@ void handle_envelope(conn *c, Snnd__V1__Envelope *env, size_t bytes)
         break;
     case SNND__V1__ENVELOPE__MSG_SUBSCRIBE: {
         stream *st = need_stream(c, env, env->subscribe->stream_id);
-        if (!st)
+        if (!st || !permit(c, env, SNND_ACT_SUBSCRIBE, st->model->m->name, st->id))
             break;
         if (stream_subscribe(st, c) < 0)
             conn_send_error(c, env->id, name, st->id, SNND__V1__ERROR_CODE__LIMIT,

@@ -58,7 +58,7 @@ struct conn {
     uint64_t queued_in;    /* bytes of this connection's input waiting in streams */
     uint64_t out_bytes;    /* bytes written but not yet flushed to the socket */
     uint64_t soft_since;   /* ms timestamp when out_bytes went over the soft limit (0: under) */
-    int authed;
+    const snnd_token *token; /* from Hello; NULL: none given */
     int dropping;          /* slow subscriber: Error queued, closing after flush */
     uv_timer_t drop_timer; /* forces the close if the flush does not finish */
     int drop_timer_used;
