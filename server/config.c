@@ -182,7 +182,7 @@ static int load_limits(snnd_config *c, json_t *lim, const char *path, char *err,
             if (get_num(v, path, key, 0, 86400, &d, err, errlen))
                 return -1;
             c->subscriber_soft_seconds = d;
-        } else {
+        } else if (k[0] != '_') { /* "_..." keys are comments */
             snprintf(err, errlen, "%s: unknown option %s", path, key);
             return -1;
         }
