@@ -382,6 +382,7 @@ static void after_cb(uv_work_t *w, int status)
     uint64_t before = st->stats.steps;
     st->stats = *snn_session_stats_get(st->sess);
     s->steps += st->stats.steps - before;
+    s->predictions_sent += (st->w_predictions - st->predictions) * st->n_subs;
     st->predictions = st->w_predictions;
     st->busy_ns = st->w_busy_ns;
     for (size_t i = 0; i < st->n_recs; i++) {
@@ -403,7 +404,6 @@ static void after_cb(uv_work_t *w, int status)
             memcpy(list, st->subs, n * sizeof *list);
             for (uint32_t k = 0; k < n; k++)
                 conn_write_shared(list[k], b);
-            s->predictions_sent += n;
         }
         shared_buf_unref(b);
     }
