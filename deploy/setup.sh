@@ -37,10 +37,13 @@ snnd_install_packages() {
 snnd_build() {
   local dir=$1
   shift
+  local log
+  log=$(mktemp)
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@" >/dev/null
+    meson setup "$dir" "$@" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; return 1; }
   else
-    meson configure "$dir" "$@" >/dev/null
+    meson configure "$dir" "$@" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; return 1; }
   fi
+  rm -f "$log"
   ninja -C "$dir" >&2
 }
