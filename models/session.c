@@ -9,7 +9,9 @@
 
 #include <jansson.h>
 
+#include "eprop.h"
 #include "resample.h"
+#include "rsnn_eprop.h"
 #include "rsnn.h"
 #include "sigmadelta.h"
 #ifdef SNN_HAVE_ONNX
@@ -49,6 +51,14 @@ struct snn_session {
     uint32_t audio_hz;   /* AUDIO: rate of the first chunk; must not change */
     float *abuf;         /* AUDIO: resampled slice [AUDIO_SLICE] */
     uint32_t afill;      /* AUDIO: samples in the open bin x[0..afill) */
+    snn_eprop *ep;       /* LEARNING: the network that learns (own weights) */
+    int ep_binary;       /* LEARNING: the model's input is binary */
+    uint8_t *ep_x;       /* LEARNING: the bin's input as counts */
+    double *ep_y;        /* LEARNING: readout outputs */
+    double *ep_target;   /* LEARNING: current regression target */
+    int ep_has_target;
+    int ep_label;        /* LEARNING: current class label (-1: none) */
+    double ep_loss;
 
     /* decision accumulators over the current segment */
     double *acc_sum;
@@ -95,6 +105,10 @@ void snn_session_free(snn_session *s)
     a->free(s->ev_t);
     snn_resampler_free(s->rs);
     a->free(s->abuf);
+    snn_eprop_free(s->ep);
+    a->free(s->ep_x);
+    a->free(s->ep_y);
+    a->free(s->ep_target);
     a->free(s);
 }
 
@@ -146,6 +160,108 @@ static int encoder_new(snn_session *s, snn_err *err)
     if (!s->ev || !s->ev_ch || !s->ev_t)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for the encoder", m->name);
     return 0;
+}
+
+int snn_learn_option(snn_learn_cfg *c, const char *key, const char *v, snn_err *err)
+{
+    char *end;
+    if (!strcmp(key, "learn")) {
+        if (strcmp(v, "eprop"))
+            return snn_err_set(err, SNN_EINVAL, "option learn=\"%.40s\": expected eprop", v);
+        c->enabled = 1;
+    } else if (!strcmp(key, "lr")) {
+        c->lr = strtod(v, &end);
+        if (*end || !(c->lr > 0 && c->lr < 10))
+            return snn_err_set(err, SNN_EINVAL, "option lr=\"%.40s\": expected a number in (0, 10)", v);
+    } else if (!strcmp(key, "optimizer")) {
+        if (strcmp(v, "adam") && strcmp(v, "sgd"))
+            return snn_err_set(err, SNN_EINVAL, "option optimizer=\"%.40s\": expected adam or sgd", v);
+        c->sgd = !strcmp(v, "sgd");
+    } else if (!strcmp(key, "learn_weights")) {
+        c->learn_in = strstr(v, "in") != NULL;
+        c->learn_rec = strstr(v, "rec") != NULL;
+        c->learn_out = strstr(v, "out") != NULL;
+        for (const char *p = v; *p; p++)
+            if (!strchr("inrecout,", *p))
+                return snn_err_set(err, SNN_EINVAL, "option learn_weights=\"%.40s\": expected a list of in, rec, out", v);
+    } else if (!strcmp(key, "feedback")) {
+        if (strcmp(v, "symmetric") && strcmp(v, "random"))
+            return snn_err_set(err, SNN_EINVAL, "option feedback=\"%.40s\": expected symmetric or random", v);
+        c->random_feedback = !strcmp(v, "random");
+    } else if (!strcmp(key, "update_interval")) {
+        long n = strtol(v, &end, 10);
+        if (*end || n < 1 || n > 1000000)
+            return snn_err_set(err, SNN_EINVAL, "option update_interval=\"%.40s\": expected steps in [1, 1000000]", v);
+        c->update_interval = (uint32_t)n;
+    } else if (!strcmp(key, "reg_rate_hz")) {
+        c->reg_rate_hz = strtod(v, &end);
+        if (*end || !(c->reg_rate_hz >= 0 && c->reg_rate_hz < 1000))
+            return snn_err_set(err, SNN_EINVAL, "option reg_rate_hz=\"%.40s\": expected Hz in [0, 1000)", v);
+    } else if (!strcmp(key, "reg_strength")) {
+        c->reg_strength = strtod(v, &end);
+        if (*end || !(c->reg_strength >= 0))
+            return snn_err_set(err, SNN_EINVAL, "option reg_strength=\"%.40s\": expected a number >= 0", v);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Builds the e-prop network a learning session trains, from the model file. */
+static int learn_new(snn_session *s, const snn_learn_cfg *lc, snn_err *err)
+{
+    const snn_model *m = s->m;
+    if (strcmp(m->ops->kind, "rsnn"))
+        return snn_err_set(err, SNN_ENOTSUP, "model %s (%s) cannot learn: e-prop needs an rsnn model", m->name,
+                           m->ops->kind);
+    snn_eprop_params p = snn_eprop_params_default();
+    p.eta = lc->lr > 0 ? lc->lr : 1e-3;
+    p.optimizer = lc->sgd ? SNN_EPROP_SGD : SNN_EPROP_ADAM;
+    int any = lc->learn_in || lc->learn_rec || lc->learn_out;
+    p.learn_in = any ? lc->learn_in : 1;
+    p.learn_rec = any ? lc->learn_rec : 1;
+    p.learn_out = any ? lc->learn_out : 1;
+    p.feedback = lc->random_feedback ? SNN_EPROP_FEEDBACK_RANDOM : SNN_EPROP_FEEDBACK_SYMMETRIC;
+    p.update_interval = p.learning_window = lc->update_interval ? lc->update_interval : 250;
+    p.reset_on_update = 0; /* one continuous stream, as the engine runs it */
+    p.f_target_hz = lc->reg_rate_hz;
+    p.c_reg = lc->reg_rate_hz > 0 ? (lc->reg_strength > 0 ? lc->reg_strength : 1.0) : 0.0;
+    int rc = snn_rsnn_eprop_params(m->path, &p, &s->ep_binary, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = snn_rsnn_eprop_new(m->path, &p, s->a, &s->ep, err)) < 0)
+        return rc;
+    s->ep_x = s->a->calloc(m->n_in ? m->n_in : 1, 1);
+    s->ep_y = s->a->calloc(m->n_out, sizeof(double));
+    s->ep_target = s->a->calloc(m->n_out, sizeof(double));
+    if (!s->ep_x || !s->ep_y || !s->ep_target)
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for learning", m->name);
+    s->ep_label = -1;
+    return 0;
+}
+
+int snn_session_learning(const snn_session *s) { return s->ep != NULL; }
+
+int snn_session_save(const snn_session *s, const char *path, snn_err *err)
+{
+    if (!s->ep)
+        return snn_err_set(err, SNN_EINVAL, "the stream does not learn: nothing to save (open it with learn=eprop)");
+    return snn_rsnn_eprop_save(s->ep, s->m->path, path, err);
+}
+
+/* One learning step: e-prop's forward pass (and update) on the bin's input. */
+static void learn_step(snn_session *s, const float *x, snn_step_info *info)
+{
+    const snn_model *m = s->m;
+    snn_rsnn_eprop_input(x, m->n_in, s->ep_binary, s->ep_x);
+    snn_eprop_step(s->ep, s->ep_x, s->ep_has_target ? s->ep_target : NULL, s->ep_has_target ? -1 : s->ep_label,
+                   s->ep_y, &s->ep_loss);
+    memset(info, 0, sizeof *info);
+    info->has_output = 1;
+    /* e-prop's outputs: readout y (MSE), or softmax(y) (cross-entropy), as the
+     * engine's readout with "activation": "softmax" gives them. */
+    for (uint32_t k = 0; k < m->n_out; k++)
+        s->y[k] = (float)s->ep_y[k];
 }
 
 int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_allocator *a, snn_session **out,
@@ -210,6 +326,10 @@ int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_al
         snn_session_free(s);
         return rc;
     }
+    if (cfg->learn.enabled && (rc = learn_new(s, &cfg->learn, err)) < 0) {
+        snn_session_free(s);
+        return rc;
+    }
     acc_reset(s);
     *out = s;
     return 0;
@@ -262,7 +382,8 @@ static void deliver(snn_session *s, const snn_step_info *info, snn_emit_fn emit,
 {
     const snn_model *m = s->m;
     snn_output o = {.type = SNN_OUT_PREDICTION, .step = s->step, .t_us = bin_end(s, s->k), .values = s->y,
-                    .n = m->n_out, .info = *info, .index = -1};
+                    .n = m->n_out, .info = *info, .index = -1, .learning = s->ep != NULL,
+                    .loss = (float)s->ep_loss};
     s->stats.outputs++;
     for (uint32_t i = 0; i < m->n_out; i++) {
         s->acc_sum[i] += s->y[i];
@@ -291,7 +412,10 @@ static void close_bin(snn_session *s, const float *x, snn_emit_fn emit, void *ct
             s->in_segment = 1;
     }
     snn_step_info info;
-    m->ops->step(m, s->st, x, s->y, &info);
+    if (s->ep)
+        learn_step(s, x, &info);
+    else
+        m->ops->step(m, s->st, x, s->y, &info);
     s->stats.steps++;
     s->stats.hidden_spikes += info.hidden_spikes;
     s->stats.hidden_neurons += info.hidden_neurons;
@@ -546,6 +670,56 @@ static int audio_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *er
         s->k++;
     }
 #endif
+    return 0;
+}
+
+/* Closes the bins before t (with the current target) so that what follows
+ * applies from the bin containing t on. */
+static int learn_advance(snn_session *s, uint64_t t_us, const char *what, snn_err *err)
+{
+    if (!s->ep)
+        return snn_err_set(err, SNN_EINVAL, "%s sent to a stream that does not learn (open it with learn=eprop)", what);
+    int rc;
+    if (t_us > (uint64_t)INT64_MAX / 2)
+        return snn_err_set(err, SNN_EINVAL, "t_us = %llu out of range", (unsigned long long)t_us);
+    if ((rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
+        return rc;
+    if (!s->started) {
+        s->started = 1;
+        s->t0 = (int64_t)t_us;
+    }
+    return 0;
+}
+
+int snn_session_target(snn_session *s, uint64_t t_us, const float *values, uint32_t n, snn_emit_fn emit,
+                       void *ctx, snn_err *err)
+{
+    int rc = learn_advance(s, t_us, "a target", err);
+    if (rc < 0)
+        return rc;
+    if (n != s->m->n_out)
+        return snn_err_set(err, SNN_EINVAL, "target has %u values, but model %s has %u outputs", n, s->m->name,
+                           s->m->n_out);
+    for (uint32_t i = 0; i < n; i++)
+        if (!isfinite(values[i]))
+            return snn_err_set(err, SNN_EINVAL, "target values[%u] is not a finite number", i);
+    advance_to(s, (int64_t)t_us - 1, emit, ctx); /* bins ending at or before t: old target */
+    for (uint32_t i = 0; i < n; i++)
+        s->ep_target[i] = values[i];
+    s->ep_has_target = 1;
+    return 0;
+}
+
+int snn_session_label(snn_session *s, uint64_t t_us, int32_t index, snn_emit_fn emit, void *ctx, snn_err *err)
+{
+    int rc = learn_advance(s, t_us, "a label", err);
+    if (rc < 0)
+        return rc;
+    if (index < -1 || index >= (int32_t)s->m->n_out)
+        return snn_err_set(err, SNN_EINVAL, "label index %d out of range (-1 or 0..%u)", index, s->m->n_out - 1);
+    advance_to(s, (int64_t)t_us - 1, emit, ctx);
+    s->ep_label = index;
+    s->ep_has_target = 0;
     return 0;
 }
 

@@ -51,11 +51,32 @@ typedef enum snn_input_kind {
 int snn_input_kind_parse(const char *s);
 const char *snn_input_kind_name(snn_input_kind k);
 
+/* Online learning (e-prop, models/eprop.h through models/rsnn_eprop.h): the
+ * session trains its own copy of the weights; the shared model is untouched. */
+typedef struct snn_learn_cfg {
+    int enabled;
+    double lr;                  /* learning rate (eta); default 1e-3 */
+    int sgd;                    /* 1: plain gradient descent; 0: Adam (default) */
+    int learn_in, learn_rec, learn_out; /* which weights learn (default all) */
+    int random_feedback;        /* 1: fixed random feedback; 0: symmetric (W_out^T) */
+    uint32_t update_interval;   /* steps per weight update (default 250) */
+    double reg_rate_hz;         /* firing-rate regularisation target (0: off) */
+    double reg_strength;        /* its strength c_reg */
+} snn_learn_cfg;
+
 typedef struct snn_session_cfg {
     snn_input_kind input;       /* DEFAULT: the model's input_kind */
     uint32_t bin_us;            /* 0: the model's dt */
     int64_t segment_silence_us; /* > 0: a decision after this much silence */
+    snn_learn_cfg learn;
 } snn_session_cfg;
+
+/* Parses one learning option (key=value, as OpenStream options carry them):
+ * learn=eprop, lr, optimizer=adam|sgd, learn_weights=in,rec,out (any subset),
+ * feedback=symmetric|random, update_interval, reg_rate_hz, reg_strength.
+ * Returns 1 if key is a learning option and value is valid, 0 if key is not a
+ * learning option, or a negative code with err naming the problem. */
+int snn_learn_option(snn_learn_cfg *c, const char *key, const char *value, snn_err *err);
 
 /* What a session delivers. */
 typedef enum snn_out_type { SNN_OUT_PREDICTION = 1, SNN_OUT_DECISION = 2 } snn_out_type;
@@ -70,6 +91,8 @@ typedef struct snn_output {
     int32_t index;           /* decisions: the winning class (-1 for scorers) */
     const char *label;       /* decisions: its label (NULL for scorers) */
     int final;               /* decisions: 1 at the end of the stream */
+    int learning;            /* predictions of a learning stream: loss is set */
+    float loss;              /* running loss of the current update interval */
 } snn_output;
 
 typedef void (*snn_emit_fn)(void *ctx, const snn_output *o);
@@ -118,6 +141,20 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
 /* AUDIO: n mono samples in [-1, 1] at rate hz (resampled to the model's rate). */
 int snn_session_audio(snn_session *s, const float *samples, size_t n, uint32_t hz, snn_emit_fn emit,
                       void *ctx, snn_err *err);
+
+/* Learning streams: the target (regression: n values) or the class label
+ * (index; -1: none) that applies from the bin containing t_us on, until the
+ * next one. Bins before t_us are closed first, with the previous target. */
+int snn_session_target(snn_session *s, uint64_t t_us, const float *values, uint32_t n, snn_emit_fn emit,
+                       void *ctx, snn_err *err);
+int snn_session_label(snn_session *s, uint64_t t_us, int32_t index, snn_emit_fn emit, void *ctx, snn_err *err);
+
+/* Learning streams: writes the learned weights as a new model file at path
+ * (atomic: temporary file, fsync, rename). */
+int snn_session_save(const snn_session *s, const char *path, snn_err *err);
+
+/* 1 if the session learns. */
+int snn_session_learning(const snn_session *s);
 
 /* Closes the open bin and every bin that ends at or before t_us. */
 int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx, snn_err *err);

@@ -37,6 +37,10 @@ const char *envelope_name(int c)
     case SNND__V1__ENVELOPE__MSG_ERROR: return "error";
     case SNND__V1__ENVELOPE__MSG_STATS: return "stats";
     case SNND__V1__ENVELOPE__MSG_ACK: return "ack";
+    case SNND__V1__ENVELOPE__MSG_TARGET: return "target";
+    case SNND__V1__ENVELOPE__MSG_LABEL: return "label";
+    case SNND__V1__ENVELOPE__MSG_SAVE_MODEL: return "save_model";
+    case SNND__V1__ENVELOPE__MSG_MODEL_SAVED: return "model_saved";
     default: return "unknown";
     }
 }
@@ -155,6 +159,10 @@ static void on_open(conn *c, Snnd__V1__Envelope *env)
     }
     if (!permit(c, env, SNND_ACT_STREAM, env->open_stream->model, env->open_stream->stream_id))
         return;
+    for (size_t i = 0; i < env->open_stream->n_options; i++)
+        if (!strcmp(env->open_stream->options[i]->key, "learn") &&
+            !permit(c, env, SNND_ACT_LEARN, env->open_stream->model, env->open_stream->stream_id))
+            return;
     stream *st;
     if (stream_open(s, c, env->open_stream, env->id, &st) < 0)
         return;
@@ -276,6 +284,37 @@ static void on_stats(conn *c, Snnd__V1__Envelope *env)
     free(p);
 }
 
+/* SaveModel: any connection that may save NAME (and read the stream) may ask;
+ * the worker writes the file in order with the stream's input. Returns 1 if
+ * queued (the envelope is then owned by the stream). */
+static int on_save(conn *c, Snnd__V1__Envelope *env)
+{
+    Snnd__V1__SaveModel *sm = env->save_model;
+    stream *st = need_stream(c, env, sm->stream_id);
+    if (!st || !permit(c, env, SNND_ACT_SAVE, sm->name, st->id))
+        return 0;
+    const char *n = sm->name;
+    size_t len = strlen(n);
+    int ok = len > 0 && len <= 100 && n[0] != '.';
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= '0' && n[i] <= '9') ||
+             n[i] == '.' || n[i] == '_' || n[i] == '-';
+    if (!ok) {
+        conn_send_error(c, env->id, "save_model", st->id, SNND__V1__ERROR_CODE__BAD_REQUEST,
+                        "model name \"%.100s\" is not valid (letters, digits, . _ -; no leading dot)", n);
+        return 0;
+    }
+    if (!snn_session_learning(st->sess)) {
+        conn_send_error(c, env->id, "save_model", st->id, SNND__V1__ERROR_CODE__BAD_REQUEST,
+                        "stream \"%s\" does not learn: nothing to save (open it with option learn=eprop)", st->id);
+        return 0;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.safetensors", c->srv->reg.dir, n);
+    stream_enqueue_save(st, c, env, path);
+    return 1;
+}
+
 void handle_envelope(conn *c, Snnd__V1__Envelope *env, size_t bytes)
 {
     const char *name = envelope_name(env->msg_case);
@@ -316,6 +355,18 @@ void handle_envelope(conn *c, Snnd__V1__Envelope *env, size_t bytes)
         break;
     case SNND__V1__ENVELOPE__MSG_FLUSH:
         if (on_input(c, env, env->flush->stream_id, bytes))
+            return;
+        break;
+    case SNND__V1__ENVELOPE__MSG_TARGET:
+        if (on_input(c, env, env->target->stream_id, bytes))
+            return;
+        break;
+    case SNND__V1__ENVELOPE__MSG_LABEL:
+        if (on_input(c, env, env->label->stream_id, bytes))
+            return;
+        break;
+    case SNND__V1__ENVELOPE__MSG_SAVE_MODEL:
+        if (on_save(c, env))
             return;
         break;
     case SNND__V1__ENVELOPE__MSG_SUBSCRIBE: {

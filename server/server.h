@@ -73,6 +73,7 @@ typedef struct in_item {
     Snnd__V1__Envelope *env; /* NULL: the finish marker */
     conn *from;              /* referenced */
     size_t bytes;
+    char *path;              /* save_model: the file to write */
     struct in_item *next;
 } in_item;
 
@@ -170,6 +171,8 @@ const char *envelope_name(int msg_case);
 stream *stream_find(server *s, const char *id);
 int stream_open(server *s, conn *owner, const Snnd__V1__OpenStream *req, uint32_t req_id, stream **out);
 void stream_enqueue(stream *st, conn *from, Snnd__V1__Envelope *env, size_t bytes);
+/* Queues a SaveModel request (written by the worker, in order with the input). */
+void stream_enqueue_save(stream *st, conn *from, Snnd__V1__Envelope *env, const char *path);
 void stream_close(stream *st, conn *from, uint32_t req_id);
 void stream_owner_gone(stream *st);
 int stream_subscribe(stream *st, conn *c);

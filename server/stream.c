@@ -71,6 +71,14 @@ int stream_open(server *s, conn *owner, const Snnd__V1__OpenStream *req, uint32_
     for (size_t i = 0; i < req->n_options; i++) {
         const char *k = req->options[i]->key, *v = req->options[i]->value;
         char *end;
+        snn_err le = {{0}};
+        int lrc = snn_learn_option(&sc.learn, k, v, &le);
+        if (lrc < 0) {
+            conn_send_error(owner, req_id, R, req->stream_id, SNND__V1__ERROR_CODE__BAD_REQUEST, "%s", le.msg);
+            return -1;
+        }
+        if (lrc > 0)
+            continue;
         if (!strcmp(k, "segment_silence_ms")) {
             double ms = strtod(v, &end);
             if (*end || !(ms >= 0 && ms <= 3600e3)) {
@@ -81,7 +89,8 @@ int stream_open(server *s, conn *owner, const Snnd__V1__OpenStream *req, uint32_
             sc.segment_silence_us = (int64_t)(ms * 1000);
         } else {
             conn_send_error(owner, req_id, R, req->stream_id, SNND__V1__ERROR_CODE__BAD_REQUEST,
-                            "unknown option \"%.60s\" (known: segment_silence_ms)", k);
+                            "unknown option \"%.60s\" (known: segment_silence_ms, learn, lr, optimizer, learn_weights, "
+                            "feedback, update_interval, reg_rate_hz, reg_strength)", k);
             return -1;
         }
     }
@@ -94,9 +103,13 @@ int stream_open(server *s, conn *owner, const Snnd__V1__OpenStream *req, uint32_
     }
     stream *st = calloc(1, sizeof *st);
     snn_err e = {{0}};
+    if (sc.learn.enabled && !sc.learn.lr)
+        sc.learn.lr = 1e-3;
     if (!st || snn_session_new(ref->m, &sc, NULL, &st->sess, &e) < 0) {
-        conn_send_error(owner, req_id, R, req->stream_id, SNND__V1__ERROR_CODE__BAD_REQUEST, "%s",
-                        st ? e.msg : "out of memory");
+        conn_send_error(owner, req_id, R, req->stream_id,
+                        strstr(e.msg, "cannot") || strstr(e.msg, "not supported") ? SNND__V1__ERROR_CODE__MODEL_ERROR
+                                                                                    : SNND__V1__ERROR_CODE__BAD_REQUEST,
+                        "%s", st ? e.msg : "out of memory");
         free(st);
         registry_release(ref);
         return -1;
@@ -178,6 +191,8 @@ static void emit(void *ctx, const snn_output *o)
         p.n_values = o->n;
         p.values = (float *)o->values;
         p.hidden_spikes = o->info.hidden_spikes;
+        p.learning = o->learning != 0;
+        p.loss = o->loss;
         env.msg_case = SNND__V1__ENVELOPE__MSG_PREDICTION;
         env.prediction = &p;
         st->w_predictions++;
@@ -293,6 +308,29 @@ static void process(stream *st, in_item *it)
         }
         case SNND__V1__ENVELOPE__MSG_FLUSH:
             rc = snn_session_flush(ss, env->flush->t_us, emit, st, &e);
+            break;
+        case SNND__V1__ENVELOPE__MSG_TARGET: {
+            Snnd__V1__Target *m = env->target;
+            rc = snn_session_target(ss, m->t_us, m->values, (uint32_t)m->n_values, emit, st, &e);
+            break;
+        }
+        case SNND__V1__ENVELOPE__MSG_LABEL:
+            rc = snn_session_label(ss, env->label->t_us, env->label->index, emit, st, &e);
+            break;
+        case SNND__V1__ENVELOPE__MSG_SAVE_MODEL:
+            rc = snn_session_save(ss, it->path, &e);
+            if (rc == 0) {
+                Snnd__V1__ModelSaved ms = SNND__V1__MODEL_SAVED__INIT;
+                ms.name = env->save_model->name;
+                ms.path = it->path;
+                ms.stream_id = st->id;
+                ms.steps = snn_session_stats_get(ss)->steps;
+                Snnd__V1__Envelope out = SNND__V1__ENVELOPE__INIT;
+                out.id = env->id;
+                out.msg_case = SNND__V1__ENVELOPE__MSG_MODEL_SAVED;
+                out.model_saved = &ms;
+                out_frame(st, it->from, &out);
+            }
             break;
         default:
             rc = snn_err_set(&e, SNN_EINVAL, "unexpected message in stream queue");
@@ -414,6 +452,7 @@ static void after_cb(uv_work_t *w, int status)
         s->queued_items--;
         if (it->from)
             conn_input_done(it->from, it->bytes);
+        free(it->path);
         free(it);
     }
     st->batch = NULL;
@@ -435,10 +474,11 @@ static void schedule(stream *st)
     uv_queue_work(st->srv->loop, &st->work, work_cb, after_cb);
 }
 
-static void enqueue(stream *st, conn *from, Snnd__V1__Envelope *env, size_t bytes)
+static void enqueue(stream *st, conn *from, Snnd__V1__Envelope *env, size_t bytes, const char *path)
 {
     in_item *it = calloc(1, sizeof *it);
-    if (!it) {
+    if (!it || (path && !(it->path = strdup(path)))) {
+        free(it);
         if (env)
             snnd__v1__envelope__free_unpacked(env, NULL);
         return;
@@ -459,7 +499,12 @@ static void enqueue(stream *st, conn *from, Snnd__V1__Envelope *env, size_t byte
 
 void stream_enqueue(stream *st, conn *from, Snnd__V1__Envelope *env, size_t bytes)
 {
-    enqueue(st, from, env, bytes);
+    enqueue(st, from, env, bytes, NULL);
+}
+
+void stream_enqueue_save(stream *st, conn *from, Snnd__V1__Envelope *env, const char *path)
+{
+    enqueue(st, from, env, 0, path);
 }
 
 void stream_close(stream *st, conn *from, uint32_t req_id)
@@ -472,7 +517,7 @@ void stream_close(stream *st, conn *from, uint32_t req_id)
         st->close_req_id = req_id;
         conn_ref(from);
     }
-    enqueue(st, NULL, NULL, 0);
+    enqueue(st, NULL, NULL, 0, NULL);
 }
 
 void stream_owner_gone(stream *st)
