@@ -98,6 +98,8 @@ void cli_json_string(FILE *f, const char *s);
 /* Subcommands: argc/argv start at the subcommand's own arguments. */
 int cmd_model_info(int argc, char **argv);
 int cmd_model_run(int argc, char **argv);
+int cmd_model_train(int argc, char **argv); /* cmd_train.c */
+int cmd_model_save(int argc, char **argv);  /* cmd_remote.c */
 int cmd_replay(int argc, char **argv);
 int cmd_sub(int argc, char **argv);
 int cmd_stats(int argc, char **argv);

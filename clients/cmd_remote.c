@@ -82,7 +82,8 @@ static const char *const replay_help =
     "exactly as `snn model run` does.\n"
     "\n"
     "  --realtime       pace the messages by their timestamps\n"
-    "  --out FILE, --decision, --input-kind K, --bin-us N, --silence-ms N: as model run\n" CONN_HELP;
+    "  --out FILE, --decision, --input-kind K, --bin-us N, --silence-ms N: as model run\n"
+    "  --option KEY=VALUE  an OpenStream option (repeatable), e.g. learn=eprop, lr=0.001\n" CONN_HELP;
 
 typedef struct replay {
     const char *stream;
@@ -188,6 +189,9 @@ int cmd_replay(int argc, char **argv)
     conn_opts co = {0};
     const char *model = NULL, *input = NULL, *out = NULL, *stream = NULL;
     int decision = 0, realtime = 0, kind_opt = 0;
+    char extra_keys[16][64];
+    const char *extra_vals[16];
+    int n_extra = 0;
     uint32_t bin_us = 0;
     uint64_t silence_ms = 0;
     for (int i = 0; i < argc; i++) {
@@ -206,11 +210,17 @@ int cmd_replay(int argc, char **argv)
         } else if (strcmp(a, "--decision") == 0) {
             decision = 1;
         } else if (!strcmp(a, "--out") || !strcmp(a, "--stream") || !strcmp(a, "--input-kind") ||
-                   !strcmp(a, "--bin-us") || !strcmp(a, "--silence-ms")) {
+                   !strcmp(a, "--bin-us") || !strcmp(a, "--silence-ms") || !strcmp(a, "--option")) {
             if (++i == argc)
                 return cli_usage("replay: %s needs a value", a);
             const char *val = argv[i];
-            if (!strcmp(a, "--out")) {
+            if (!strcmp(a, "--option")) {
+                const char *eq = strchr(val, '=');
+                if (!eq || eq == val || n_extra == 16)
+                    return cli_usage("replay: --option %s: expected KEY=VALUE (at most 16)", val);
+                snprintf(extra_keys[n_extra], sizeof extra_keys[0], "%.*s", (int)(eq - val), val);
+                extra_vals[n_extra++] = eq + 1;
+            } else if (!strcmp(a, "--out")) {
                 out = val;
             } else if (!strcmp(a, "--stream")) {
                 stream = val;
@@ -277,15 +287,26 @@ int cmd_replay(int argc, char **argv)
     os.bin_width_us = bin_us;
     os.subscribe = 1;
     char silence_val[24];
-    Snnd__V1__OpenStream__OptionsEntry opt = SNND__V1__OPEN_STREAM__OPTIONS_ENTRY__INIT;
-    Snnd__V1__OpenStream__OptionsEntry *optp = &opt;
+    Snnd__V1__OpenStream__OptionsEntry opt[17];
+    Snnd__V1__OpenStream__OptionsEntry *optp[17];
+    size_t n_opt = 0;
     if (silence_ms > 0) {
         snprintf(silence_val, sizeof silence_val, "%llu", (unsigned long long)silence_ms);
-        opt.key = "segment_silence_ms";
-        opt.value = silence_val;
-        os.n_options = 1;
-        os.options = &optp;
+        snnd__v1__open_stream__options_entry__init(&opt[n_opt]);
+        opt[n_opt].key = "segment_silence_ms";
+        opt[n_opt].value = silence_val;
+        optp[n_opt] = &opt[n_opt];
+        n_opt++;
     }
+    for (int k = 0; k < n_extra; k++) {
+        snnd__v1__open_stream__options_entry__init(&opt[n_opt]);
+        opt[n_opt].key = extra_keys[k];
+        opt[n_opt].value = (char *)extra_vals[k];
+        optp[n_opt] = &opt[n_opt];
+        n_opt++;
+    }
+    os.n_options = n_opt;
+    os.options = optp;
     Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
     env.msg_case = SNND__V1__ENVELOPE__MSG_OPEN_STREAM;
     env.open_stream = &os;
@@ -748,6 +769,63 @@ int cmd_models(int argc, char **argv)
             putchar('\n');
         }
     }
+    snnc_free(c);
+    return CLI_OK;
+}
+
+/* ---- model save ---------------------------------------------------------------- */
+
+static const char *const save_help =
+    "usage: snn model save STREAM NAME [--socket PATH | --host H --port P]\n"
+    "\n"
+    "Writes the learned weights of a learning stream (opened with option learn=eprop)\n"
+    "as model NAME in the server's model directory, atomically (temporary file, fsync,\n"
+    "rename). Any stream can then open NAME. Prints the path written.\n" CONN_HELP;
+
+int cmd_model_save(int argc, char **argv)
+{
+    conn_opts co = {0};
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    for (int i = 0; i < argc; i++) {
+        int k = conn_opt(&co, argc, argv, &i);
+        if (k < 0)
+            return cli_usage("model save: %s needs a value", argv[i]);
+        if (k > 0)
+            continue;
+        if (cli_is_help(argv[i])) {
+            fputs(save_help, stdout);
+            return CLI_OK;
+        }
+        if (argv[i][0] == '-' || npos == 2)
+            return cli_usage("model save: unexpected argument %s", argv[i]);
+        pos[npos++] = argv[i];
+    }
+    if (npos != 2)
+        return cli_usage("model save: expected STREAM NAME");
+    snnc *c = dial(&co, NULL);
+    if (!c)
+        return CLI_FAIL;
+    Snnd__V1__SaveModel sm = SNND__V1__SAVE_MODEL__INIT;
+    sm.stream_id = (char *)pos[0];
+    sm.name = (char *)pos[1];
+    Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
+    env.msg_case = SNND__V1__ENVELOPE__MSG_SAVE_MODEL;
+    env.save_model = &sm;
+    uint32_t id = 0;
+    Snnd__V1__Envelope *reply = NULL;
+    int rc = snnc_send(c, &env, &id);
+    if (rc == 0)
+        rc = snnc_wait_reply(c, id, 60000, &reply, NULL, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "snn: model save %s %s: %s\n", pos[0], pos[1], snnc_error(c));
+        snnc_envelope_free(reply);
+        snnc_free(c);
+        return CLI_FAIL;
+    }
+    if (reply->msg_case == SNND__V1__ENVELOPE__MSG_MODEL_SAVED)
+        printf("%s\n", reply->model_saved->path);
+    snnc_envelope_free(reply);
     snnc_free(c);
     return CLI_OK;
 }

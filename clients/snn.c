@@ -12,11 +12,13 @@ static const char *const help =
     "Offline (no daemon):\n"
     "  model info MODEL             the model's description as JSON\n"
     "  model run MODEL INPUT        run a model over a .csv or .wav input, print predictions\n"
+    "  model train MODEL IN TARGETS train an RSNN model with e-prop, write a new model\n"
     "Through a running snnd:\n"
     "  replay MODEL INPUT           the same through the daemon (identical output)\n"
     "  sub STREAM                   print a stream's predictions as JSON lines\n"
     "  stats [STREAM]               server and stream statistics\n"
     "  models                       the models the server serves\n"
+    "  model save STREAM NAME       write a learning stream's weights as model NAME\n"
     "\n"
     "Exit status: 0 on success, 1 on failure, 2 for a command line mistake; the\n"
     "error is one line on stderr.\n";
@@ -36,10 +38,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "model") == 0) {
         if (argc < 3)
-            return cli_usage("model: expected info or run");
+            return cli_usage("model: expected info, run, train or save");
         if (cli_is_help(argv[2])) {
             fputs("usage: snn model info MODEL [--models DIR]\n"
-                  "       snn model run MODEL INPUT [options]\n",
+                  "       snn model run MODEL INPUT [options]\n"
+                  "       snn model train MODEL INPUT.csv TARGETS.csv [options]\n"
+                  "       snn model save STREAM NAME [--socket PATH | --host H --port P]\n",
                   stdout);
             return CLI_OK;
         }
@@ -47,7 +51,11 @@ int main(int argc, char **argv)
             return cmd_model_info(argc - 3, argv + 3);
         if (strcmp(argv[2], "run") == 0)
             return cmd_model_run(argc - 3, argv + 3);
-        return cli_usage("model: unknown subcommand '%s' (expected info or run)", argv[2]);
+        if (strcmp(argv[2], "train") == 0)
+            return cmd_model_train(argc - 3, argv + 3);
+        if (strcmp(argv[2], "save") == 0)
+            return cmd_model_save(argc - 3, argv + 3);
+        return cli_usage("model: unknown subcommand '%s' (expected info, run, train or save)", argv[2]);
     }
     if (strcmp(cmd, "replay") == 0)
         return cmd_replay(argc - 2, argv + 2);

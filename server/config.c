@@ -15,7 +15,7 @@
 const char *snnd_default_socket(void)
 {
     static char buf[512];
-    const char *e = getenv("SNND_SOCKET");
+    const char *e = getenv("SNN_SOCKET");
     if (e && *e)
         return e;
     const char *x = getenv("XDG_RUNTIME_DIR");

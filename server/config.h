@@ -83,7 +83,7 @@ const snnd_token *snnd_config_token(const snnd_config *c, const char *tok);
 /* 1 if t allows action on model (NULL: any) and stream (NULL: any). */
 int snnd_token_allows(const snnd_token *t, unsigned action, const char *model, const char *stream);
 
-/* The default Unix socket path: $SNND_SOCKET, else $XDG_RUNTIME_DIR/snnd.sock,
+/* The default Unix socket path: $SNN_SOCKET, else $XDG_RUNTIME_DIR/snnd.sock,
  * else /tmp/snnd.sock (static buffer). */
 const char *snnd_default_socket(void);
 

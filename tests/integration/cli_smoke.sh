@@ -62,6 +62,19 @@ check "models lists tinyrsnn-indy01-seed1" grep -q '"name":"tinyrsnn-indy01-seed
 "$SNN" stats --socket "$SOCK" --json >"$T/stats.json"
 check "stats counts the replayed steps" grep -q '"steps":[1-9]' "$T/stats.json"
 
+# Audio: a 10.8 s clip at 16 kHz through DNSMOS P.835, offline and through snnd.
+CLIP=${SNN_DATA_DIR:-$S/../shared/data}/dnsmos/clips/codec2_speech_orig_16k.wav
+if [ -f "$CLIP" ]; then
+    "$SNN" model run dnsmos-p835 "$CLIP" --out "$T/dnsmos.offline.csv"
+    "$SNN" replay dnsmos-p835 "$CLIP" --socket "$SOCK" --out "$T/dnsmos.replay.csv"
+    check "dnsmos-p835 scores one window" test "$(wc -l <"$T/dnsmos.offline.csv")" -eq 2
+    check "dnsmos-p835 replay is identical" cmp "$T/dnsmos.offline.csv" "$T/dnsmos.replay.csv"
+    "$SNN" model run dnsmos-p835 "$CLIP" --decision >"$T/dnsmos.json"
+    check "dnsmos-p835 decision has SIG, BAK, OVRL" grep -q '"SIG":.*"BAK":.*"OVRL":' "$T/dnsmos.json"
+else
+    echo "skip dnsmos: $CLIP is absent"
+fi
+
 check_err "unknown model" "UNKNOWN_MODEL" "$SNN" replay nosuch "$FX/input_indy.csv" --socket "$SOCK"
 check_err "wrong column count" "96 input columns (ch0..ch95), the model has 192 inputs" \
     "$SNN" replay tinyrsnn-loco01-seed1 "$FX/input_indy.csv" --socket "$SOCK"

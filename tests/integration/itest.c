@@ -1,5 +1,6 @@
 #include "itest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -204,4 +205,115 @@ int itest_subscribe(int fd, uint32_t id, const char *stream)
     env.msg_case = SNND__V1__ENVELOPE__MSG_SUBSCRIBE;
     env.subscribe = &s;
     return itest_send(fd, &env);
+}
+
+/* ---- helpers for fault tests ---------------------------------------------- */
+
+void itest_close(int fd)
+{
+    if (fd >= 0 && fd < 256 && framer_init[fd]) {
+        snn_framer_free(&framers[fd]);
+        framer_init[fd] = 0;
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+Snnd__V1__Envelope *itest_stats(int fd, uint32_t id, const char *stream, int timeout_ms)
+{
+    Snnd__V1__StatsRequest r = SNND__V1__STATS_REQUEST__INIT;
+    r.stream_id = (char *)(stream ? stream : "");
+    Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
+    env.id = id;
+    env.msg_case = SNND__V1__ENVELOPE__MSG_STATS_REQUEST;
+    env.stats_request = &r;
+    if (itest_send(fd, &env) < 0)
+        return NULL;
+    for (;;) {
+        Snnd__V1__Envelope *e = itest_recv(fd, timeout_ms);
+        if (!e)
+            return NULL;
+        if (e->msg_case == SNND__V1__ENVELOPE__MSG_STATS && e->id == id)
+            return e;
+        int err = e->msg_case == SNND__V1__ENVELOPE__MSG_ERROR && e->id == id;
+        snnd__v1__envelope__free_unpacked(e, NULL);
+        if (err)
+            return NULL;
+    }
+}
+
+long itest_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+int itest_copy_file(const char *src, const char *dst)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    char buf[65536];
+    ssize_t r;
+    int rc = 0;
+    while ((r = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)r) != r) {
+            rc = -1;
+            break;
+        }
+    if (r < 0)
+        rc = -1;
+    close(in);
+    if (close(out) < 0)
+        rc = -1;
+    return rc;
+}
+
+int itest_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int rc = fputs(text, f) < 0 ? -1 : 0;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
+
+int itest_mkdtemp(char *buf, size_t n, const char *tag)
+{
+    snprintf(buf, n, "/tmp/snnd-itest-%ld-%s-XXXXXX", (long)getpid(), tag);
+    return mkdtemp(buf) ? 0 : -1;
+}
+
+void itest_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        char p[1024];
+        while ((de = readdir(d)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+                unlink(p);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
 }

@@ -51,3 +51,28 @@ int itest_close_stream(int fd, uint32_t id, const char *stream);
 int itest_subscribe(int fd, uint32_t id, const char *stream);
 
 #endif
+
+/* ---- helpers for fault tests (test_faults.c) ---------------------------- */
+
+/* Closes fd and forgets its receive buffer (so a reused fd starts clean). */
+void itest_close(int fd);
+
+/* Sends StatsRequest (stream "" = all) and waits for the Stats reply; NULL on
+ * timeout or Error. */
+Snnd__V1__Envelope *itest_stats(int fd, uint32_t id, const char *stream, int timeout_ms);
+
+/* VmRSS of process pid in KiB (from /proc/<pid>/status), or -1. */
+long itest_rss_kb(pid_t pid);
+
+/* Copies src to dst (created or truncated in place). Returns 0 or -1. */
+int itest_copy_file(const char *src, const char *dst);
+
+/* Writes text to path (created or truncated). Returns 0 or -1. */
+int itest_write_text(const char *path, const char *text);
+
+/* Creates a fresh directory /tmp/snnd-itest-<pid>-<tag>-XXXXXX into buf
+ * (at least 128 bytes). Returns 0 or -1. */
+int itest_mkdtemp(char *buf, size_t n, const char *tag);
+
+/* Removes dir's regular files and dir itself. */
+void itest_rmdir(const char *dir);

@@ -1,0 +1,183 @@
+/*
+ * test_audio.c -- speech quality through the daemon: a WAV streamed in 20 ms
+ * chunks gets one DNSMOS P.835 score per second of audio once the first 9.01 s
+ * window is complete, equal to the offline run; 8 kHz audio is resampled.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "itest.h"
+#include "model.h"
+#include "session.h"
+#include "testutil.h"
+#include "wav.h"
+
+static itest_daemon D;
+
+static int setup(void **u)
+{
+    (void)u;
+    return itest_start(&D, snn_test_src("models/zoo"), NULL);
+}
+
+static int teardown(void **u)
+{
+    (void)u;
+    return itest_stop(&D, SIGTERM) == 0 ? 0 : -1;
+}
+
+typedef struct {
+    float v[64][6];
+    uint64_t t[64];
+    int n;
+} scores;
+
+static void collect(void *ctx, const snn_output *o)
+{
+    scores *s = ctx;
+    if (o->type == SNN_OUT_PREDICTION && s->n < 64) {
+        memcpy(s->v[s->n], o->values, 6 * sizeof(float));
+        s->t[s->n++] = (uint64_t)o->t_us;
+    }
+}
+
+/* Offline: the same samples through a session, as `snn model run` does. */
+static void offline(const float *x, size_t n, uint32_t hz, scores *out)
+{
+    snn_model *m;
+    snn_err e;
+    assert_int_equal(snn_model_load(snn_test_src("models/zoo/dnsmos-p835.onnx"), NULL, &m, &e), 0);
+    snn_session *s;
+    assert_int_equal(snn_session_new(m, NULL, NULL, &s, &e), 0);
+    out->n = 0;
+    for (size_t off = 0; off < n; off += hz / 50) { /* the same 20 ms chunks */
+        size_t k = n - off < hz / 50 ? n - off : hz / 50;
+        assert_int_equal(snn_session_audio(s, x + off, k, hz, collect, out, &e), 0);
+    }
+    assert_int_equal(snn_session_finish(s, collect, out, &e), 0);
+    snn_session_free(s);
+    snn_model_free(m);
+}
+
+/* Streams x through snnd in 20 ms chunks of s16 PCM; collects the predictions. */
+static void stream(const char *id, const float *x, size_t n, uint32_t hz, scores *out)
+{
+    int fd = itest_connect(&D);
+    itest_open(fd, 1, id, "dnsmos-p835", 1);
+    Snnd__V1__Envelope *e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_STREAM_OPENED, 10000);
+    assert_non_null(e);
+    assert_int_equal(e->stream_opened->input_kind, SNND__V1__INPUT_KIND__INPUT_AUDIO);
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    int16_t pcm[960];
+    for (size_t off = 0; off < n; off += hz / 50) {
+        size_t k = n - off < hz / 50 ? n - off : hz / 50;
+        for (size_t i = 0; i < k; i++) {
+            float v = x[off + i] * 32768.0f;
+            pcm[i] = (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : lrintf(v));
+        }
+        Snnd__V1__AudioChunk a = SNND__V1__AUDIO_CHUNK__INIT;
+        a.stream_id = (char *)id;
+        a.sample_rate = hz;
+        a.format = SNND__V1__SAMPLE_FORMAT__PCM_S16LE;
+        a.pcm.data = (uint8_t *)pcm;
+        a.pcm.len = k * 2;
+        Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
+        env.msg_case = SNND__V1__ENVELOPE__MSG_AUDIO_CHUNK;
+        env.audio_chunk = &a;
+        itest_send(fd, &env);
+    }
+    itest_close_stream(fd, 2, id);
+    out->n = 0;
+    for (;;) {
+        e = itest_recv(fd, 60000);
+        assert_non_null(e);
+        int done = e->msg_case == SNND__V1__ENVELOPE__MSG_STREAM_CLOSED;
+        if (e->msg_case == SNND__V1__ENVELOPE__MSG_PREDICTION && out->n < 64) {
+            assert_int_equal(e->prediction->n_values, 6);
+            memcpy(out->v[out->n], e->prediction->values, 6 * sizeof(float));
+            out->t[out->n++] = e->prediction->t_us;
+        }
+        assert_int_not_equal(e->msg_case, SNND__V1__ENVELOPE__MSG_ERROR);
+        snnd__v1__envelope__free_unpacked(e, NULL);
+        if (done)
+            break;
+    }
+    close(fd);
+}
+
+/* s16 quantisation as the stream carries it, so offline and daemon see the same samples. */
+static void quantise(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] * 32768.0f;
+        x[i] = (float)(int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : lrintf(v)) / 32768.0f;
+    }
+}
+
+/* 13.9 s of 16 kHz speech (two real clips back to back) in 20 ms chunks:
+ * scores at t = 10, 11, 12, 13 s, one per second, equal to the offline run. */
+static void one_score_per_second_equal_to_offline(void **u)
+{
+    (void)u;
+    snn_wav a, b;
+    snn_err err;
+    assert_int_equal(snn_wav_read(snn_test_data("dnsmos/clips/codec2_speech_orig_16k.wav"), NULL, &a, &err), 0);
+    assert_int_equal(snn_wav_read(snn_test_data("dnsmos/clips/pesq_speech.wav"), NULL, &b, &err), 0);
+    size_t n = a.n + b.n;
+    float *x = malloc(n * sizeof *x);
+    memcpy(x, a.x, a.n * sizeof *x);
+    memcpy(x + a.n, b.x, b.n * sizeof *x);
+    quantise(x, n);
+    static scores got, want;
+    stream("speech-1", x, n, 16000, &got);
+    offline(x, n, 16000, &want);
+    printf("# %zu samples (%.2f s): %d scores from snnd, %d offline\n", n, n / 16000.0, got.n, want.n);
+    assert_int_equal(got.n, (int)(n / 16000) - 9);
+    assert_int_equal(got.n, want.n);
+    for (int i = 0; i < got.n; i++) {
+        assert_int_equal(got.t[i], (uint64_t)(10 + i) * 1000000);
+        assert_memory_equal(got.v[i], want.v[i], sizeof got.v[i]);
+        assert_true(got.v[i][2] > 1.0 && got.v[i][2] < 5.0); /* OVRL on the MOS scale */
+    }
+    free(x);
+    snn_wav_free(&a);
+    snn_wav_free(&b);
+}
+
+/* 8 kHz telephone-band speech is resampled to 16 kHz; a 3 s clip is tiled at
+ * the end of the stream and scored once, as offline. */
+static void narrowband_clip_is_resampled_and_tiled(void **u)
+{
+    (void)u;
+    snn_wav a;
+    snn_err err;
+    assert_int_equal(snn_wav_read(snn_test_data("dnsmos/clips/codec2_hts1a_8k.wav"), NULL, &a, &err), 0);
+    assert_int_equal(a.sample_rate, 8000);
+    quantise(a.x, a.n);
+    static scores got, want;
+    stream("speech-8k", a.x, a.n, 8000, &got);
+    offline(a.x, a.n, 8000, &want);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(want.n, 1);
+    assert_memory_equal(got.v[0], want.v[0], sizeof got.v[0]);
+    printf("# 8 kHz clip: SIG %.3f BAK %.3f OVRL %.3f\n", got.v[0][0], got.v[0][1], got.v[0][2]);
+    snn_wav_free(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(one_score_per_second_equal_to_offline),
+        cmocka_unit_test(narrowband_clip_is_resampled_and_tiled),
+    };
+    return cmocka_run_group_tests_name("audio", tests, setup, teardown);
+}
