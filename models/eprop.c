@@ -579,7 +579,10 @@ static void forward_interval(snn_eprop *e, const uint8_t *x)
     double *cur = e->L; /* L is free until the learning signals are computed */
     input_currents(e, x, cur);
     for (size_t j = 0; j < p->n_rec; j++) {
-        double v = e->alpha * e->v[j] + e->c_in * cur[j] - p->v_th * (double)e->z_prev[j];
+        double reset_by = p->v_th;
+        if (p->reset_adapted && j >= e->n_lif)
+            reset_by += p->adapt_beta * e->adapt[j]; /* the threshold of the previous step */
+        double v = e->alpha * e->v[j] + e->c_in * cur[j] - reset_by * (double)e->z_prev[j];
         double thr = p->v_th;
         if (j >= e->n_lif) {
             e->adapt[j] = e->rho * e->adapt[j] + (double)e->z_prev[j];

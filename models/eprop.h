@@ -37,6 +37,7 @@
  *
  *  Recurrent neurons (LIF: beta = 0, no a):
  *    v_j  <- alpha v_j + c (sum_i Win_ji x_i + sum_l Wrec_jl z_l) - v_th z_j
+ *            (with reset_adapted: - A_j z_j, A_j of the previous step)
  *    a_j  <- rho a_j + z_j                      (z_j: spike of the previous step)
  *    A_j   = v_th + beta a_j                    (adaptive threshold)
  *    psi_j = 0 while refractory, else h max(0, 1 - |v_j - A_j| / w)
@@ -178,6 +179,9 @@ typedef struct snn_eprop_params {
     uint32_t isi_trace_cutoff; /* steps after a presynaptic spike with traces; 0 = no cutoff */
     uint32_t adam_t0;          /* Adam's counter starts adam_t0 steps before step 0 (NEST:
                                 * offset_gen + delay_in_rec = 2); readout synapses one more */
+    int reset_adapted;         /* interval timing: the reset subtracts the threshold the spike
+                                * crossed, v_th + beta a (snnd's rsnn "direct" engine, see
+                                * models/rsnn_eprop.h), instead of v_th (NEST); 0 by default */
 } snn_eprop_params;
 
 typedef struct snn_eprop snn_eprop;
