@@ -473,7 +473,7 @@ int snn_session_spikes(snn_session *s, const uint32_t *ch, const uint64_t *t_us,
     /* Validate the whole batch first: a rejected batch changes nothing. */
     for (size_t i = 0; i < n; i++) {
         if (ch[i] >= s->m->n_in)
-            return snn_err_set(err, SNN_EINVAL, "channel[%zu] = %u out of range (model %s has %u input channels)", i,
+            return snn_err_set(err, SNN_ESHAPE, "channel[%zu] = %u out of range (model %s has %u input channels)", i,
                                ch[i], s->m->name, s->m->n_in);
         if (t_us[i] > (uint64_t)INT64_MAX / 2)
             return snn_err_set(err, SNN_EINVAL, "t_us[%zu] = %llu out of range", i, (unsigned long long)t_us[i]);
@@ -507,7 +507,7 @@ int snn_session_binned(snn_session *s, const float *counts, uint32_t n_ch, size_
     if (rc < 0)
         return rc;
     if (n_ch != s->m->n_in)
-        return snn_err_set(err, SNN_EINVAL, "n_channels = %u, but model %s has %u input channels", n_ch, s->m->name,
+        return snn_err_set(err, SNN_ESHAPE, "n_channels = %u, but model %s has %u input channels", n_ch, s->m->name,
                            s->m->n_in);
     for (size_t i = 0; i < n_bins * n_ch; i++)
         if (!isfinite(counts[i]))
@@ -549,7 +549,7 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
         return rc;
     uint32_t want = s->enc ? s->enc_in : s->m->n_in;
     if (n != want)
-        return snn_err_set(err, SNN_EINVAL, "frame has %u values, but model %s takes %u per frame", n, s->m->name,
+        return snn_err_set(err, SNN_ESHAPE, "frame has %u values, but model %s takes %u per frame", n, s->m->name,
                            want);
     for (uint32_t i = 0; i < n; i++)
         if (!isfinite(values[i]))
@@ -698,7 +698,7 @@ int snn_session_target(snn_session *s, uint64_t t_us, const float *values, uint3
     if (rc < 0)
         return rc;
     if (n != s->m->n_out)
-        return snn_err_set(err, SNN_EINVAL, "target has %u values, but model %s has %u outputs", n, s->m->name,
+        return snn_err_set(err, SNN_ESHAPE, "target has %u values, but model %s has %u outputs", n, s->m->name,
                            s->m->n_out);
     for (uint32_t i = 0; i < n; i++)
         if (!isfinite(values[i]))

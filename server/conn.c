@@ -20,20 +20,49 @@ typedef struct write_req {
 
 uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
 
+flow *flow_new(void)
+{
+    flow *fl = calloc(1, sizeof *fl);
+    if (!fl)
+        return NULL;
+    pthread_mutex_init(&fl->mu, NULL);
+    pthread_cond_init(&fl->cv, NULL);
+    fl->refs = 1;
+    return fl;
+}
+
+void flow_release(flow *fl, size_t bytes)
+{
+    pthread_mutex_lock(&fl->mu);
+    fl->inflight -= bytes;
+    int last = --fl->refs == 0;
+    pthread_cond_signal(&fl->cv);
+    pthread_mutex_unlock(&fl->mu);
+    if (last) {
+        pthread_mutex_destroy(&fl->mu);
+        pthread_cond_destroy(&fl->cv);
+        free(fl);
+    }
+}
+
 shared_buf *shared_buf_new(size_t len)
 {
     shared_buf *b = malloc(sizeof *b + len);
     if (b) {
         b->refs = 1;
         b->len = len;
+        b->fl = NULL;
     }
     return b;
 }
 
 void shared_buf_unref(shared_buf *b)
 {
-    if (b && --b->refs == 0)
-        free(b);
+    if (!b || --b->refs > 0)
+        return;
+    if (b->fl)
+        flow_release(b->fl, b->len);
+    free(b);
 }
 
 shared_buf *envelope_frame(const Snnd__V1__Envelope *env)
@@ -264,10 +293,18 @@ void conn_send_error(conn *c, uint32_t req_id, const char *req, const char *stre
     conn_send(c, &env);
 }
 
+void conn_drain(conn *c)
+{
+    c->draining = 1;
+    c->read_paused = 0;
+    uv_read_start(&c->h.stream, on_alloc, on_read);
+}
+
 void conn_input_done(conn *c, size_t bytes)
 {
     c->queued_in -= bytes;
-    if (c->read_paused && !c->closing && c->queued_in <= c->srv->cfg.input_queue_bytes / 2) {
+    if (c->read_paused && !c->closing && !c->draining && !c->dropping &&
+        c->queued_in <= c->srv->cfg.input_queue_bytes / 2) {
         c->read_paused = 0;
         uv_read_start(&c->h.stream, on_alloc, on_read);
     }
@@ -304,8 +341,8 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
             conn_close(c, nread == UV_EOF ? "disconnected" : uv_strerror((int)nread));
         return;
     }
-    if (nread == 0 || c->closing)
-        return;
+    if (nread == 0 || c->closing || c->draining || c->dropping)
+        return; /* draining or dropped: the peer's late input is discarded */
     server *s = c->srv;
     s->bytes_in += (uint64_t)nread;
     if (snn_framer_feed(&c->framer, (const uint8_t *)buf->base, (size_t)nread) < 0) {

@@ -188,6 +188,11 @@ static void on_open(conn *c, Snnd__V1__Envelope *env)
 static stream *need_stream(conn *c, Snnd__V1__Envelope *env, const char *id)
 {
     stream *st = stream_find(c->srv, id);
+    if (c->srv->shutting_down) {
+        conn_send_error(c, env->id, envelope_name(env->msg_case), id, SNND__V1__ERROR_CODE__SHUTTING_DOWN,
+                        "snnd is shutting down: stream \"%.80s\" is finishing", id);
+        return NULL;
+    }
     if (!st || st->finishing) {
         conn_send_error(c, env->id, envelope_name(env->msg_case), id, SNND__V1__ERROR_CODE__UNKNOWN_STREAM,
                         "no open stream \"%.80s\"", id);

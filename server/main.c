@@ -125,6 +125,7 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     static server srv;
     server_init(&srv, loop, &cfg, config_path);
+    srv.models_from_cli = models != NULL;
     if (check) {
         int n = (int)registry_count(&srv.reg);
         printf("snnd: configuration OK; %d models in %s\n", n, srv.reg.dir);

@@ -13,6 +13,11 @@
 
 static void on_signal(uv_signal_t *h, int signum);
 
+static void on_out_async(uv_async_t *h)
+{
+    stream_drain_chunks(h->data);
+}
+
 int server_init(server *s, uv_loop_t *loop, const snnd_config *cfg, const char *config_path)
 {
     memset(s, 0, sizeof *s);
@@ -32,6 +37,10 @@ int server_init(server *s, uv_loop_t *loop, const snnd_config *cfg, const char *
     uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
     uv_timer_init(loop, &s->shutdown_timer);
     s->shutdown_timer.data = s;
+    pthread_mutex_init(&s->outq_mu, NULL);
+    s->outq_tail = &s->outq;
+    uv_async_init(loop, &s->out_async, on_out_async);
+    s->out_async.data = s;
     return 0;
 }
 
@@ -148,10 +157,13 @@ static void reload(server *s)
             s->cfg.subscriber_soft_bytes = c.subscriber_soft_bytes;
             s->cfg.subscriber_soft_seconds = c.subscriber_soft_seconds;
             log_set_level((log_level)c.log_level);
-            if (strcmp(c.models_dir, s->reg.dir)) {
+            if (!s->models_from_cli && strcmp(c.models_dir, s->reg.dir)) {
                 free(s->reg.dir);
                 s->reg.dir = strdup(c.models_dir);
             }
+            /* Connections already open take the new frame limit too. */
+            for (conn *k = s->conns; k; k = k->next)
+                k->framer.max_frame = s->cfg.max_frame_bytes;
             snnd_config_free(&c);
         }
     }
@@ -180,10 +192,16 @@ static void on_grace_timeout(uv_timer_t *t)
 
 static void on_shutdown_done(uv_shutdown_t *req, int status)
 {
-    (void)status;
     conn *c = req->data;
     free(req);
-    conn_close(c, "shutdown");
+    /* Our output is flushed and the write side closed. Closing now with the
+     * peer's unread input in our buffer would make the kernel reset the
+     * connection and could discard output the peer has not read yet, so keep
+     * reading (and discarding) until the peer closes; the grace timer bounds it. */
+    if (status < 0)
+        conn_close(c, "shutdown");
+    else if (!c->closing)
+        conn_drain(c);
     conn_unref(c);
 }
 
@@ -193,9 +211,9 @@ void server_maybe_exit(server *s)
         return;
     /* Every stream has finished: flush each connection's output, then close. */
     for (conn *c = s->conns; c; c = c->next) {
-        if (c->closing || c->read_paused == 2)
+        if (c->closing || c->draining || c->dropping)
             continue;
-        c->read_paused = 2; /* marks "shutting down" */
+        c->draining = 1;
         uv_shutdown_t *req = malloc(sizeof *req);
         req->data = c;
         conn_ref(c);
@@ -211,6 +229,7 @@ void server_maybe_exit(server *s)
         uv_close((uv_handle_t *)&s->sig_int, NULL);
         uv_close((uv_handle_t *)&s->sig_term, NULL);
         uv_close((uv_handle_t *)&s->sig_hup, NULL);
+        uv_close((uv_handle_t *)&s->out_async, NULL);
     }
 }
 
@@ -240,6 +259,8 @@ void server_shutdown(server *s, const char *why)
 
 void server_free(server *s)
 {
+    stream_drain_chunks(s);
+    pthread_mutex_destroy(&s->outq_mu);
     registry_free(&s->reg);
     snnd_config_free(&s->cfg);
 }

@@ -21,6 +21,7 @@
 #ifndef SNND_SERVER_H
 #define SNND_SERVER_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -34,12 +35,39 @@ typedef struct server server;
 typedef struct conn conn;
 typedef struct stream stream;
 
-/* A buffer shared by several writes (fan-out); freed at refs == 0. */
+/* Flow control between a stream's worker and the loop: bytes of the stream's
+ * output handed to the loop whose writes have not completed. A worker that
+ * produces a burst (one message closing a long gap) waits while this is over
+ * FLOW_LIMIT, so prompt subscribers are never dropped for the burst's size and
+ * the daemon never holds the whole burst. Shared by the stream and its buffers. */
+typedef struct flow {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t inflight;
+    int refs;          /* the stream + each buffer counted in inflight (under mu) */
+} flow;
+
+/* A new flow with one reference (the stream's). */
+flow *flow_new(void);
+/* Drops one reference and bytes of inflight; frees the flow at the last. */
+void flow_release(flow *fl, size_t bytes);
+
+/* A buffer shared by several writes (fan-out); freed at refs == 0 (refs are
+ * touched by the loop thread only). */
 typedef struct shared_buf {
     int refs;
     size_t len;
+    flow *fl;          /* counted in fl->inflight until freed, or NULL */
     uint8_t data[];
 } shared_buf;
+
+/* Output a worker hands to the loop in the middle of a work item. */
+typedef struct out_chunk {
+    stream *st;
+    conn *to;          /* NULL: the subscribers */
+    shared_buf *b;
+    struct out_chunk *next;
+} out_chunk;
 
 struct conn {
     server *srv;
@@ -55,6 +83,7 @@ struct conn {
     int refs;              /* 1 while open + queued input items + pending writes */
     int closing;
     int read_paused;       /* back-pressure: too much queued input */
+    int draining;          /* shutdown: output flushed, discarding input until the peer closes */
     uint64_t queued_in;    /* bytes of this connection's input waiting in streams */
     uint64_t out_bytes;    /* bytes written but not yet flushed to the socket */
     uint64_t soft_since;   /* ms timestamp when out_bytes went over the soft limit (0: under) */
@@ -111,6 +140,7 @@ struct stream {
     uint64_t w_predictions; /* worker: predictions emitted */
     double w_busy_ns;       /* worker: time spent processing input */
     uv_work_t work;
+    flow *fl;
     float *scratch;         /* worker: decoded audio samples */
     size_t scratch_cap;
     stream *prev, *next;    /* server's list */
@@ -123,6 +153,7 @@ struct server {
     uv_loop_t *loop;
     snnd_config cfg;
     const char *config_path;
+    int models_from_cli;   /* --models given: SIGHUP keeps it */
     registry reg;
     uv_handle_t *listeners[SNND_MAX_LISTEN];
     int n_listeners;
@@ -136,6 +167,10 @@ struct server {
     stream *by_id[STREAM_BUCKETS];
     int shutting_down;
     uint64_t start_ms;
+    /* output handed over by workers mid-item (stream.c) */
+    uv_async_t out_async;
+    pthread_mutex_t outq_mu;
+    out_chunk *outq, **outq_tail;
     /* counters */
     uint64_t frames_in, frames_out, bytes_in, bytes_out, steps, predictions_sent, subs_dropped, errors_sent;
     uint32_t queued_items;
@@ -151,6 +186,8 @@ void server_free(server *s);
 /* conn.c */
 void conn_accept(server *s, uv_stream_t *listener);
 void conn_close(conn *c, const char *why);
+/* Shutdown: discards further input and closes when the peer does. */
+void conn_drain(conn *c);
 void conn_ref(conn *c);
 void conn_unref(conn *c);
 /* Queues a shared buffer for writing; applies the output limits. */
@@ -178,6 +215,8 @@ void stream_owner_gone(stream *st);
 int stream_subscribe(stream *st, conn *c);
 void stream_unsubscribe(stream *st, conn *c);
 void stream_fill_stats(const stream *st, Snnd__V1__StreamStats *out);
+/* Loop thread: writes the output workers handed over (in order). */
+void stream_drain_chunks(server *s);
 
 /* shared buffers */
 shared_buf *shared_buf_new(size_t len);

@@ -115,6 +115,14 @@ int stream_open(server *s, conn *owner, const Snnd__V1__OpenStream *req, uint32_
         return -1;
     }
     st->srv = s;
+    st->fl = flow_new();
+    if (!st->fl) {
+        conn_send_error(owner, req_id, R, req->stream_id, SNND__V1__ERROR_CODE__INTERNAL, "out of memory");
+        snn_session_free(st->sess);
+        free(st);
+        registry_release(ref);
+        return -1;
+    }
     snprintf(st->id, sizeof st->id, "%s", req->stream_id);
     st->model = ref;
     st->owner = owner;
@@ -153,9 +161,64 @@ static int out_reserve(stream *st, size_t n)
     return 0;
 }
 
+/* Output held by a running work item before it is handed to the loop, and
+ * the most handed-over output of one stream whose writes may be pending. */
+#define CHUNK_BYTES (256u << 10)
+#define FLOW_LIMIT (2u << 20)
+
+/* Worker: hands the output gathered so far to the loop (which writes it at
+ * once), then waits while too much of this stream's output is unwritten. */
+static void handoff(stream *st)
+{
+    server *s = st->srv;
+    out_chunk *head = NULL, **tail = &head;
+    size_t bytes = 0;
+    for (size_t i = 0; i < st->n_recs; i++) {
+        out_rec *r = &st->recs[i];
+        out_chunk *c = malloc(sizeof *c);
+        shared_buf *b = c ? shared_buf_new(r->len) : NULL;
+        if (!b) {
+            free(c);
+            continue; /* out of memory: that output is lost, the stream goes on */
+        }
+        memcpy(b->data, st->out + r->off, r->len);
+        b->fl = st->fl;
+        bytes += r->len;
+        *c = (out_chunk){.st = st, .to = r->to, .b = b};
+        *tail = c;
+        tail = &c->next;
+    }
+    st->out_len = 0;
+    st->n_recs = 0;
+    if (!head)
+        return;
+    pthread_mutex_lock(&st->fl->mu);
+    for (out_chunk *c = head; c; c = c->next)
+        st->fl->refs++;
+    st->fl->inflight += bytes;
+    pthread_mutex_unlock(&st->fl->mu);
+    pthread_mutex_lock(&s->outq_mu);
+    *s->outq_tail = head;
+    s->outq_tail = tail;
+    pthread_mutex_unlock(&s->outq_mu);
+    uv_async_send(&s->out_async);
+    /* Wait for the subscribers to take it (the loop drops those that do not,
+     * which cancels their writes); give up waiting after 30 s in all. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&st->fl->mu);
+    while (st->fl->inflight > FLOW_LIMIT)
+        if (pthread_cond_timedwait(&st->fl->cv, &st->fl->mu, &until) != 0)
+            break;
+    pthread_mutex_unlock(&st->fl->mu);
+}
+
 /* Appends env as a frame for `to` (NULL: the subscribers). */
 static void out_frame(stream *st, conn *to, const Snnd__V1__Envelope *env)
 {
+    if (st->out_len >= CHUNK_BYTES)
+        handoff(st);
     size_t n = snnd__v1__envelope__get_packed_size(env);
     if (out_reserve(st, n + 5) < 0)
         return;
@@ -338,10 +401,10 @@ static void process(stream *st, in_item *it)
     }
     if (rc < 0) {
         int code = SNND__V1__ERROR_CODE__BAD_REQUEST;
-        if (strstr(e.msg, "t_us"))
-            code = SNND__V1__ERROR_CODE__BAD_TIME;
-        else if (strstr(e.msg, "channel") || strstr(e.msg, "values") || strstr(e.msg, "n_channels"))
+        if (rc == -SNN_ESHAPE || strstr(e.msg, "n_channels") || strstr(e.msg, "channels but"))
             code = SNND__V1__ERROR_CODE__BAD_SHAPE;
+        else if (strstr(e.msg, "t_us"))
+            code = SNND__V1__ERROR_CODE__BAD_TIME;
         item_error(st, it, req, code, e.msg);
     }
 }
@@ -404,6 +467,7 @@ static void stream_destroy(stream *st)
              (unsigned long long)st->predictions);
     snn_session_free(st->sess);
     registry_release(st->model);
+    flow_release(st->fl, 0);
     free(st->out);
     free(st->recs);
     free(st->subs);
@@ -412,11 +476,44 @@ static void stream_destroy(stream *st)
     server_maybe_exit(s);
 }
 
+/* Writes one buffer to its connection or to the stream's subscribers. */
+static void deliver(stream *st, conn *to, shared_buf *b)
+{
+    if (to) {
+        if (!to->closing)
+            conn_write_shared(to, b);
+        return;
+    }
+    /* Copy the list: a write may drop a slow subscriber (and unsubscribe it). */
+    uint32_t n = st->n_subs;
+    conn *list[n ? n : 1];
+    memcpy(list, st->subs, n * sizeof *list);
+    for (uint32_t k = 0; k < n; k++)
+        conn_write_shared(list[k], b);
+}
+
+void stream_drain_chunks(server *s)
+{
+    pthread_mutex_lock(&s->outq_mu);
+    out_chunk *c = s->outq;
+    s->outq = NULL;
+    s->outq_tail = &s->outq;
+    pthread_mutex_unlock(&s->outq_mu);
+    while (c) {
+        out_chunk *next = c->next;
+        deliver(c->st, c->to, c->b);
+        shared_buf_unref(c->b);
+        free(c);
+        c = next;
+    }
+}
+
 static void after_cb(uv_work_t *w, int status)
 {
     (void)status;
     stream *st = w->data;
     server *s = st->srv;
+    stream_drain_chunks(s); /* what the worker handed over comes first */
     uint64_t before = st->stats.steps;
     st->stats = *snn_session_stats_get(st->sess);
     s->steps += st->stats.steps - before;
@@ -433,16 +530,7 @@ static void after_cb(uv_work_t *w, int status)
         if (!b)
             break;
         memcpy(b->data, st->out + r->off, r->len);
-        if (r->to) {
-            conn_write_shared(r->to, b);
-        } else {
-            /* Copy the list: a write may drop a slow subscriber (and unsubscribe it). */
-            uint32_t n = st->n_subs;
-            conn *list[n];
-            memcpy(list, st->subs, n * sizeof *list);
-            for (uint32_t k = 0; k < n; k++)
-                conn_write_shared(list[k], b);
-        }
+        deliver(st, r->to, b);
         shared_buf_unref(b);
     }
     st->out_len = 0;
