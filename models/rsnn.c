@@ -573,13 +573,15 @@ static void conn_add(const conn *c, const uint32_t *idx, uint32_t nidx, const fl
         else
             macs += nnz;
         if (c->dense) {
-            const float *w = c->dense + (uint64_t)j * c->n_post;
+            const float *restrict w = c->dense + (uint64_t)j * c->n_post;
+            float *restrict d = dst;
+            uint32_t n = c->n_post;
             if (v == 1.0f)
-                for (uint32_t i = 0; i < c->n_post; i++)
-                    dst[i] += w[i];
+                for (uint32_t i = 0; i < n; i++)
+                    d[i] += w[i];
             else
-                for (uint32_t i = 0; i < c->n_post; i++)
-                    dst[i] += v * w[i];
+                for (uint32_t i = 0; i < n; i++)
+                    d[i] += v * w[i];
         } else {
             for (uint32_t q = c->rowptr[j]; q < c->rowptr[j + 1]; q++)
                 dst[c->col[q]] += v * c->val[q];

@@ -68,6 +68,8 @@ static int parse_entry(snn_st *st, const char *name, json_t *v, uint64_t data_le
         if (!json_is_integer(d) || json_integer_value(d) < 0 || json_integer_value(d) > (1ll << 32))
             return snn_err_set(err, SNN_EFORMAT, "%s: tensor %s: bad dimension %u", p, name, i);
         t->shape[i] = (uint64_t)json_integer_value(d);
+        if (t->shape[i] > 0 && t->numel > (1ull << 40) / t->shape[i]) /* before it can wrap */
+            return snn_err_set(err, SNN_EFORMAT, "%s: tensor %s: too large", p, name);
         t->numel *= t->shape[i];
         if (t->numel > (1ull << 40))
             return snn_err_set(err, SNN_EFORMAT, "%s: tensor %s: too large", p, name);
@@ -286,8 +288,10 @@ int snn_st_write(const char *path, json_t *metadata, const snn_st_out *t, size_t
     if (!js)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
     size_t hl = strlen(js), pad = (8 - hl % 8) % 8;
+    /* Unique per process and call: concurrent saves of one name never share it. */
+    static unsigned long seq;
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lu", path, (long)getpid(), __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         free(js);

@@ -78,7 +78,7 @@ typedef struct snn_st_out {
     const float *data;
 } snn_st_out;
 
-/* Writes a safetensors file atomically: path.tmp.<pid>, fsync, rename over
+/* Writes a safetensors file atomically: path.tmp.<pid>.<n>, fsync, rename over
  * path, fsync of the directory. metadata is a string-to-string JSON object (may
  * be NULL). Either the old file stays intact or the new one is complete. */
 int snn_st_write(const char *path, json_t *metadata, const snn_st_out *t, size_t n,

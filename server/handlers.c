@@ -120,7 +120,12 @@ static void on_hello(conn *c, Snnd__V1__Envelope *env)
                         "protocol_version %u is not supported (this server speaks 1)", h->protocol_version);
         return;
     }
-    registry_scan(&s->reg);
+    /* New files in the model directory show up within a second (and at once
+     * on SIGHUP or when a stream opens them). */
+    if (now_ms() - s->last_scan_ms >= 1000) {
+        registry_scan(&s->reg);
+        s->last_scan_ms = now_ms();
+    }
     size_t n = registry_count(&s->reg), i = 0;
     Snnd__V1__ModelInfo *infos = calloc(n ? n : 1, sizeof *infos);
     Snnd__V1__ModelInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
@@ -116,6 +117,16 @@ int main(int argc, char **argv)
     }
     log_set_level((log_level)cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* One descriptor per connection: raise the soft limit to the hard one. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)cfg.max_connections + 64)
+        log_warn("open-file limit %llu is below max_connections %u + 64: connections beyond it will be refused",
+                 (unsigned long long)rl.rlim_cur, cfg.max_connections);
     /* Model steps run on libuv's pool: one OpenBLAS thread per worker. */
     char nthreads[16];
     snprintf(nthreads, sizeof nthreads, "%d", cfg.workers);

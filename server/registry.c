@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "snnd.pb-c.h"
@@ -149,6 +150,16 @@ int registry_scan(registry *r)
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
+        /* A save killed mid-write leaves NAME.safetensors.tmp.<pid>.<n>: remove
+         * those of other processes (this one's may be in progress). */
+        const char *tmp = strstr(de->d_name, ".tmp.");
+        if (tmp && atol(tmp + 5) != (long)getpid()) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", r->dir, de->d_name);
+            if (unlink(p) == 0)
+                log_info("removed %s (left by an interrupted save)", p);
+            continue;
+        }
         for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
             size_t k = strlen(de->d_name), e = strlen(exts[i]);
             if (k <= e || strcmp(de->d_name + k - e, exts[i]))

@@ -154,6 +154,7 @@ struct server {
     snnd_config cfg;
     const char *config_path;
     int models_from_cli;   /* --models given: SIGHUP keeps it */
+    uint64_t last_scan_ms; /* last model-directory scan for a Welcome */
     registry reg;
     uv_handle_t *listeners[SNND_MAX_LISTEN];
     int n_listeners;

@@ -382,6 +382,10 @@ static void process(stream *st, in_item *it)
             break;
         case SNND__V1__ENVELOPE__MSG_SAVE_MODEL:
             rc = snn_session_save(ss, it->path, &e);
+            if (rc < 0) {
+                item_error(st, it, req, SNND__V1__ERROR_CODE__MODEL_ERROR, e.msg);
+                rc = 0;
+            }
             if (rc == 0) {
                 Snnd__V1__ModelSaved ms = SNND__V1__MODEL_SAVED__INIT;
                 ms.name = env->save_model->name;

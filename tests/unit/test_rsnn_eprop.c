@@ -218,10 +218,13 @@ static void test_failed_save_keeps_old_file(void **state)
     make_inputs();
     for (int t = 0; t < T; t++)
         snn_eprop_step(e, xs[t], tgt[t], -1, NULL, NULL); /* weights now differ */
-    /* The temporary file cannot be created: a directory holds its name. */
+    /* The temporary file cannot be created: directories hold the names the
+     * next saves of this process would use (path.tmp.<pid>.<n>, n counting up). */
     char tmp[300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
-    assert_int_equal(mkdir(tmp, 0755), 0);
+    for (int k = 1; k <= 256; k++) {
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%d", dst, (long)getpid(), k);
+        mkdir(tmp, 0755);
+    }
     int rc = snn_rsnn_eprop_save(e, src, dst, &err);
     assert_true(rc < 0);
     assert_non_null(strstr(err.msg, "tmp"));
@@ -229,7 +232,10 @@ static void test_failed_save_keeps_old_file(void **state)
     assert_non_null(after);
     assert_int_equal(n0, n1);
     assert_memory_equal(before, after, n0);
-    rmdir(tmp);
+    for (int k = 1; k <= 256; k++) {
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%d", dst, (long)getpid(), k);
+        rmdir(tmp);
+    }
     free(after);
     /* An unwritable directory (only enforced for non-root users). */
     if (geteuid() != 0) {
