@@ -138,7 +138,9 @@ static int encoder_new(snn_session *s, snn_err *err)
                            type ? type : "(missing)");
     snn_sigmadelta_config c = {0};
     json_t *th = json_object_get(enc, "threshold"), *rf = json_object_get(enc, "refractory_us");
-    json_t *ch = json_object_get(enc, "channels");
+    json_t *ch = json_object_get(enc, "n_taxels");
+    if (!ch)
+        ch = json_object_get(enc, "channels");
     c.threshold = th ? json_number_value(th) : 1.0;
     c.refractory_us = rf ? (int64_t)json_number_value(rf) : 0;
     c.merge_on_off = json_is_true(json_object_get(enc, "merge_on_off"));

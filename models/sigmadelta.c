@@ -167,6 +167,11 @@ static int sd_advance(const snn_sigmadelta *e, uint32_t c, double v1, int64_t t1
     return 0;
 }
 
+/* Most levels one channel may cross in one frame (8-bit taxels with θ = 1
+ * cross at most 255): a larger jump is a bad value, refused before the work
+ * (and the float-to-integer conversion) it would take. */
+#define SD_MAX_CROSSINGS (1u << 20)
+
 /* See sigmadelta.h.  Phase 1 sets up cursors, phase 2 merges, phase 3
  * commits; nothing is written to the state before phase 3. */
 int snn_sigmadelta_push(snn_sigmadelta *e, int64_t t_us, const float *values,
@@ -175,7 +180,7 @@ int snn_sigmadelta_push(snn_sigmadelta *e, int64_t t_us, const float *values,
 {
     uint32_t n = e->cfg.n_channels, c;
     double th = e->cfg.threshold;
-    size_t count = 0;
+    size_t count = 0, crossings = 0;
 
     *n_events = 0;
     for (c = 0; c < n; c++)
@@ -211,13 +216,26 @@ int snn_sigmadelta_push(snn_sigmadelta *e, int64_t t_us, const float *values,
             cur->sign = -1.0;
             dn = floor((r - v1) / th);
         }
+        if (dn > (double)SD_MAX_CROSSINGS)
+            return snn_err_set(err, SNN_EINVAL,
+                               "sigmadelta: channel %u moves %.3g thresholds in one frame (at most %u)", c, dn,
+                               SD_MAX_CROSSINGS);
         cur->n = dn > 0.0 ? (uint32_t)dn : 0;
+        crossings += cur->n;
         on = (cur->sign > 0.0) != (e->cfg.invert != 0);
         cur->out_ch = (on || e->cfg.merge_on_off) ? c : n + c;
         cur->last_ev = e->last_ev[c];
         cur->has_last = e->has_ev[c];
         if (cur->n > 0)
             sd_advance(e, c, v1, t_us); /* k > n afterwards if all are dropped */
+    }
+
+    /* Without a refractory period every crossing is an event: too many for
+     * the array is known without merging them. */
+    if (e->cfg.refractory_us <= 0 && crossings > cap) {
+        *n_events = crossings;
+        return snn_err_set(err, SNN_ESHAPE, "sigmadelta: frame at %lld us gives %zu events, array holds %zu",
+                           (long long)t_us, crossings, cap);
     }
 
     /* Phase 2: merge by (time, output channel). */

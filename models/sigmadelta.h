@@ -96,7 +96,8 @@ size_t snn_sigmadelta_max_events(const snn_sigmadelta *e, double lo, double hi);
  * causes, sorted by (t_us, channel), to events[0..cap) and their number to
  * *n_events.  The first frame after new/reset only sets the reference levels.
  * Errors (the encoder state is left unchanged):
- *   -SNN_EINVAL  t_us earlier than the previous frame, or a non-finite value;
+ *   -SNN_EINVAL  t_us earlier than the previous frame, a non-finite value, or
+ *                a value more than 2^20 thresholds from its channel's level;
  *   -SNN_ESHAPE  more than cap events: *n_events gets the number needed, so
  *                the caller can retry the same frame with a bigger array.
  * Never allocates. */
