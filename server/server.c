@@ -18,6 +18,13 @@ static void on_out_async(uv_async_t *h)
     stream_drain_chunks(h->data);
 }
 
+static void on_sched_check(uv_check_t *h)
+{
+    stream_submit_ready(h->data);
+}
+
+
+
 int server_init(server *s, uv_loop_t *loop, const snnd_config *cfg, const char *config_path)
 {
     memset(s, 0, sizeof *s);
@@ -41,6 +48,13 @@ int server_init(server *s, uv_loop_t *loop, const snnd_config *cfg, const char *
     s->outq_tail = &s->outq;
     uv_async_init(loop, &s->out_async, on_out_async);
     s->out_async.data = s;
+    s->ready_tail = &s->ready;
+    uv_check_init(loop, &s->sched_check);
+    s->sched_check.data = s;
+    uv_check_start(&s->sched_check, on_sched_check);
+    uv_unref((uv_handle_t *)&s->sched_check);
+    uv_idle_init(loop, &s->sched_idle);
+    s->sched_idle.data = s;
     return 0;
 }
 
@@ -230,6 +244,8 @@ void server_maybe_exit(server *s)
         uv_close((uv_handle_t *)&s->sig_term, NULL);
         uv_close((uv_handle_t *)&s->sig_hup, NULL);
         uv_close((uv_handle_t *)&s->out_async, NULL);
+        uv_close((uv_handle_t *)&s->sched_check, NULL);
+        uv_close((uv_handle_t *)&s->sched_idle, NULL);
     }
 }
 

@@ -139,12 +139,12 @@ struct stream {
     double busy_ns;
     uint64_t w_predictions; /* worker: predictions emitted */
     double w_busy_ns;       /* worker: time spent processing input */
-    uv_work_t work;
     flow *fl;
     float *scratch;         /* worker: decoded audio samples */
     size_t scratch_cap;
     stream *prev, *next;    /* server's list */
     stream *hnext;          /* hash chain */
+    stream *rnext;          /* ready list (scheduled, waiting for a work item) */
 };
 
 #define STREAM_BUCKETS 4096
@@ -168,6 +168,11 @@ struct server {
     stream *by_id[STREAM_BUCKETS];
     int shutting_down;
     uint64_t start_ms;
+    /* streams with a batch ready, submitted together once per loop iteration */
+    stream *ready, **ready_tail;
+    uint32_t n_ready;
+    uv_check_t sched_check;  /* submits at the end of the iteration that queued */
+    uv_idle_t sched_idle;    /* ... and keeps poll from sleeping when queued from a timer */
     /* output handed over by workers mid-item (stream.c) */
     uv_async_t out_async;
     pthread_mutex_t outq_mu;
@@ -218,6 +223,9 @@ void stream_unsubscribe(stream *st, conn *c);
 void stream_fill_stats(const stream *st, Snnd__V1__StreamStats *out);
 /* Loop thread: writes the output workers handed over (in order). */
 void stream_drain_chunks(server *s);
+/* Loop thread, once per iteration: submits the ready streams to the workers,
+ * several streams per work item (one wake-up instead of one per stream). */
+void stream_submit_ready(server *s);
 
 /* shared buffers */
 shared_buf *shared_buf_new(size_t len);

@@ -127,7 +127,6 @@ int stream_open(server *s, conn *owner, const Snnd__V1__OpenStream *req, uint32_
     st->model = ref;
     st->owner = owner;
     st->inbox_tail = &st->inbox;
-    st->work.data = st;
     owner->n_owned++;
     st->next = s->streams;
     if (s->streams)
@@ -413,9 +412,9 @@ static void process(stream *st, in_item *it)
     }
 }
 
-static void work_cb(uv_work_t *w)
+/* Worker: processes one stream's batch. */
+static void work_one(stream *st)
 {
-    stream *st = w->data;
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (in_item *it = st->batch; it; it = it->next) {
@@ -490,7 +489,9 @@ static void deliver(stream *st, conn *to, shared_buf *b)
     }
     /* Copy the list: a write may drop a slow subscriber (and unsubscribe it). */
     uint32_t n = st->n_subs;
-    conn *list[n ? n : 1];
+    if (n == 0)
+        return; /* st->subs may be NULL: memcpy must not see it */
+    conn *list[n];
     memcpy(list, st->subs, n * sizeof *list);
     for (uint32_t k = 0; k < n; k++)
         conn_write_shared(list[k], b);
@@ -512,12 +513,11 @@ void stream_drain_chunks(server *s)
     }
 }
 
-static void after_cb(uv_work_t *w, int status)
+/* Loop: delivers one stream's output, releases its batch, and destroys or
+ * reschedules it. */
+static void after_one(stream *st)
 {
-    (void)status;
-    stream *st = w->data;
     server *s = st->srv;
-    stream_drain_chunks(s); /* what the worker handed over comes first */
     uint64_t before = st->stats.steps;
     st->stats = *snn_session_stats_get(st->sess);
     s->steps += st->stats.steps - before;
@@ -557,13 +557,87 @@ static void after_cb(uv_work_t *w, int status)
         schedule(st);
 }
 
+/* A work item: several ready streams, processed one after the other by one
+ * worker (a stream is in at most one item at a time, so its steps stay in order). */
+typedef struct work_group {
+    uv_work_t work;
+    uint32_t n;
+    stream *v[];
+} work_group;
+
+static void group_work(uv_work_t *w)
+{
+    work_group *g = w->data;
+    for (uint32_t i = 0; i < g->n; i++)
+        work_one(g->v[i]);
+}
+
+static void group_after(uv_work_t *w, int status)
+{
+    (void)status;
+    work_group *g = w->data;
+    if (g->n)
+        stream_drain_chunks(g->v[0]->srv); /* what the workers handed over comes first */
+    for (uint32_t i = 0; i < g->n; i++)
+        after_one(g->v[i]);
+    free(g);
+}
+
+void stream_submit_ready(server *s)
+{
+    if (!s->ready)
+        return;
+    uint32_t n = s->n_ready, groups = (uint32_t)s->cfg.workers;
+    if (groups > n)
+        groups = n;
+    uint32_t per = (n + groups - 1) / groups;
+    stream *st = s->ready;
+    s->ready = NULL;
+    s->ready_tail = &s->ready;
+    s->n_ready = 0;
+    while (st) {
+        work_group *g = malloc(sizeof *g + per * sizeof(stream *));
+        if (!g) { /* out of memory: try again next iteration */
+            while (st) {
+                stream *next = st->rnext;
+                st->rnext = NULL;
+                *s->ready_tail = st;
+                s->ready_tail = &st->rnext;
+                s->n_ready++;
+                st = next;
+            }
+            return;
+        }
+        g->n = 0;
+        while (st && g->n < per) {
+            g->v[g->n++] = st;
+            stream *next = st->rnext;
+            st->rnext = NULL;
+            st = next;
+        }
+        g->work.data = g;
+        uv_queue_work(s->loop, &g->work, group_work, group_after);
+    }
+}
+
+static void on_idle_submit(uv_idle_t *h)
+{
+    stream_submit_ready(h->data);
+    uv_idle_stop(h);
+}
+
 static void schedule(stream *st)
 {
+    server *s = st->srv;
     st->batch = st->inbox;
     st->inbox = NULL;
     st->inbox_tail = &st->inbox;
     st->scheduled = 1;
-    uv_queue_work(st->srv->loop, &st->work, work_cb, after_cb);
+    st->rnext = NULL;
+    *s->ready_tail = st;
+    s->ready_tail = &st->rnext;
+    if (s->n_ready++ == 0 && !uv_is_closing((uv_handle_t *)&s->sched_idle))
+        uv_idle_start(&s->sched_idle, on_idle_submit);
 }
 
 static void enqueue(stream *st, conn *from, Snnd__V1__Envelope *env, size_t bytes, const char *path)
