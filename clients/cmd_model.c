@@ -254,7 +254,7 @@ int cmd_model_run(int argc, char **argv)
         }
         n_ops = feed_plan_audio(wav.n, &ops);
     } else {
-        if (snn_csv_load(o.input, m->n_in, &csv, msg, sizeof msg) < 0) {
+        if (snn_csv_load(o.input, snn_frame_values(m, (snn_input_kind)kind), &csv, msg, sizeof msg) < 0) {
             cli_fail("%s", msg);
             goto done;
         }

@@ -273,7 +273,10 @@ int cmd_replay(int argc, char **argv)
     if (!is_wav && wel) {
         for (size_t i = 0; i < wel->n_models; i++)
             if (strcmp(wel->models[i]->name, name) == 0 &&
-                snn_csv_load(input, wel->models[i]->n_inputs, &csv, msg, sizeof msg) < 0) {
+                snn_csv_load(input,
+                             kind_opt == 0 || kind_opt == SNN_INPUT_TACTILE ? wel->models[i]->frame_values
+                                                                           : wel->models[i]->n_inputs,
+                             &csv, msg, sizeof msg) < 0) {
                 cli_fail("%s", msg);
                 goto done;
             }
@@ -343,7 +346,10 @@ int cmd_replay(int argc, char **argv)
             goto done;
         }
     } else {
-        if (!csv.values && snn_csv_load(input, so->model->n_inputs, &csv, msg, sizeof msg) < 0) {
+        if (!csv.values && snn_csv_load(input,
+                                        so->input_kind == SNND__V1__INPUT_KIND__INPUT_TACTILE ? so->model->frame_values
+                                                                                             : so->model->n_inputs,
+                                        &csv, msg, sizeof msg) < 0) {
             cli_fail("%s", msg);
             goto done;
         }

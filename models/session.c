@@ -244,6 +244,23 @@ static int learn_new(snn_session *s, const snn_learn_cfg *lc, snn_err *err)
 
 int snn_session_learning(const snn_session *s) { return s->ep != NULL; }
 
+uint32_t snn_frame_values(const snn_model *m, snn_input_kind k)
+{
+    if (k == SNN_INPUT_DEFAULT) {
+        int d = snn_input_kind_parse(m->input_kind);
+        k = d > 0 ? (snn_input_kind)d : SNN_INPUT_SPIKES;
+    }
+    if (k != SNN_INPUT_TACTILE || strcmp(m->ops->kind, "rsnn"))
+        return m->n_in;
+    const json_t *enc = json_object_get(snn_rsnn_config(m), "encoder");
+    json_t *ch = json_object_get(enc, "n_taxels");
+    if (!ch)
+        ch = json_object_get(enc, "channels");
+    if (ch)
+        return (uint32_t)json_integer_value(ch);
+    return json_is_true(json_object_get(enc, "merge_on_off")) ? m->n_in : m->n_in / 2;
+}
+
 int snn_session_save(const snn_session *s, const char *path, snn_err *err)
 {
     if (!s->ep)

@@ -118,6 +118,11 @@ int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_al
                     snn_session **out, snn_err *err);
 void snn_session_free(snn_session *s);
 
+/* Values per input frame or row for input kind k of model m: the encoder's
+ * taxels for TACTILE (the model's inputs are its ON/OFF channels), else the
+ * model's inputs. */
+uint32_t snn_frame_values(const snn_model *m, snn_input_kind k);
+
 /* The effective input kind and bin width. */
 snn_input_kind snn_session_input(const snn_session *s);
 uint32_t snn_session_bin_us(const snn_session *s);

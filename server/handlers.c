@@ -60,6 +60,7 @@ static void model_info(const snn_model *m, Snnd__V1__ModelInfo *info)
     info->footprint_bytes = m->footprint;
     info->n_labels = m->labels ? m->n_out : 0;
     info->labels = m->labels;
+    info->frame_values = snn_frame_values(m, SNN_INPUT_DEFAULT);
 }
 
 static void send_ack(conn *c, uint32_t id, const char *stream_id)

@@ -62,6 +62,16 @@ check "models lists tinyrsnn-indy01-seed1" grep -q '"name":"tinyrsnn-indy01-seed
 "$SNN" stats --socket "$SOCK" --json >"$T/stats.json"
 check "stats counts the replayed steps" grep -q '"steps":[1-9]' "$T/stats.json"
 
+# Tactile: a raw iCub recording through the sigma-delta encoder and braille-rsnn.
+BR=$S/tests/fixtures/braille/val_rep33_B.csv
+"$SNN" model run braille-rsnn "$BR" --decision >"$T/braille.json"
+check "braille-rsnn reads B" grep -q '"label":"B"' "$T/braille.json"
+"$SNN" replay braille-rsnn "$BR" --socket "$SOCK" --decision >"$T/braille.replay.json"
+check "braille replay decides the same" cmp "$T/braille.json" "$T/braille.replay.json"
+"$SNN" model run braille-rsnn "$BR" --out "$T/braille.offline.csv"
+"$SNN" replay braille-rsnn "$BR" --socket "$SOCK" --out "$T/braille.replay.csv"
+check "braille replay is identical" cmp "$T/braille.offline.csv" "$T/braille.replay.csv"
+
 # Audio: a 10.8 s clip at 16 kHz through DNSMOS P.835, offline and through snnd.
 CLIP=${SNN_DATA_DIR:-$S/../shared/data}/dnsmos/clips/codec2_speech_orig_16k.wav
 if [ -f "$CLIP" ]; then
