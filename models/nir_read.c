@@ -229,7 +229,9 @@ static int read_params(ctx *c, hid_t gid, snn_nir_rnode *n)
                 } else {
                     hsize_t dims[8];
                     H5Sget_simple_extent_dims(sp, dims, NULL);
-                    snprintf(p->name, sizeof p->name, "%s", key);
+                    size_t kl = strnlen(key, sizeof p->name - 1); /* names are short */
+                    memcpy(p->name, key, kl);
+                    p->name[kl] = 0;
                     p->ndim = nd;
                     for (int d = 0; d < nd; d++)
                         p->dims[d] = dims[d];

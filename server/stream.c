@@ -591,6 +591,8 @@ void stream_submit_ready(server *s)
     if (groups > n)
         groups = n;
     uint32_t per = (n + groups - 1) / groups;
+    if (per > 64)
+        per = 64; /* bounds the wait of the last stream in an item */
     stream *st = s->ready;
     s->ready = NULL;
     s->ready_tail = &s->ready;
