@@ -4,7 +4,10 @@
  */
 #include "dnsmos.h"
 
+#include <cblas.h>
 #include <ctype.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <jansson.h>
 #include <string.h>
@@ -16,6 +19,37 @@
 #define TILE_CAP (2 * SNN_DNSMOS_WINDOW)
 #define MEL_SAMPLES (SNN_DNSMOS_WINDOW - 160)
 
+/*
+ * P.835 streaming without recomputation. The graph (keras2onnx of DNSMOS sig_bak_ovr, 48 nodes):
+ *   frames: window sample x[160 t .. 160 t + 320) is frame t, t < 900 (two Slices, Concat)
+ *   STFT:   two 1x1 Convs (real, imaginary kernels [161][320]); logpow = log(max(1e-12,
+ *           sqrt(re^2 + im^2)^2)) / ln 10  -> [1][900 time][161 freq]
+ *   convs:  four 3x3 Convs, padding 1, ReLU, 1 -> 128 -> 64 -> 64 -> 32 channels (35 of the
+ *           39 GFLOP), then MaxPool 2x2 -> [32][450][80]                    (nodes 21 .. 29)
+ *   tail:   Conv, MaxPool, Conv, MaxPool, Conv, global max over time and frequency, 3 dense
+ *           layers (0.9 GFLOP)                                               (nodes 30 .. 47)
+ * Nothing normalises over time before the global max. Window i's frame t is the stream's frame
+ * F = 100 i + t (hop 16000 = 100 frames); the four convolutions each reach one frame either way
+ * in time, so the window's output of conv l at frame t equals the stream's (computed with the
+ * true neighbours) when l <= t <= 899 - l; only the window's first and last 4 frames of conv 4
+ * see the zero padding at the window's edges. A stream state therefore computes each frame of
+ * the four convolutions once (STREAM_ROWS at a time, with two frames of context per layer), pools
+ * it (window offsets are even, so the 2x2 pooling pairs agree) into a ring of pooled frames
+ * indexed by absolute pooled frame, and a window takes its pooled frames 2 .. 447 from the ring,
+ * recomputes pooled frames 0, 1 and 448, 449 from its first and last EDGE frames, and runs the
+ * tail from node 30 with the graph.
+ */
+#define NFREQ 161
+#define FRAME 320
+#define FHOP 160
+#define NCONV 4
+#define STREAM_ROWS 104 /* frames per stream chunk: a 1 s hop brings 100 */
+#define RING 640        /* pooled frames kept: a window's 450 + the 50 a stream runs ahead + slack */
+#define EDGE 8          /* frames an edge recomputes: conv 4's 4 edge frames need 4 more */
+#define POOLED_T 450
+#define POOLED_F 80
+#define TAIL_NODE 30
+
 typedef struct dnsmos_model {
     snn_model base;
     snn_onnx_graph *g;
@@ -23,7 +57,28 @@ typedef struct dnsmos_model {
     int personalized;
     snn_mel mel; /* P.808 only */
     size_t mel_frames;
+    /* P.835 streaming (stream_ok when the graph has the layout above) */
+    int stream_ok;
+    const float *stft[2];             /* [161][320] real, imaginary */
+    float c_floor, c_div;             /* the Max and Div constants */
+    snn_onnx_conv_view conv[NCONV];   /* nodes 21, 23, 25, 27 */
+    uint64_t tail_macs, window_macs;
 } dnsmos_model;
+
+typedef struct p835_stream {
+    int reuse;               /* 1: windows come from the stream (default); 0: from scratch */
+    int broken;              /* samples went by uncomputed: windows from scratch until reset */
+    float *frames, *re, *im; /* [STREAM_ROWS][320], [STREAM_ROWS][161] x 2 */
+    float *lay[NCONV + 1];   /* lay[l] [C_l][LROWS][161]: layer l's 2 context + new frames;
+                                lay[4] [32][1 + STREAM_ROWS][161]: conv 4 output after a carry row */
+    uint64_t e[NCONV + 1];   /* frames of each layer computed so far */
+    uint64_t pooled;         /* pooled frames computed so far */
+    int carry;               /* lay[4] row 0 holds conv 4's unpaired frame 2 * pooled */
+    float *ring;             /* [32][RING][80] pooled frame P at row P % RING */
+    float *edge[2];          /* [128][EDGE][161] ping-pong buffers for the window edges */
+    float *scratch;          /* convolution scratch */
+    uint64_t macs;           /* multiply-adds since the last output */
+} p835_stream;
 
 struct snn_state {
     float *buf;       /* [BUF_CAP] the newest samples; buf[0] is sample buf_start */
@@ -34,6 +89,7 @@ struct snn_state {
     double *mel_work; /* P.808: mel scratch */
     double *mel_pow;  /* P.808: [frames][120] */
     float *mel_in;    /* P.808: model input */
+    p835_stream st;   /* P.835 streaming */
 };
 
 static const char *const p835_names[] = {"SIG", "BAK", "OVRL", "SIG_raw", "BAK_raw", "OVRL_raw"};
@@ -60,6 +116,313 @@ void snn_dnsmos_map(int personalized, const float raw[3], float mapped[3])
 }
 
 int snn_dnsmos_is_p808(const snn_model *m) { return ((const dnsmos_model *)m)->p808; }
+
+snn_onnx_graph *snn_dnsmos_graph(const snn_model *m) { return ((const dnsmos_model *)m)->g; }
+
+/* ---- P.835 streaming (layout and reasoning above) ----------------------- */
+
+#define LROWS (2 + STREAM_ROWS)
+static const int64_t layer_ch[NCONV + 1] = {1, 128, 64, 64, 32};
+
+/* Channel stride (floats) of stream layer l's buffer. */
+static int64_t lay_stride(int l) { return (l < NCONV ? LROWS : 1 + STREAM_ROWS) * NFREQ; }
+
+/* out[t][161] = logpow of frame t = x[160 t .. 160 t + 320), t < n (n <= STREAM_ROWS): the
+ * graph's nodes 0 .. 18 for those frames, in the same float operations. */
+static uint64_t logpow_rows(const dnsmos_model *m, p835_stream *st, const float *x, size_t n,
+                            float *out)
+{
+    for (size_t t = 0; t < n; t++)
+        memcpy(st->frames + t * FRAME, x + t * FHOP, FRAME * sizeof *x);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, NFREQ, FRAME, 1.0f, st->frames,
+                FRAME, m->stft[0], FRAME, 0.0f, st->re, NFREQ);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, NFREQ, FRAME, 1.0f, st->frames,
+                FRAME, m->stft[1], FRAME, 0.0f, st->im, NFREQ);
+    for (size_t k = 0; k < n * NFREQ; k++) {
+        float a = st->re[k] * st->re[k] + st->im[k] * st->im[k];
+        float r = sqrtf(a);
+        r = r * r; /* Pow(., 2) */
+        r = (m->c_floor > r || isnan(m->c_floor)) ? m->c_floor : r;
+        out[k] = logf(r) / m->c_div;
+    }
+    return 2 * (uint64_t)n * NFREQ * FRAME;
+}
+
+/* Convolution l of the four on H input rows x (channel stride xcs) with time padding pt, pb
+ * (frequency padding as in the graph) -> y (channel stride ycs). Returns the output rows. */
+static int64_t conv_rows(const dnsmos_model *m, p835_stream *st, int l, const float *x,
+                         int64_t xcs, int64_t H, int pt, int pb, float *y, int64_t ycs)
+{
+    const snn_onnx_conv_view *cv = &m->conv[l];
+    snn_conv2d c = cv->geom;
+    c.H = H;
+    c.pt = pt;
+    c.pb = pb;
+    c.xcs = xcs;
+    c.ycs = ycs;
+    if (snn_conv2d_init(&c) != 0)
+        return 0;
+    if (cv->wino)
+        snn_conv2d_winograd(&c, x, cv->wino, cv->b, cv->relu, y, st->scratch);
+    else
+        snn_conv2d_run(&c, x, cv->w, cv->b, cv->relu, y, st->scratch);
+    st->macs += (uint64_t)(c.Co * c.C * c.KH * c.KW * c.OH * c.OW);
+    return c.OH;
+}
+
+static inline float max_nan(float m, float v) { return (v > m || isnan(v)) ? v : m; }
+
+/* dst[80] = 2x2 max pooling of rows r0, r1 (161 wide; the last column is dropped). */
+static void pool_pair(const float *r0, const float *r1, float *dst)
+{
+    for (int f = 0; f < POOLED_F; f++) {
+        float v = -FLT_MAX;
+        v = max_nan(v, r0[2 * f]);
+        v = max_nan(v, r0[2 * f + 1]);
+        v = max_nan(v, r1[2 * f]);
+        v = max_nan(v, r1[2 * f + 1]);
+        dst[f] = v;
+    }
+}
+
+/* Computes the next n (<= STREAM_ROWS) frames of the logpow from the stream's samples and every
+ * frame of the four convolutions and the pooling they make computable. */
+static void stream_chunk(const dnsmos_model *m, snn_state *s, uint64_t n)
+{
+    p835_stream *st = &s->st;
+    uint64_t eo[NCONV], nin = n;
+    st->macs += logpow_rows(m, st, s->buf + (FHOP * st->e[0] - s->buf_start), n,
+                            st->lay[0] + 2 * NFREQ);
+    /* frame r of layer l is at row r + 2 - eo[l] of lay[l] */
+    for (int l = 0; l < NCONV; l++) {
+        eo[l] = st->e[l];
+        uint64_t en = eo[l] + nin, f0 = st->e[l + 1], f1 = en ? en - 1 : 0;
+        st->e[l] = en;
+        nin = 0;
+        if (f1 <= f0)
+            continue;
+        int pt = f0 == 0;
+        uint64_t r0 = f0 + (uint64_t)pt - 1; /* first input frame */
+        float *x = st->lay[l] + (int64_t)(r0 + 2 - eo[l]) * NFREQ;
+        float *y = st->lay[l + 1] + (l + 1 < NCONV ? 2 : 1) * NFREQ;
+        nin = (uint64_t)conv_rows(m, st, l, x, lay_stride(l), (int64_t)(en - r0), pt, 0, y,
+                                  lay_stride(l + 1));
+    }
+    st->e[NCONV] += nin;
+    /* 2x2 pooling of conv 4's frames into the ring; an odd frame waits in row 0 */
+    uint64_t cnt = nin + (uint64_t)st->carry, start = st->carry ? 0 : 1, pairs = cnt / 2;
+    int64_t s4 = lay_stride(NCONV);
+    for (int64_t c = 0; c < 32; c++) {
+        const float *lc = st->lay[NCONV] + c * s4;
+        for (uint64_t j = 0; j < pairs; j++) {
+            const float *r = lc + (start + 2 * j) * NFREQ;
+            int64_t row = (int64_t)((st->pooled + j) % RING);
+            pool_pair(r, r + NFREQ, st->ring + (c * RING + row) * POOLED_F);
+        }
+        if (cnt % 2)
+            memmove(st->lay[NCONV] + c * s4, lc + (start + cnt - 1) * NFREQ, NFREQ * sizeof(float));
+    }
+    st->carry = (int)(cnt % 2);
+    st->pooled += pairs;
+    /* keep each layer's last two frames as the next chunk's context (rows 0, 1) */
+    for (int l = 0; l < NCONV; l++) {
+        uint64_t added = st->e[l] - eo[l];
+        if (added == 0)
+            continue;
+        for (int64_t c = 0; c < layer_ch[l]; c++) {
+            float *lc = st->lay[l] + c * lay_stride(l);
+            memmove(lc, lc + added * NFREQ, 2 * NFREQ * sizeof(float));
+        }
+    }
+}
+
+/* Brings the stream's layers up to every frame the samples received so far allow. */
+static void stream_advance(const dnsmos_model *m, snn_state *s)
+{
+    p835_stream *st = &s->st;
+    if (!m->stream_ok || !st->reuse || st->broken)
+        return;
+    uint64_t avail = s->total >= FRAME ? (s->total - FRAME) / FHOP + 1 : 0;
+    while (st->e[0] < avail) {
+        if (FHOP * st->e[0] < s->buf_start) { /* samples gone before they were used */
+            st->broken = 1;
+            return;
+        }
+        uint64_t n = avail - st->e[0] < STREAM_ROWS ? avail - st->e[0] : STREAM_ROWS;
+        stream_chunk(m, s, n);
+    }
+}
+
+/* Pooled frames u0, u0 + 1 of a window's edge: the four convolutions on EDGE logpow frames
+ * starting at x (frame offset t0 in the window), padded on top (first edge) or at the bottom. */
+static void window_edge(const dnsmos_model *m, p835_stream *st, const float *x, int bottom,
+                        float *tin, int u0)
+{
+    float *a = st->edge[0], *b = st->edge[1];
+    st->macs += logpow_rows(m, st, x, EDGE, a);
+    int64_t H = EDGE;
+    for (int l = 0; l < NCONV; l++) {
+        H = conv_rows(m, st, l, a, 0, H, !bottom, bottom, b, 0);
+        float *t = a;
+        a = b;
+        b = t;
+    }
+    /* a = conv 4's [32][4][161] */
+    for (int64_t c = 0; c < 32; c++)
+        for (int j = 0; j < 2; j++) {
+            const float *r = a + (c * H + 2 * j) * NFREQ;
+            pool_pair(r, r + NFREQ, tin + (c * POOLED_T + u0 + j) * POOLED_F);
+        }
+}
+
+/* Scores window i = samples x[0 .. 144160) = stream samples from 16000 i through the stream's
+ * pooled frames: raw[3]. Returns 0, or -1 when the stream does not hold the frames. */
+static int window_from_stream(const dnsmos_model *m, snn_state *s, uint64_t i, const float *x,
+                              float *raw)
+{
+    p835_stream *st = &s->st;
+    uint64_t P0 = 50 * i;
+    if (!m->stream_ok || !st->reuse || st->broken || st->pooled < P0 + POOLED_T - 2 ||
+        P0 + 2 + RING < st->pooled)
+        return -1;
+    const int64_t *d;
+    int r;
+    float *tin = snn_onnx_node_input(m->g, TAIL_NODE, s->work, &d, &r);
+    for (int64_t c = 0; c < 32; c++)
+        for (uint64_t u = 2; u < POOLED_T - 2; u++)
+            memcpy(tin + (c * POOLED_T + (int64_t)u) * POOLED_F,
+                   st->ring + (c * RING + (int64_t)((P0 + u) % RING)) * POOLED_F,
+                   POOLED_F * sizeof(float));
+    window_edge(m, st, x, 0, tin, 0);
+    window_edge(m, st, x + (900 - EDGE) * FHOP, 1, tin, POOLED_T - 2);
+    snn_onnx_run_from(m->g, TAIL_NODE, raw, s->work);
+    st->macs += m->tail_macs;
+    return 0;
+}
+
+/* Checks the P.835 graph has the layout streaming assumes; fills m's streaming fields. */
+static void stream_probe(dnsmos_model *m)
+{
+    static const char *const ops[] = {
+        "Slice", "Slice", "Reshape", "Reshape", "Concat", "Transpose", "Transpose", "Conv", "Conv",
+        "Transpose", "Transpose", "Mul", "Mul", "Add", "Sqrt", "Pow", "Max", "Log", "Div",
+        "Unsqueeze", "Transpose", "Conv", "Relu", "Conv", "Relu", "Conv", "Relu", "Conv", "Relu",
+        "MaxPool", "Conv"};
+    m->stream_ok = 0;
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        const char *op = snn_onnx_node_op(m->g, k);
+        if (!op || strcmp(op, ops[k]) != 0)
+            return;
+    }
+    for (int j = 0; j < 2; j++) {
+        snn_onnx_conv_view cv;
+        if (snn_onnx_node_conv(m->g, 7 + (size_t)j, &cv) || cv.geom.C != FRAME ||
+            cv.geom.Co != NFREQ || cv.geom.KW != 1 || cv.geom.KH != 1 || cv.b || cv.relu)
+            return;
+        m->stft[j] = cv.w;
+    }
+    size_t n;
+    const float *pw = snn_onnx_node_const(m->g, 15, 1, &n);
+    if (!pw || n != 1 || pw[0] != 2.0f)
+        return;
+    const float *fl = snn_onnx_node_const(m->g, 16, 0, &n);
+    if (!fl || n != 1)
+        return;
+    m->c_floor = fl[0];
+    const float *dv = snn_onnx_node_const(m->g, 18, 1, &n);
+    if (!dv || n != 1)
+        return;
+    m->c_div = dv[0];
+    for (int l = 0; l < NCONV; l++) {
+        snn_onnx_conv_view *cv = &m->conv[l];
+        if (snn_onnx_node_conv(m->g, 21 + 2 * (size_t)l, cv))
+            return;
+        const snn_conv2d *c = &cv->geom;
+        if (c->C != layer_ch[l] || c->Co != layer_ch[l + 1] || c->H != 900 || c->W != NFREQ ||
+            c->KH != 3 || c->KW != 3 || c->sh != 1 || c->sw != 1 || c->dh != 1 || c->dw != 1 ||
+            c->pt != 1 || c->pb != 1 || c->pl != 1 || c->pr != 1 || !cv->relu)
+            return;
+    }
+    m->tail_macs = snn_onnx_flops_from(m->g, TAIL_NODE) / 2;
+    m->stream_ok = 1;
+}
+
+/* Allocates s's streaming buffers (P.835 with stream_ok). Returns 0 or -1. */
+static int stream_alloc(const dnsmos_model *m, snn_state *s)
+{
+    const snn_allocator *a = m->base.alloc;
+    p835_stream *st = &s->st;
+    st->reuse = 1;
+    if (!m->stream_ok)
+        return 0;
+    const int64_t *d;
+    int r;
+    if (!snn_onnx_node_input(m->g, TAIL_NODE, s->work, &d, &r) || r != 4 || d[0] != 1 ||
+        d[1] != 32 || d[2] != POOLED_T || d[3] != POOLED_F) {
+        st->reuse = 0;
+        return 0;
+    }
+    size_t scr = 0;
+    for (int l = 0; l < NCONV; l++) {
+        int64_t hs[2] = {LROWS, EDGE};
+        for (int k = 0; k < 2; k++) {
+            snn_conv2d c = m->conv[l].geom;
+            c.H = hs[k];
+            c.pt = c.pb = 0;
+            if (snn_conv2d_init(&c) != 0)
+                continue;
+            size_t x = m->conv[l].wino ? snn_winograd_scratch(&c) : snn_conv2d_scratch(&c);
+            c.pt = 1; /* with the edges' padding */
+            snn_conv2d_init(&c);
+            size_t y = m->conv[l].wino ? snn_winograd_scratch(&c) : snn_conv2d_scratch(&c);
+            scr = scr > x ? scr : x;
+            scr = scr > y ? scr : y;
+        }
+    }
+    st->frames = a->malloc(STREAM_ROWS * FRAME * sizeof(float));
+    st->re = a->malloc(STREAM_ROWS * NFREQ * sizeof(float));
+    st->im = a->malloc(STREAM_ROWS * NFREQ * sizeof(float));
+    int ok = st->frames && st->re && st->im;
+    for (int l = 0; l <= NCONV; l++) {
+        st->lay[l] = a->calloc((size_t)(layer_ch[l] * lay_stride(l)), sizeof(float));
+        ok = ok && st->lay[l];
+    }
+    st->ring = a->malloc((size_t)32 * RING * POOLED_F * sizeof(float));
+    st->edge[0] = a->malloc((size_t)128 * EDGE * NFREQ * sizeof(float));
+    st->edge[1] = a->malloc((size_t)128 * EDGE * NFREQ * sizeof(float));
+    st->scratch = a->malloc((scr + 16) * sizeof(float));
+    ok = ok && st->ring && st->edge[0] && st->edge[1] && st->scratch;
+    return ok ? 0 : -1;
+}
+
+static void stream_free(const snn_allocator *a, p835_stream *st)
+{
+    a->free(st->frames);
+    a->free(st->re);
+    a->free(st->im);
+    for (int l = 0; l <= NCONV; l++)
+        a->free(st->lay[l]);
+    a->free(st->ring);
+    a->free(st->edge[0]);
+    a->free(st->edge[1]);
+    a->free(st->scratch);
+}
+
+static void stream_reset(p835_stream *st)
+{
+    memset(st->e, 0, sizeof st->e);
+    st->pooled = 0;
+    st->carry = 0;
+    st->broken = 0;
+    st->macs = 0;
+}
+
+void snn_dnsmos_set_reuse(snn_state *s, int on)
+{
+    if (on && !s->st.reuse && s->total > 0)
+        s->st.broken = 1; /* the stream skipped samples while off */
+    s->st.reuse = on && s->st.scratch != NULL;
+}
 
 int snn_dnsmos_window(const snn_model *bm, snn_state *s, const float *x, float *out)
 {
@@ -100,16 +463,27 @@ int snn_dnsmos_step_samples(const snn_model *bm, snn_state *s, const float *x, s
     memcpy(s->buf + s->have, x, n * sizeof *x);
     s->have += n;
     s->total += n;
+    stream_advance(m, s);
     /* window i is due once floor(total / hop) >= i + 10 */
     uint64_t secs = s->total / SNN_DNSMOS_HOP;
     if (secs >= 10 && s->windows <= secs - 10) {
         uint64_t start = s->windows * SNN_DNSMOS_HOP;
         if (start < s->buf_start) /* cannot happen with hops of <= 16000 samples */
             return -SNN_EINVAL;
-        snn_dnsmos_window(bm, s, s->buf + (start - s->buf_start), out);
+        const float *w = s->buf + (start - s->buf_start);
+        float raw[3];
+        if (!m->p808 && window_from_stream(m, s, s->windows, w, raw) == 0) {
+            snn_dnsmos_map(m->personalized, raw, out);
+            memcpy(out + 3, raw, sizeof raw);
+            info->dense_ops += snn_onnx_flops(m->g) / 2;
+            info->eff_macs += s->st.macs;
+        } else {
+            snn_dnsmos_window(bm, s, w, out);
+            count_ops(m, info);
+        }
+        s->st.macs = 0;
         s->windows++;
         info->has_output = 1;
-        count_ops(m, info);
     }
     return 0;
 }
@@ -166,6 +540,7 @@ static void dnsmos_state_reset(const snn_model *m, snn_state *s)
     (void)m;
     s->have = 0;
     s->buf_start = s->total = s->windows = 0;
+    stream_reset(&s->st);
 }
 
 static void dnsmos_state_free(const snn_model *bm, snn_state *s)
@@ -179,6 +554,7 @@ static void dnsmos_state_free(const snn_model *bm, snn_state *s)
     a->free(s->mel_work);
     a->free(s->mel_pow);
     a->free(s->mel_in);
+    stream_free(a, &s->st);
     a->free(s);
 }
 
@@ -200,6 +576,8 @@ static int dnsmos_state_new(const snn_model *bm, snn_state **out, snn_err *err)
         s->mel_in = a->malloc(m->mel_frames * 120 * sizeof(float));
         ok = s->mel_work && s->mel_pow && s->mel_in;
     }
+    if (ok && !m->p808)
+        ok = stream_alloc(m, s) == 0;
     if (!ok) {
         dnsmos_state_free(bm, s);
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for a stream state (%zu MB)", bm->name,
@@ -231,6 +609,7 @@ static int dnsmos_describe(const snn_model *bm, json_t *o)
     json_object_set_new(o, "flops_per_window", json_integer((json_int_t)snn_onnx_flops(m->g)));
     json_object_set_new(o, "onnx_nodes", json_integer((json_int_t)snn_onnx_n_nodes(m->g)));
     json_object_set_new(o, "work_bytes", json_integer((json_int_t)snn_onnx_work_size(m->g)));
+    json_object_set_new(o, "streaming_reuse", json_boolean(m->stream_ok));
     return 0;
 }
 
@@ -304,6 +683,8 @@ int snn_onnx_model_load(const char *path, const snn_allocator *a, snn_model **ou
             return rc;
         }
     }
+    if (!m->p808)
+        stream_probe(m);
     b->n_in = SNN_DNSMOS_HOP;
     b->n_out = m->p808 ? 1 : 6;
     b->dt = (double)SNN_DNSMOS_HOP / SNN_DNSMOS_SR;

@@ -62,6 +62,15 @@ int snn_dnsmos_window(const snn_model *m, snn_state *s, const float *x, float *o
 int snn_dnsmos_step_samples(const snn_model *m, snn_state *s, const float *x, size_t n,
                             float *out, snn_step_info *info);
 
+/* P.835 streams reuse convolution outputs between overlapping windows (dnsmos.c explains how;
+ * every score stays within float rounding of the window computed from scratch). on = 0 turns
+ * that off for state s (every window from scratch: for comparisons); turning it back on takes
+ * effect after the next reset. New states start with reuse on. */
+void snn_dnsmos_set_reuse(snn_state *s, int on);
+
+/* The model's ONNX graph (for benchmarks: snn_onnx_set_fast_conv, snn_onnx_flops). */
+struct snn_onnx_graph *snn_dnsmos_graph(const snn_model *m);
+
 /* Maps raw P.835 outputs through the polynomials above. */
 void snn_dnsmos_map(int personalized, const float raw[3], float mapped[3]);
 

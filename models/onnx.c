@@ -45,6 +45,8 @@ typedef struct oval {
 
 typedef struct onode {
     op_t op;
+    const char *opname; /* ONNX op_type (static string) */
+    uint64_t flops;     /* this node's share of snn_onnx_flops */
     int in[MAX_IN];
     int nin;
     int out;
@@ -113,11 +115,22 @@ static int add_value(snn_onnx_graph *g, const char *name)
     return (int)g->nv++;
 }
 
+/* Largest tensor (elements) and dimension a graph may declare: every shape
+ * that passes numel() keeps later dimension arithmetic far from overflow. */
+#define MAX_NUMEL ((int64_t)1 << 30)
+
+/* Elements of shape d[0..r), or -1 if a dimension is negative or larger than
+ * MAX_NUMEL, or the product is larger than MAX_NUMEL. */
 static int64_t numel(const int64_t *d, int r)
 {
     int64_t n = 1;
-    for (int i = 0; i < r; i++)
+    for (int i = 0; i < r; i++) {
+        if (d[i] < 0 || d[i] > MAX_NUMEL)
+            return -1;
         n *= d[i];
+        if (n > MAX_NUMEL)
+            return -1;
+    }
     return n;
 }
 
@@ -205,39 +218,52 @@ static int load_initializer(snn_onnx_graph *g, const Onnx__TensorProto *t,
         v->d[i] = t->dims[i];
     }
     v->n = numel(v->d, v->rank);
+    if (v->n < 0)
+        return snn_err_set(err, SNN_ESHAPE, "%s: initializer '%s': more than %lld elements", label, name,
+                           (long long)MAX_NUMEL);
     int dt = t->data_type;
+    /* The data's size is checked before anything is allocated for it. */
     if (dt == DT_F32) {
         v->dtype = DT_F32;
+        if (t->has_raw_data && t->raw_data.len != (size_t)v->n * 4)
+            return snn_err_set(err, SNN_EFORMAT,
+                               "%s: initializer '%s': raw_data has %zu bytes, shape needs %lld",
+                               label, name, t->raw_data.len, (long long)v->n * 4);
+        if (!t->has_raw_data && t->n_float_data != (size_t)v->n)
+            return snn_err_set(err, SNN_EFORMAT,
+                               "%s: initializer '%s': float_data has %zu values, shape needs %lld",
+                               label, name, t->n_float_data, (long long)v->n);
         v->cdata = g->a->malloc((size_t)v->n * 4 + 1);
         if (!v->cdata)
             return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", label);
-        if (t->has_raw_data) {
-            if (t->raw_data.len != (size_t)v->n * 4)
-                return snn_err_set(err, SNN_EFORMAT,
-                                   "%s: initializer '%s': raw_data has %zu bytes, shape needs %lld",
-                                   label, name, t->raw_data.len, (long long)v->n * 4);
+        if (v->n == 0) /* the data pointers may be NULL */
+            ;
+        else if (t->has_raw_data)
             memcpy(v->cdata, t->raw_data.data, (size_t)v->n * 4); /* little-endian host */
-        } else {
-            if (t->n_float_data != (size_t)v->n)
-                return snn_err_set(err, SNN_EFORMAT,
-                                   "%s: initializer '%s': float_data has %zu values, shape needs %lld",
-                                   label, name, t->n_float_data, (long long)v->n);
+        else
             memcpy(v->cdata, t->float_data, (size_t)v->n * 4);
-        }
         g->n_params += (uint64_t)v->n;
         g->footprint += (uint64_t)v->n * 4;
     } else if (dt == DT_I64 || dt == DT_I32) {
         v->dtype = DT_I64;
+        size_t es = dt == DT_I64 ? 8 : 4;
+        if (t->has_raw_data && t->raw_data.len != (size_t)v->n * es)
+            return snn_err_set(err, SNN_EFORMAT,
+                               "%s: initializer '%s': raw_data has %zu bytes, shape needs %lld",
+                               label, name, t->raw_data.len, (long long)v->n * (long long)es);
+        if (!t->has_raw_data && dt == DT_I64 && t->n_int64_data != (size_t)v->n)
+            return snn_err_set(err, SNN_EFORMAT,
+                               "%s: initializer '%s': int64_data has %zu values, shape needs %lld",
+                               label, name, t->n_int64_data, (long long)v->n);
+        if (!t->has_raw_data && dt == DT_I32 && t->n_int32_data != (size_t)v->n)
+            return snn_err_set(err, SNN_EFORMAT,
+                               "%s: initializer '%s': int32_data has %zu values, shape needs %lld",
+                               label, name, t->n_int32_data, (long long)v->n);
         int64_t *p = g->a->malloc((size_t)v->n * 8 + 1);
         v->cdata = p;
         if (!p)
             return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", label);
-        size_t es = dt == DT_I64 ? 8 : 4;
         if (t->has_raw_data) {
-            if (t->raw_data.len != (size_t)v->n * es)
-                return snn_err_set(err, SNN_EFORMAT,
-                                   "%s: initializer '%s': raw_data has %zu bytes, shape needs %lld",
-                                   label, name, t->raw_data.len, (long long)v->n * (long long)es);
             for (int64_t i = 0; i < v->n; i++) {
                 if (es == 8) {
                     memcpy(&p[i], t->raw_data.data + i * 8, 8);
@@ -247,17 +273,9 @@ static int load_initializer(snn_onnx_graph *g, const Onnx__TensorProto *t,
                     p[i] = x;
                 }
             }
-        } else if (dt == DT_I64) {
-            if (t->n_int64_data != (size_t)v->n)
-                return snn_err_set(err, SNN_EFORMAT,
-                                   "%s: initializer '%s': int64_data has %zu values, shape needs %lld",
-                                   label, name, t->n_int64_data, (long long)v->n);
+        } else if (dt == DT_I64 && v->n > 0) {
             memcpy(p, t->int64_data, (size_t)v->n * 8);
-        } else {
-            if (t->n_int32_data != (size_t)v->n)
-                return snn_err_set(err, SNN_EFORMAT,
-                                   "%s: initializer '%s': int32_data has %zu values, shape needs %lld",
-                                   label, name, t->n_int32_data, (long long)v->n);
+        } else if (dt == DT_I32) {
             for (int64_t i = 0; i < v->n; i++)
                 p[i] = t->int32_data[i];
         }
@@ -349,6 +367,7 @@ static int check_node(snn_onnx_graph *g, size_t ni, const Onnx__NodeProto *nd,
     for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++) {
         if (strcmp(opn, op_table[i].name) == 0) {
             n->op = op_table[i].op;
+            n->opname = op_table[i].name;
             sub = op_table[i].sub;
             found = 1;
         }
@@ -387,9 +406,12 @@ static int check_node(snn_onnx_graph *g, size_t ni, const Onnx__NodeProto *nd,
     /* data inputs must be float (int64 constants are parameters) */
     int ndata = n->op == OP_BINARY || n->op == OP_MATMUL || n->op == OP_CONCAT ? n->nin
                 : n->op == OP_CONV ? n->nin : 1;
-    for (int i = 0; i < ndata; i++)
+    for (int i = 0; i < ndata; i++) {
+        if (n->in[i] < 0 && n->op != OP_CONV) /* Conv's bias is optional; the others are not */
+            return NERR(SNN_EFORMAT, "input %d is empty", i);
         if (n->in[i] >= 0 && g->v[n->in[i]].dtype != DT_F32)
             return NERR(SNN_ENOTSUP, "input '%s' is not float32", g->v[n->in[i]].name);
+    }
 
     switch (n->op) {
     case OP_CONV: {
@@ -604,11 +626,13 @@ static int check_node(snn_onnx_graph *g, size_t ni, const Onnx__NodeProto *nd,
                         return NERR(SNN_ESHAPE, "two -1 in shape");
                     infer = i;
                     dv = 1;
-                } else if (dv < 0) {
+                } else if (dv < 0 || dv > MAX_NUMEL) {
                     return NERR(SNN_ESHAPE, "shape entry %lld", (long long)dv);
                 }
                 o->d[i] = dv;
-                known *= dv;
+                known *= dv; /* both <= MAX_NUMEL: no overflow */
+                if (known > MAX_NUMEL)
+                    return NERR(SNN_ESHAPE, "shape has more than %lld elements", (long long)MAX_NUMEL);
             }
             if (infer >= 0) {
                 if (known == 0 || x->n % known)
@@ -731,6 +755,8 @@ static int check_node(snn_onnx_graph *g, size_t ni, const Onnx__NodeProto *nd,
     }
     }
     o->n = numel(o->d, o->rank);
+    if (o->n < 0)
+        return NERR(SNN_ESHAPE, "output has a dimension or more than %lld elements", (long long)MAX_NUMEL);
     if (n->op == OP_BINARY || n->op == OP_UNARY)
         g->flops += (uint64_t)o->n;
     return 0;
@@ -969,6 +995,9 @@ static int build(snn_onnx_graph *g, const Onnx__ModelProto *m, const char *label
             g->v[v].d[d] = dv;
         }
         g->v[v].n = numel(g->v[v].d, g->v[v].rank);
+        if (g->v[v].n < 0)
+            return snn_err_set(err, SNN_ESHAPE, "%s: graph.input '%s': more than %lld elements", label,
+                               vi->name, (long long)MAX_NUMEL);
         g->input = v;
     }
     if (g->input < 0)
@@ -981,9 +1010,11 @@ static int build(snn_onnx_graph *g, const Onnx__ModelProto *m, const char *label
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", label);
     g->nn = gp->n_node;
     for (size_t i = 0; i < gp->n_node; i++) {
+        uint64_t f0 = g->flops;
         int rc = check_node(g, i, gp->node[i], label, err);
         if (rc)
             return rc;
+        g->nodes[i].flops = g->flops - f0;
     }
     g->output = find_value(g, gp->output[0]->name ? gp->output[0]->name : "");
     if (g->output < 0 || g->v[g->output].kind != V_TEMP)
@@ -1101,11 +1132,14 @@ static void *vptr(const snn_onnx_graph *g, char *arena, const float *in, int v)
     return arena + o->off;
 }
 
-void snn_onnx_run(const snn_onnx_graph *g, const float *in, float *out, void *work)
+static char *arena_of(void *work) { return (char *)(((uintptr_t)work + ALIGN - 1) / ALIGN * ALIGN); }
+
+/* Runs nodes first .. nn-1 and copies the graph output to out. */
+static void run_nodes(const snn_onnx_graph *g, size_t first, const float *in, float *out, void *work)
 {
-    char *arena = (char *)(((uintptr_t)work + ALIGN - 1) / ALIGN * ALIGN);
+    char *arena = arena_of(work);
     float *scratch = (float *)(arena + g->arena);
-    for (size_t k = 0; k < g->nn; k++) {
+    for (size_t k = first; k < g->nn; k++) {
         const onode *n = &g->nodes[k];
         const oval *x = &g->v[n->in[0]], *o = &g->v[n->out];
         const float *xp = vptr(g, arena, in, n->in[0]);
@@ -1168,4 +1202,66 @@ void snn_onnx_run(const snn_onnx_graph *g, const float *in, float *out, void *wo
         }
     }
     memcpy(out, vptr(g, arena, in, g->output), (size_t)g->v[g->output].n * sizeof(float));
+}
+
+void snn_onnx_run(const snn_onnx_graph *g, const float *in, float *out, void *work)
+{
+    run_nodes(g, 0, in, out, work);
+}
+
+/* ---- parts of a graph ---------------------------------------------------- */
+
+const char *snn_onnx_node_op(const snn_onnx_graph *g, size_t k)
+{
+    return k < g->nn ? g->nodes[k].opname : NULL;
+}
+
+uint64_t snn_onnx_flops_from(const snn_onnx_graph *g, size_t k)
+{
+    uint64_t f = 0;
+    for (; k < g->nn; k++)
+        f += g->nodes[k].flops;
+    return f;
+}
+
+int snn_onnx_node_conv(const snn_onnx_graph *g, size_t k, snn_onnx_conv_view *cv)
+{
+    if (k >= g->nn || g->nodes[k].op != OP_CONV)
+        return -1;
+    const onode *n = &g->nodes[k];
+    cv->geom = n->conv;
+    cv->w = g->v[n->in[1]].cdata;
+    cv->b = n->has_bias ? g->v[n->in[2]].cdata : NULL;
+    cv->wino = g->fast_conv ? n->wino : NULL;
+    cv->relu = n->relu;
+    return 0;
+}
+
+const float *snn_onnx_node_const(const snn_onnx_graph *g, size_t k, int i, size_t *n)
+{
+    if (k >= g->nn || i < 0 || i >= g->nodes[k].nin || g->nodes[k].in[i] < 0)
+        return NULL;
+    const oval *v = &g->v[g->nodes[k].in[i]];
+    if (v->kind != V_CONST || v->dtype != DT_F32)
+        return NULL;
+    *n = (size_t)v->n;
+    return v->cdata;
+}
+
+float *snn_onnx_node_input(const snn_onnx_graph *g, size_t k, void *work, const int64_t **dims,
+                           int *rank)
+{
+    if (k >= g->nn)
+        return NULL;
+    int v = root_of(g, g->nodes[k].in[0]);
+    if (g->v[v].kind != V_TEMP || g->v[v].dtype != DT_F32)
+        return NULL;
+    *dims = g->v[g->nodes[k].in[0]].d;
+    *rank = g->v[g->nodes[k].in[0]].rank;
+    return (float *)(arena_of(work) + g->v[v].off);
+}
+
+void snn_onnx_run_from(const snn_onnx_graph *g, size_t k, float *out, void *work)
+{
+    run_nodes(g, k, NULL, out, work);
 }

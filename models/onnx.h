@@ -14,7 +14,7 @@
  * schema (onnx.proto beside this file). Dynamic input dimensions (a batch "N")
  * are fixed to 1 at load time, so every shape is static.
  *
- * Supported operators (default domain, opsets 9..13 semantics): Conv (group 1),
+ * Supported operators (default domain, opsets 7..13 semantics): Conv (group 1),
  * MaxPool (no padding), ReduceMax, MatMul, Add, Sub, Mul, Div, Max, Pow, Relu,
  * Sqrt, Log, Exp, Sigmoid, Tanh, Neg, Abs, Transpose, Reshape, Flatten,
  * Unsqueeze, Squeeze, Identity, Slice, Concat. A Relu that is the only reader
@@ -77,5 +77,42 @@ void snn_onnx_set_fast_conv(snn_onnx_graph *g, int on);
 /* Runs the graph: in[snn_onnx_input_numel] -> out[snn_onnx_output_numel],
  * using work (snn_onnx_work_size bytes). Allocates nothing. */
 void snn_onnx_run(const snn_onnx_graph *g, const float *in, float *out, void *work);
+
+/*
+ * Parts of a graph, for a caller that runs the front of a known network its own way (dnsmos.c
+ * streams DNSMOS P.835 by keeping convolution outputs between overlapping windows) and the
+ * rest with the graph. Nodes are numbered 0.. in file order.
+ */
+
+/* ONNX op_type of node k ("Conv", "Relu", ...; a Relu fused into its Conv keeps its name but
+ * runs as an identity), or NULL when k is out of range. */
+const char *snn_onnx_node_op(const snn_onnx_graph *g, size_t k);
+
+/* Flops (as snn_onnx_flops counts them) of nodes k .. last. */
+uint64_t snn_onnx_flops_from(const snn_onnx_graph *g, size_t k);
+
+typedef struct snn_onnx_conv_view {
+    snn_conv2d geom;   /* geometry as loaded (a 1-D Conv has H = KH = 1) */
+    const float *w;    /* [Co][C][KH][KW] */
+    const float *b;    /* [Co] or NULL */
+    const float *wino; /* Winograd weights (snn_winograd_weights) when that path is on, else NULL */
+    int relu;          /* a following Relu is fused */
+} snn_onnx_conv_view;
+
+/* Fills *cv for node k if it is a Conv: returns 0, else -1. The pointers live as long as g. */
+int snn_onnx_node_conv(const snn_onnx_graph *g, size_t k, snn_onnx_conv_view *cv);
+
+/* Node k's input i if it is a float constant: its data (*n elements), else NULL. */
+const float *snn_onnx_node_const(const snn_onnx_graph *g, size_t k, int i, size_t *n);
+
+/* Where node k's first input lives in work (its shape in *dims, *rank), or NULL if that input is
+ * not an intermediate float tensor. Write it there, then snn_onnx_run_from(g, k, ...). */
+float *snn_onnx_node_input(const snn_onnx_graph *g, size_t k, void *work, const int64_t **dims,
+                           int *rank);
+
+/* Runs nodes k .. last on the tensors already in work (node k's inputs must have been written,
+ * see snn_onnx_node_input; no node from k on may read the graph input) and writes the graph
+ * output to out. Allocates nothing. */
+void snn_onnx_run_from(const snn_onnx_graph *g, size_t k, float *out, void *work);
 
 #endif

@@ -8,9 +8,33 @@
 #include <math.h>
 #include <string.h>
 
+/* Hot loops written with vector extensions are compiled for several x86-64 levels and picked at
+ * load time by the CPU (GCC/Clang function multi-versioning; elsewhere the plain build). */
+#if defined(__x86_64__) && defined(__has_attribute)
+/* Not with clang: clang 14 names the dispatcher "f.ifunc" instead of "f", so callers of a
+ * multi-versioned function do not link (the fuzz build, tests/fuzz, uses clang). */
+#if __has_attribute(target_clones) && defined(__ELF__) && !defined(__clang__)
+#define SNN_MULTIVERSION \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef SNN_MULTIVERSION
+#define SNN_MULTIVERSION
+#endif
+
+/* Eight floats: GCC/Clang vector extensions, compiled to whatever SIMD the target has. */
+typedef float v8 __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+
+/* v = 8 floats from p (unaligned) */
+#define LD8(v, p) memcpy(&(v), (p), sizeof(v8))
+
 /* Output positions processed per im2col block: bounds the scratch buffer
  * (K x block floats) while keeping sgemm's N dimension large. */
 #define CONV_BLOCK 2048
+
+static int64_t xstride(const snn_conv2d *c) { return c->xcs ? c->xcs : c->H * c->W; }
+static int64_t ystride(const snn_conv2d *c) { return c->ycs ? c->ycs : c->OH * c->OW; }
 
 int snn_conv2d_init(snn_conv2d *c)
 {
@@ -29,14 +53,26 @@ int snn_conv2d_init(snn_conv2d *c)
 
 static int conv_is_pointwise(const snn_conv2d *c)
 {
-    return c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->pt == 0 &&
+    return xstride(c) == c->H * c->W && c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 &&
+           c->pt == 0 &&
            c->pl == 0 && c->pb == 0 && c->pr == 0;
 }
+
+/* A 3x3 stride-1 convolution of one input channel runs directly (direct_1ch) on a zero-padded
+ * copy of the image: [H + pt + pb][DW] floats, rows wide enough for 8-float loads past the end. */
+static int conv_is_direct(const snn_conv2d *c)
+{
+    return c->C == 1 && c->KH == 3 && c->KW == 3 && c->sh == 1 && c->sw == 1 && c->dh == 1 &&
+           c->dw == 1;
+}
+#define DIRECT_W(c) (((c)->OW + 7) / 8 * 8 + 8)
 
 size_t snn_conv2d_scratch(const snn_conv2d *c)
 {
     if (conv_is_pointwise(c))
         return 0;
+    if (conv_is_direct(c))
+        return (size_t)((c->H + c->pt + c->pb) * DIRECT_W(c));
     int64_t P = c->OH * c->OW;
     int64_t blk = P < CONV_BLOCK ? P : CONV_BLOCK;
     return (size_t)(c->C * c->KH * c->KW * blk);
@@ -49,7 +85,7 @@ static void im2col_block(const snn_conv2d *c, const float *x, int64_t p0, int64_
 {
     int64_t k = 0;
     for (int64_t ci = 0; ci < c->C; ci++) {
-        const float *xc = x + ci * c->H * c->W;
+        const float *xc = x + ci * xstride(c);
         for (int64_t ky = 0; ky < c->KH; ky++) {
             for (int64_t kx = 0; kx < c->KW; kx++, k++) {
                 float *dst = col + k * n;
@@ -103,31 +139,69 @@ static void relu_rows(float *y, int64_t rows, int64_t n, int64_t stride)
     }
 }
 
+/* y[co][oy][ox] = b[co] + sum_{ky,kx} w[co][ky][kx] xp[oy + ky][ox + kx] for the padded copy xp
+ * of a 1-channel image, eight outputs at a time (written once: no im2col, no second pass). */
+SNN_MULTIVERSION
+static void direct_1ch(const snn_conv2d *c, const float *x, const float *w, const float *b,
+                       int relu, float *y, float *xp)
+{
+    const int64_t DW = DIRECT_W(c), HP = c->H + c->pt + c->pb, OW = c->OW, ys = ystride(c);
+    memset(xp, 0, (size_t)(HP * DW) * sizeof *xp);
+    for (int64_t iy = 0; iy < c->H; iy++)
+        memcpy(xp + (iy + c->pt) * DW + c->pl, x + iy * c->W, (size_t)c->W * sizeof *x);
+    for (int64_t oy = 0; oy < c->OH; oy++) {
+        const float *r0 = xp + oy * DW, *r1 = r0 + DW, *r2 = r1 + DW;
+        for (int64_t co = 0; co < c->Co; co++) {
+            const float *k = w + co * 9;
+            float *yr = y + co * ys + oy * OW;
+            v8 bias = (v8){0} + (b ? b[co] : 0.0f);
+            for (int64_t ox = 0; ox < OW; ox += 8) {
+                v8 acc = bias, t;
+#define TAP(r, j, kk) LD8(t, r + ox + j); acc += k[kk] * t
+                TAP(r0, 0, 0); TAP(r0, 1, 1); TAP(r0, 2, 2);
+                TAP(r1, 0, 3); TAP(r1, 1, 4); TAP(r1, 2, 5);
+                TAP(r2, 0, 6); TAP(r2, 1, 7); TAP(r2, 2, 8);
+#undef TAP
+                if (relu)
+                    acc = (v8)((v8i)acc & (acc > (v8){0}));
+                if (OW - ox >= 8)
+                    memcpy(yr + ox, &acc, sizeof acc);
+                else
+                    memcpy(yr + ox, &acc, (size_t)(OW - ox) * sizeof(float));
+            }
+        }
+    }
+}
+
 void snn_conv2d_run(const snn_conv2d *c, const float *x, const float *w,
                     const float *b, int relu, float *y, float *scratch)
 {
-    int64_t P = c->OH * c->OW;
+    if (conv_is_direct(c)) {
+        direct_1ch(c, x, w, b, relu, y, scratch);
+        return;
+    }
+    int64_t P = c->OH * c->OW, ys = ystride(c);
     int64_t K = c->C * c->KH * c->KW;
     for (int64_t co = 0; co < c->Co; co++) {
         float v = b ? b[co] : 0.0f;
-        float *yc = y + co * P;
+        float *yc = y + co * ys;
         for (int64_t p = 0; p < P; p++)
             yc[p] = v;
     }
     if (conv_is_pointwise(c)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->Co, (int)P,
-                    (int)K, 1.0f, w, (int)K, x, (int)P, 1.0f, y, (int)P);
+                    (int)K, 1.0f, w, (int)K, x, (int)P, 1.0f, y, (int)ys);
         if (relu)
-            relu_rows(y, c->Co, P, P);
+            relu_rows(y, c->Co, P, ys);
         return;
     }
     for (int64_t p0 = 0; p0 < P; p0 += CONV_BLOCK) {
         int64_t n = P - p0 < CONV_BLOCK ? P - p0 : CONV_BLOCK;
         im2col_block(c, x, p0, n, scratch);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c->Co, (int)n,
-                    (int)K, 1.0f, w, (int)K, scratch, (int)n, 1.0f, y + p0, (int)P);
+                    (int)K, 1.0f, w, (int)K, scratch, (int)n, 1.0f, y + p0, (int)ys);
         if (relu) /* while the block is in cache */
-            relu_rows(y + p0, c->Co, n, P);
+            relu_rows(y + p0, c->Co, n, ys);
     }
 }
 
@@ -151,15 +225,21 @@ static const double GM[WA][3] = {
     {1.0 / 24, -1.0 / 12, 1.0 / 6},
     {0, 0, 1},
 };
-/* Tiles per block: bounds the scratch (36 (C + Co) floats per tile) to ~16 MB. */
-static int64_t wino_block(const snn_conv2d *c)
+/* Tile rows per block: V and M (36 (C + Co) floats per tile) of ~2 MB stay in cache
+ * between the transforms and the sgemm (measured faster than 4 or 16 MB). */
+static int64_t wino_rows(const snn_conv2d *c)
 {
-    int64_t tiles = ((c->OH + WM - 1) / WM) * ((c->OW + WM - 1) / WM);
-    int64_t b = (int64_t)(4 << 20) / (WT * (c->C + c->Co));
-    if (b < 16)
-        b = 16;
-    return b < tiles ? b : tiles;
+    int64_t TW = (c->OW + WM - 1) / WM, TH = (c->OH + WM - 1) / WM;
+    int64_t r = (int64_t)(1 << 19) / (WT * (c->C + c->Co) * TW);
+    if (r < 1)
+        r = 1;
+    return r < TH ? r : TH;
 }
+
+/* Row buffers of the input transform: 6 padded input rows and 6 transformed rows of
+ * RW floats, and 6 x 4 phase rows of PW floats (sizes rounded up for 8-wide loads). */
+#define WINO_RW(TW) ((4 * (TW) + 2 + 31) / 32 * 32 + 16)
+#define WINO_PW(TW) ((TW) + 16)
 
 int snn_winograd_ok(const snn_conv2d *c)
 {
@@ -170,7 +250,8 @@ size_t snn_winograd_weights_size(const snn_conv2d *c) { return (size_t)(WT * c->
 
 size_t snn_winograd_scratch(const snn_conv2d *c)
 {
-    return (size_t)(WT * (c->C + c->Co) * wino_block(c));
+    int64_t TW = (c->OW + WM - 1) / WM;
+    return (size_t)(WT * (c->C + c->Co) * wino_rows(c) * TW + 12 * WINO_RW(TW) + 24 * WINO_PW(TW));
 }
 
 void snn_winograd_weights(const snn_conv2d *c, const float *w, float *u)
@@ -189,9 +270,8 @@ void snn_winograd_weights(const snn_conv2d *c, const float *w, float *u)
     }
 }
 
-/* Eight tiles at a time: GCC/Clang vector extensions (compiled to whatever SIMD the target
- * has). The transforms are B^T d B and A^T m A written out for these matrices' zeros. */
-typedef float v8 __attribute__((vector_size(32)));
+/* The transforms are B^T d B and A^T m A written out for these matrices' zeros, eight
+ * tiles at a time. */
 
 /* r = B^T column: r[i] = sum_k BT[i][k] d[k] */
 static inline void bt6(const v8 d[WA], v8 r[WA])
@@ -214,94 +294,150 @@ static inline void at6(const v8 m[WA], v8 o[WM])
     o[3] = b + 8 * d + m[5];
 }
 
+/* Lane shuffles of two v8: result lane k = (a:b)[mask k] (lanes 8..15 are b's). */
+#ifdef __clang__
+#define SHUF(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUF(a, b, ...) __builtin_shuffle(a, b, (v8i){__VA_ARGS__})
+#endif
+
+/* Splits 32 consecutive floats q[0..3] by index mod 4: p[j] lane l = element 4 l + j. */
+static inline void deinterleave4(const v8 q[4], v8 p[4])
+{
+    v8 a = SHUF(q[0], q[1], 0, 4, 8, 12, 1, 5, 9, 13), b = SHUF(q[0], q[1], 2, 6, 10, 14, 3, 7, 11, 15);
+    v8 c = SHUF(q[2], q[3], 0, 4, 8, 12, 1, 5, 9, 13), d = SHUF(q[2], q[3], 2, 6, 10, 14, 3, 7, 11, 15);
+    p[0] = SHUF(a, c, 0, 1, 2, 3, 8, 9, 10, 11);
+    p[1] = SHUF(a, c, 4, 5, 6, 7, 12, 13, 14, 15);
+    p[2] = SHUF(b, d, 0, 1, 2, 3, 8, 9, 10, 11);
+    p[3] = SHUF(b, d, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+/* The inverse: q (32 floats) element 4 l + j = p[j] lane l. */
+static inline void interleave4(const v8 p[4], v8 q[4])
+{
+    v8 a = SHUF(p[0], p[1], 0, 8, 1, 9, 2, 10, 3, 11), b = SHUF(p[2], p[3], 0, 8, 1, 9, 2, 10, 3, 11);
+    v8 c = SHUF(p[0], p[1], 4, 12, 5, 13, 6, 14, 7, 15), d = SHUF(p[2], p[3], 4, 12, 5, 13, 6, 14, 7, 15);
+    q[0] = SHUF(a, b, 0, 1, 8, 9, 2, 3, 10, 11);
+    q[1] = SHUF(a, b, 4, 5, 12, 13, 6, 7, 14, 15);
+    q[2] = SHUF(c, d, 0, 1, 8, 9, 2, 3, 10, 11);
+    q[3] = SHUF(c, d, 4, 5, 12, 13, 6, 7, 14, 15);
+}
+
+
+/* The input transform is done a tile row at a time so that every vector access is
+ * contiguous: (1) B^T down the 6 input rows, for every column at once; (2) the result split
+ * into 4 phases by column mod 4, so that column 4 tx + j of every tile tx is phase j % 4 at
+ * index tx + j / 4; (3) B across each tile, 8 tiles per vector. */
+SNN_MULTIVERSION
 void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                          const float *b, int relu, float *y, float *scratch)
 {
     const int64_t C = c->C, Co = c->Co, H = c->H, W = c->W, OH = c->OH, OW = c->OW;
-    const int64_t TW = (OW + WM - 1) / WM, TH = (OH + WM - 1) / WM, T = TW * TH;
-    const int64_t nb = wino_block(c);
-    float *V = scratch;               /* [36][C][nb] */
-    float *M = scratch + WT * C * nb; /* [36][Co][nb] */
-    for (int64_t t0 = 0; t0 < T; t0 += nb) {
-        int64_t n = T - t0 < nb ? T - t0 : nb;
-        /* input transform: V[xi][ci][t] = (B^T d B)[xi] */
+    const int64_t TW = (OW + WM - 1) / WM, TH = (OH + WM - 1) / WM;
+    const int64_t rows = wino_rows(c), nb = rows * TW, RW = WINO_RW(TW), PW = WINO_PW(TW);
+    float *V = scratch;                   /* [C][36][nb] */
+    float *M = V + WT * C * nb;           /* [Co][36][nb] */
+    float *in = M + WT * Co * nb;         /* [6][RW] padded input rows */
+    float *r = in + 6 * RW;               /* [6][RW] B^T down the rows */
+    float *ph = r + 6 * RW;               /* [6][4][PW] phases */
+    memset(in, 0, (size_t)(12 * RW + 24 * PW) * sizeof *in);
+    for (int64_t ty0 = 0; ty0 < TH; ty0 += rows) {
+        int64_t nr = TH - ty0 < rows ? TH - ty0 : rows, n = nr * TW;
         for (int64_t ci = 0; ci < C; ci++) {
-            const float *xc = x + ci * H * W;
-            for (int64_t t = 0; t < n; t += 8) {
-                int nl = n - t < 8 ? (int)(n - t) : 8;
-                v8 d[WA][WA], tmp[WA][WA], col[WA], r[WA];
-                memset(d, 0, sizeof d);
-                for (int l = 0; l < nl; l++) {
-                    int64_t ty = (t0 + t + l) / TW, tx = (t0 + t + l) % TW;
-                    int64_t iy0 = ty * WM - c->pt, ix0 = tx * WM - c->pl;
-                    if (iy0 >= 0 && ix0 >= 0 && iy0 + WA <= H && ix0 + WA <= W) {
-                        const float *p = xc + iy0 * W + ix0;
-                        for (int i = 0; i < WA; i++, p += W)
-                            for (int j = 0; j < WA; j++)
-                                d[i][j][l] = p[j];
-                    } else {
-                        for (int i = 0; i < WA; i++)
-                            for (int j = 0; j < WA; j++) {
-                                int64_t iy = iy0 + i, ix = ix0 + j;
-                                d[i][j][l] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[iy * W + ix]
-                                                                                      : 0.0f;
-                            }
-                    }
+            const float *xc = x + ci * xstride(c);
+            for (int64_t ty = ty0; ty < ty0 + nr; ty++) {
+                int64_t iy0 = ty * WM - c->pt;
+                for (int i = 0; i < WA; i++) { /* column X of in[] is input column X - pl */
+                    float *row = in + i * RW;
+                    int64_t iy = iy0 + i;
+                    int64_t lo = c->pl, hi = c->pl + W < 4 * TW + 2 ? c->pl + W : 4 * TW + 2;
+                    memset(row, 0, (size_t)RW * sizeof *row);
+                    if (iy >= 0 && iy < H && hi > lo)
+                        memcpy(row + lo, xc + iy * W, (size_t)(hi - lo) * sizeof *row);
                 }
-                for (int j = 0; j < WA; j++) { /* tmp = B^T d, column by column */
-                    for (int k = 0; k < WA; k++)
-                        col[k] = d[k][j];
-                    bt6(col, r);
+                for (int64_t X = 0; X < 4 * TW + 2; X += 8) {
+                    v8 d[WA], o[WA];
                     for (int i = 0; i < WA; i++)
-                        tmp[i][j] = r[i];
+                        LD8(d[i], in + i * RW + X);
+                    bt6(d, o);
+                    for (int k = 0; k < WA; k++)
+                        memcpy(r + k * RW + X, &o[k], sizeof o[k]);
                 }
-                for (int i = 0; i < WA; i++) { /* (B^T d) B = rows through B^T */
-                    bt6(tmp[i], r);
-                    for (int j = 0; j < WA; j++)
-                        memcpy(V + ((i * WA + j) * C + ci) * nb + t, &r[j], (size_t)nl * sizeof(float));
+                for (int k = 0; k < WA; k++)
+                    for (int64_t X = 0; X < 4 * TW + 2; X += 32) {
+                        v8 q[4], p[4];
+                        memcpy(q, r + k * RW + X, sizeof q);
+                        deinterleave4(q, p);
+                        for (int j = 0; j < 4; j++)
+                            memcpy(ph + (k * 4 + j) * PW + (X >> 2), &p[j], sizeof p[j]);
+                    }
+                float *vt = V + ci * WT * nb + (ty - ty0) * TW;
+                for (int64_t tx = 0; tx < TW; tx += 8) {
+                    int nl = TW - tx < 8 ? (int)(TW - tx) : 8;
+                    for (int k = 0; k < WA; k++) {
+                        const float *p = ph + k * 4 * PW + tx;
+                        v8 e[WA], o[WA];
+                        LD8(e[0], p);
+                        LD8(e[1], p + PW);
+                        LD8(e[2], p + 2 * PW);
+                        LD8(e[3], p + 3 * PW);
+                        LD8(e[4], p + 1);
+                        LD8(e[5], p + PW + 1);
+                        bt6(e, o);
+                        float *dst = vt + k * WA * nb + tx;
+                        if (nl == 8) /* constant size: inlined vector stores */
+                            for (int j = 0; j < WA; j++)
+                                memcpy(dst + j * nb, &o[j], sizeof o[j]);
+                        else
+                            for (int j = 0; j < WA; j++)
+                                memcpy(dst + j * nb, &o[j], (size_t)nl * sizeof(float));
+                    }
                 }
             }
         }
         /* the channel sums: 36 matrix products */
         for (int xi = 0; xi < WT; xi++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Co, (int)n, (int)C, 1.0f,
-                        u + xi * Co * C, (int)C, V + xi * C * nb, (int)nb, 0.0f, M + xi * Co * nb,
-                        (int)nb);
+                        u + xi * Co * C, (int)C, V + xi * nb, (int)(WT * nb), 0.0f, M + xi * nb,
+                        (int)(WT * nb));
         /* output transform: Y = A^T m A, plus bias, relu */
         for (int64_t co = 0; co < Co; co++) {
-            float bias = b ? b[co] : 0.0f;
-            float *yc = y + co * OH * OW;
-            for (int64_t t = 0; t < n; t += 8) {
-                int nl = n - t < 8 ? (int)(n - t) : 8;
-                v8 m[WA][WA], tmp[WM][WA], col[WA], o[WM];
-                for (int i = 0; i < WA; i++)
-                    for (int j = 0; j < WA; j++) {
-                        m[i][j] = (v8){0};
-                        memcpy(&m[i][j], M + ((i * WA + j) * Co + co) * nb + t,
-                               (size_t)nl * sizeof(float));
+            v8 bias = (v8){0} + (b ? b[co] : 0.0f);
+            float *yc = y + co * ystride(c);
+            for (int64_t ty = ty0; ty < ty0 + nr; ty++) {
+                const float *mt = M + co * WT * nb + (ty - ty0) * TW;
+                for (int64_t tx = 0; tx < TW; tx += 8) {
+                    int nl = TW - tx < 8 ? (int)(TW - tx) : 8;
+                    v8 m[WA][WA], tmp[WM][WA], col[WA], o[WM];
+                    for (int i = 0; i < WA; i++)
+                        for (int j = 0; j < WA; j++)
+                            LD8(m[i][j], mt + (i * WA + j) * nb + tx);
+                    for (int j = 0; j < WA; j++) { /* tmp = A^T m */
+                        for (int k = 0; k < WA; k++)
+                            col[k] = m[k][j];
+                        at6(col, o);
+                        for (int i = 0; i < WM; i++)
+                            tmp[i][j] = o[i];
                     }
-                for (int j = 0; j < WA; j++) { /* tmp = A^T m */
-                    for (int k = 0; k < WA; k++)
-                        col[k] = m[k][j];
-                    at6(col, o);
-                    for (int i = 0; i < WM; i++)
-                        tmp[i][j] = o[i];
-                }
-                for (int i = 0; i < WM; i++) {
-                    at6(tmp[i], o); /* row i of (A^T m) A */
-                    for (int l = 0; l < nl; l++) {
-                        int64_t ty = (t0 + t + l) / TW, tx = (t0 + t + l) % TW;
+                    for (int i = 0; i < WM; i++) {
                         int64_t oy = ty * WM + i;
                         if (oy >= OH)
-                            continue;
-                        float *row = yc + oy * OW;
+                            break;
+                        at6(tmp[i], o); /* row i of (A^T m) A */
+                        float *row = yc + oy * OW + tx * WM;
+                        int64_t left = OW - tx * WM; /* columns left in this output row */
                         for (int j = 0; j < WM; j++) {
-                            int64_t ox = tx * WM + j;
-                            if (ox >= OW)
-                                break;
-                            float v = o[j][l] + bias;
-                            row[ox] = relu && v < 0.0f ? 0.0f : v;
+                            o[j] += bias;
+                            if (relu)
+                                o[j] = (v8)((v8i)o[j] & (o[j] > (v8){0}));
                         }
+                        v8 q[4];
+                        interleave4(o, q);
+                        int64_t k = left < 4 * nl ? left : 4 * nl;
+                        if (k == 32)
+                            memcpy(row, q, sizeof q);
+                        else
+                            memcpy(row, q, (size_t)k * sizeof(float));
                     }
                 }
             }
@@ -309,10 +445,50 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
     }
 }
 
+/* NaN-propagating max of v8 m and r: r wins when it is larger or NaN. */
+#define VMAX_NAN(m, r) \
+    ((v8)(((v8i)(r) & (((r) > (m)) | ((r) != (r)))) | ((v8i)(m) & ~(((r) > (m)) | ((r) != (r))))))
+
+/* 2x2 stride-2 pooling of rows r0, r1 into y[OW], eight outputs at a time. */
+SNN_MULTIVERSION
+static void maxpool_2x2_row(const float *r0, const float *r1, int64_t OW, float *y)
+{
+    int64_t ox = 0;
+    for (; ox + 8 <= OW; ox += 8) {
+        v8 a0, a1, b0, b1;
+        LD8(a0, r0 + 2 * ox);
+        LD8(a1, r0 + 2 * ox + 8);
+        LD8(b0, r1 + 2 * ox);
+        LD8(b1, r1 + 2 * ox + 8);
+        /* lanes in the order kx, ky of the scalar loop: (0,0), (0,1), (1,0), (1,1) */
+        v8 e0 = SHUF(a0, a1, 0, 2, 4, 6, 8, 10, 12, 14), o0 = SHUF(a0, a1, 1, 3, 5, 7, 9, 11, 13, 15);
+        v8 e1 = SHUF(b0, b1, 0, 2, 4, 6, 8, 10, 12, 14), o1 = SHUF(b0, b1, 1, 3, 5, 7, 9, 11, 13, 15);
+        v8 m = VMAX_NAN(e0, o0);
+        m = VMAX_NAN(m, e1);
+        m = VMAX_NAN(m, o1);
+        memcpy(y + ox, &m, sizeof m);
+    }
+    for (; ox < OW; ox++) {
+        float m = r0[2 * ox];
+        const float v[3] = {r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+        for (int k = 0; k < 3; k++)
+            if (v[k] > m || isnan(v[k]))
+                m = v[k];
+        y[ox] = m;
+    }
+}
+
 void snn_maxpool2d(const float *x, int64_t C, int64_t H, int64_t W, int64_t KH,
                    int64_t KW, int64_t sh, int64_t sw, float *y)
 {
     int64_t OH = (H - KH) / sh + 1, OW = (W - KW) / sw + 1;
+    if (KH == 2 && KW == 2 && sh == 2 && sw == 2) {
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t oy = 0; oy < OH; oy++)
+                maxpool_2x2_row(x + (c * H + 2 * oy) * W, x + (c * H + 2 * oy + 1) * W, OW,
+                                y + (c * OH + oy) * OW);
+        return;
+    }
     for (int64_t c = 0; c < C; c++) {
         const float *xc = x + c * H * W;
         for (int64_t oy = 0; oy < OH; oy++) {

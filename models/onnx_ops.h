@@ -1,6 +1,8 @@
 /*
  * onnx_ops.h -- the numeric kernels behind the ONNX operators snnd runs.
  *
+ * The hot loops are compiled for x86-64-v4 (AVX-512), v3 (AVX2, FMA) and the baseline, and the
+ * CPU picks one at load time (GCC/Clang target_clones; other targets get the baseline only).
  * Every kernel works on dense float32 tensors in C (row-major) order and
  * allocates nothing: callers pass the output buffer and, for convolution, a
  * scratch buffer. Shapes are given as int64 dims as in ONNX. Batch size N is
@@ -15,7 +17,8 @@
  *     OH = (H + pt + pb - dh*(KH-1) - 1) / sh + 1, likewise OW.
  *     Computed as im2col + sgemm: col[(ci*KH+ky)*KW+kx][p] is the input under
  *     tap (ci,ky,kx) for output position p; Y[Co][P] = W[Co][K] * col[K][P].
- *     A 1-D Conv (N,C,L) is the 2-D one with H = 1.
+ *     A 1-D Conv (N,C,L) is the 2-D one with H = 1. A 3x3 stride-1 Conv of one input
+ *     channel is computed directly (eight outputs at a time, no im2col).
  *   MaxPool (2-D, no padding): y[c][oy][ox] = max_{ky,kx} x[c][oy*sh+ky][ox*sw+kx]
  *   ReduceMax over a set of axes: max of x over those axes.
  *   MatMul (2-D): y[i][j] = sum_k a[i][k] b[k][j].
@@ -39,6 +42,7 @@ typedef struct snn_conv2d {
     int64_t sh, sw, dh, dw; /* strides, dilations */
     int64_t pt, pl, pb, pr; /* padding: top, left, bottom, right */
     int64_t OH, OW;         /* output size (snn_conv2d_init fills them) */
+    int64_t xcs, ycs;       /* channel strides of x and y in floats; 0 = dense (H*W, OH*OW) */
 } snn_conv2d;
 
 /* Fills c->OH and c->OW from the other fields. Returns 0, or -1 when the
@@ -49,7 +53,8 @@ int snn_conv2d_init(snn_conv2d *c);
  * stride 1 and no padding: the input is then used as the column matrix). */
 size_t snn_conv2d_scratch(const snn_conv2d *c);
 
-/* One image: x[C][H][W], w[Co][C][KH][KW], b[Co] or NULL -> y[Co][OH][OW];
+/* One image: x[C][H][W], w[Co][C][KH][KW], b[Co] or NULL -> y[Co][OH][OW]
+ * (channel ci of x at x + ci * xcs, channel co of y at y + co * ycs when those are set);
  * relu != 0 applies max(y, 0) (a fused Relu). scratch holds
  * snn_conv2d_scratch(c) floats. Uses cblas_sgemm. */
 void snn_conv2d_run(const snn_conv2d *c, const float *x, const float *w,

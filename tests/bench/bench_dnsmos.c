@@ -1,11 +1,19 @@
 /*
  * bench_dnsmos.c -- milliseconds per DNSMOS P.835 window, single-threaded.
  *
- * Usage: bench_dnsmos [model.onnx] [windows]   (default models/zoo/dnsmos-p835.onnx, 5)
- * Runs the graph on a deterministic noise window with 1 OpenBLAS thread, alternating the
- * Winograd and the im2col+sgemm convolution paths, and prints for each the median wall-clock
- * and thread-CPU milliseconds per window (CPU time is steadier on a shared machine) and the
- * effective GFLOP/s (direct-convolution FLOPs / time).
+ * Usage: bench_dnsmos [model.onnx] [windows] [--lines]
+ *        (default models/zoo/dnsmos-p835.onnx, 5 windows)
+ * Input: a deterministic noise stream (LCG, amplitude 0.1; ort_dnsmos.mjs makes the same one) of
+ * windows + 9 seconds and one sample more; window i is samples [16000 i, 16000 i + 144160).
+ * With 1 OpenBLAS thread it times, alternating, per window:
+ *   winograd   the window from scratch (snn_dnsmos_window), Winograd 3x3 convolutions
+ *   im2col     the same with im2col + sgemm convolutions (not with --lines)
+ *   stream     the step() of a stream with reuse that outputs window i: one new second of
+ *              convolutions, the window's edges and the tail (dnsmos.c); window 0's step also
+ *              needs the 9 steps before it, reported apart as stream-warmup
+ * and prints the median wall-clock and process-CPU milliseconds (CPU time is steadier on a
+ * shared machine). --lines prints one line per timed call instead, for dnsmos_vs_ort.sh:
+ *   snnd <mode> <window> <cpu_ms> <wall_ms> <SIG_raw> <BAK_raw> <OVRL_raw>
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -13,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dnsmos.h"
 #include "onnx.h"
 
 static double ms(clockid_t id)
@@ -28,56 +37,106 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+enum { M_WINO, M_IM2COL, M_STREAM, NMODE };
+static const char *const mode_name[NMODE] = {"winograd", "im2col", "stream"};
+
 int main(int argc, char **argv)
 {
-    const char *path = argc > 1 ? argv[1] : "models/zoo/dnsmos-p835.onnx";
-    int reps = argc > 2 ? atoi(argv[2]) : 5;
+    const char *path = "models/zoo/dnsmos-p835.onnx";
+    int reps = 5, lines = 0, npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--lines") == 0)
+            lines = 1;
+        else if (npos++ == 0)
+            path = argv[i];
+        else
+            reps = atoi(argv[i]);
+    }
     if (reps < 1 || reps > 1000)
         reps = 5;
     openblas_set_num_threads(1);
-    snn_onnx_graph *g;
+    snn_model *m;
     snn_err e;
-    if (snn_onnx_load(path, NULL, &g, &e)) {
+    if (snn_onnx_model_load(path, NULL, &m, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
-    size_t n = snn_onnx_input_numel(g);
-    float *x = malloc(n * sizeof *x), out[16];
+    if (snn_dnsmos_is_p808(m)) {
+        fprintf(stderr, "%s: a P.835 model is needed\n", path);
+        return 1;
+    }
+    size_t n = (size_t)(reps + 9) * SNN_DNSMOS_HOP + 1;
+    float *x = malloc(n * sizeof *x), out[6];
     uint32_t s = 1;
     for (size_t i = 0; i < n; i++) {
         s = s * 1664525u + 1013904223u;
         x[i] = ((float)(s >> 8) / (float)(1 << 24) - 0.5f) * 0.2f;
     }
-    void *work = malloc(snn_onnx_work_size(g));
-    double *wall[2], *cpu[2];
-    for (int k = 0; k < 2; k++) {
+    snn_state *scratch_st, *stream_st;
+    if (m->ops->state_new(m, &scratch_st, &e) || m->ops->state_new(m, &stream_st, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    double *wall[NMODE], *cpu[NMODE];
+    for (int k = 0; k < NMODE; k++) {
         wall[k] = calloc((size_t)reps, sizeof(double));
         cpu[k] = calloc((size_t)reps, sizeof(double));
     }
-    snn_onnx_run(g, x, out, work); /* warm up */
-    for (int r = 0; r < reps; r++) {
-        for (int k = 0; k < 2; k++) {
-            snn_onnx_set_fast_conv(g, k == 0);
-            double w0 = ms(CLOCK_MONOTONIC), c0 = ms(CLOCK_THREAD_CPUTIME_ID);
-            snn_onnx_run(g, x, out, work);
-            cpu[k][r] = ms(CLOCK_THREAD_CPUTIME_ID) - c0;
-            wall[k][r] = ms(CLOCK_MONOTONIC) - w0;
+    snn_dnsmos_window(m, scratch_st, x, out); /* warm up */
+    snn_onnx_graph *g = snn_dnsmos_graph(m);
+    double warm_cpu = 0, warm_wall = 0;
+    int w = 0;
+    for (size_t at = 0; at + SNN_DNSMOS_HOP <= n && w < reps; at += SNN_DNSMOS_HOP) {
+        snn_step_info info;
+        double w0 = ms(CLOCK_MONOTONIC), c0 = ms(CLOCK_PROCESS_CPUTIME_ID);
+        m->ops->step(m, stream_st, x + at, out, &info);
+        double c = ms(CLOCK_PROCESS_CPUTIME_ID) - c0, wl = ms(CLOCK_MONOTONIC) - w0;
+        if (!info.has_output) {
+            warm_cpu += c;
+            warm_wall += wl;
+            continue;
         }
+        cpu[M_STREAM][w] = c;
+        wall[M_STREAM][w] = wl;
+        if (lines)
+            printf("snnd stream %d %.3f %.3f %.6f %.6f %.6f\n", w, c, wl, out[3], out[4], out[5]);
+        for (int k = M_WINO; k <= M_IM2COL; k++) {
+            if (lines && k == M_IM2COL)
+                break;
+            snn_onnx_set_fast_conv(g, k == M_WINO);
+            w0 = ms(CLOCK_MONOTONIC);
+            c0 = ms(CLOCK_PROCESS_CPUTIME_ID);
+            snn_dnsmos_window(m, scratch_st, x + (size_t)w * SNN_DNSMOS_HOP, out);
+            cpu[k][w] = ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            wall[k][w] = ms(CLOCK_MONOTONIC) - w0;
+            if (lines)
+                printf("snnd scratch %d %.3f %.3f %.6f %.6f %.6f\n", w, cpu[k][w], wall[k][w], out[3],
+                       out[4], out[5]);
+        }
+        snn_onnx_set_fast_conv(g, 1);
+        w++;
     }
-    printf("%s: %.2f GFLOP per window (direct convolution), work buffer %zu MB\n", path,
-           snn_onnx_flops(g) / 1e9, snn_onnx_work_size(g) >> 20);
-    for (int k = 0; k < 2; k++) {
-        qsort(wall[k], (size_t)reps, sizeof(double), cmp);
-        qsort(cpu[k], (size_t)reps, sizeof(double), cmp);
-        double c = cpu[k][reps / 2];
-        printf("%-16s median of %d: %7.1f ms wall, %7.1f ms CPU per window (%.1f GFLOP/s effective)\n",
-               k == 0 ? "winograd" : "im2col+sgemm", reps, wall[k][reps / 2], c,
-               snn_onnx_flops(g) / 1e6 / c);
+    if (lines) {
+        printf("snnd stream-warmup 9 %.3f %.3f\n", warm_cpu, warm_wall);
+    } else {
+        printf("%s: %.2f GFLOP per window from scratch, %d windows\n", path,
+               snn_onnx_flops(g) / 1e9, reps);
+        for (int k = 0; k < NMODE; k++) {
+            qsort(wall[k], (size_t)reps, sizeof(double), cmp);
+            qsort(cpu[k], (size_t)reps, sizeof(double), cmp);
+            printf("%-10s median of %d: %7.1f ms wall, %7.1f ms CPU per window (min %.1f, max %.1f)\n",
+                   mode_name[k], reps, wall[k][reps / 2], cpu[k][reps / 2], cpu[k][0],
+                   cpu[k][reps - 1]);
+        }
+        printf("stream warm-up (9 steps before window 0): %.1f ms CPU\n", warm_cpu);
+    }
+    for (int k = 0; k < NMODE; k++) {
         free(wall[k]);
         free(cpu[k]);
     }
+    m->ops->state_free(m, scratch_st);
+    m->ops->state_free(m, stream_st);
+    snn_model_free(m);
     free(x);
-    free(work);
-    snn_onnx_free(g);
     return 0;
 }

@@ -12,7 +12,12 @@
  *     P.808 MOS (snnd computes the mel input itself from the audio);
  *   - per clip: streaming the clip in 1 s hops through step() (a partial last hop through
  *     snn_dnsmos_step_samples) and finish(), the mean of the outputs equals the clip summary,
- *     for P.835 and P.808 (the personalized clip means are checked from its segments).
+ *     for P.835 and P.808 (the personalized clip means are checked from its segments);
+ *   - a stream of 9.01 .. 10 s gets its one window from finish();
+ *   - streaming with reuse (dnsmos.c keeps convolution outputs between windows): a 52.4 s stream
+ *     made of the clips (tiled as dnsmos_local.py tiles them, placed on whole seconds so that 14
+ *     of its windows are ORT segments) scores every window within 1e-3 of the same window
+ *     computed from scratch, and within 0.01 of ORT where ORT scored that window.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -37,7 +42,7 @@
 
 static json_t *ref;
 static snn_model *p835, *pp835, *p808;
-static double max_raw, max_mapped, max_p808, max_clip;
+static double max_raw, max_mapped, max_p808, max_clip, max_reuse;
 static double ms_total;
 static int n_windows;
 
@@ -81,6 +86,8 @@ static int teardown(void **st)
     json_decref(ref);
     printf("max |snnd - ORT|: raw %.2e, mapped %.2e, P.808 %.2e, clip means %.2e\n", max_raw,
            max_mapped, max_p808, max_clip);
+    printf("max |streamed with reuse - from scratch| over SIG/BAK/OVRL raw and mapped: %.2e\n",
+           max_reuse);
     if (n_windows)
         printf("P.835 window: %.1f ms mean over %d windows (1 OpenBLAS thread)\n", ms_total / n_windows,
                n_windows);
@@ -266,6 +273,127 @@ static void test_clip_streaming(void **st)
     }
 }
 
+/* A 9.5 s stream (the first 152000 samples of codec2_speech_orig_16k) has no output during its
+ * 9 whole seconds and exactly one from finish(): window 0, the same samples ORT scored as
+ * segment 0 of the whole clip. */
+static void test_stream_between_9_01_and_10_s(void **st)
+{
+    (void)st;
+    snn_wav w;
+    snn_err e;
+    if (snn_wav_read(snn_test_data("dnsmos/clips/codec2_speech_orig_16k.wav"), NULL, &w, &e))
+        fail_msg("%s", e.msg);
+    assert_true(w.n >= 152000);
+    snn_state *s;
+    assert_int_equal(p835->ops->state_new(p835, &s, &e), 0);
+    float out[6];
+    snn_step_info info;
+    for (int k = 0; k < 9; k++) {
+        assert_int_equal(p835->ops->step(p835, s, w.x + k * 16000, out, &info), 0);
+        assert_false(info.has_output);
+    }
+    assert_int_equal(snn_dnsmos_step_samples(p835, s, w.x + 144000, 8000, out, &info), 0);
+    assert_false(info.has_output);
+    assert_int_equal(p835->ops->finish(p835, s, out, &info), 0);
+    assert_true(info.has_output);
+    json_t *r = json_array_get(json_object_get(ref, "results"), 0);
+    assert_string_equal(json_string_value(json_object_get(r, "clip")), "codec2_speech_orig_16k.wav");
+    static const char *nm[3] = {"SIG", "BAK", "OVRL"};
+    for (int k = 0; k < 3; k++)
+        check(out[3 + k], json_real_value(json_array_get(json_object_get(r, "DNSMOS_sig_bak_ovr_raw"), k)),
+              &max_raw, nm[k], "codec2_speech_orig_16k.wav[0:152000]", 0);
+    /* a second finish() has nothing more to say */
+    assert_int_equal(p835->ops->finish(p835, s, out, &info), 0);
+    assert_false(info.has_output);
+    p835->ops->state_free(p835, s);
+    snn_wav_free(&w);
+}
+
+/* Appends n samples of clip (tiled to at least 144160 samples when tile) to x at *len. */
+static void append_clip(float *x, size_t *len, const char *clip, int tile, size_t n)
+{
+    size_t nc, L;
+    float *c = tiled_clip(clip, &nc, &L);
+    size_t k = tile ? L : nc;
+    if (n && n < k)
+        k = n;
+    memcpy(x + *len, c, k * sizeof *x);
+    *len += k;
+    free(c);
+}
+
+/* Streaming with reuse: every window as from scratch (1e-3) and as ORT where it has the window. */
+static void test_stream_reuse(void **st)
+{
+    (void)st;
+    size_t L = 0;
+    float *x = malloc(60 * 16000 * sizeof *x);
+    /* ORT segment k of clip c is stream window w0 + k (the clip starts on second w0) */
+    struct { const char *clip; int w0, nseg; } on[4] = {
+        {"codec2_wia_16kHz.wav", 0, 7}, {"pesq_speech.wav", 16, 3},
+        {"codec2_speech_orig_16k.wav", 29, 1}, {"pesq_speech_bab_0dB.wav", 40, 3}};
+    append_clip(x, &L, on[0].clip, 1, 0);                       /* 0 .. 16 s */
+    append_clip(x, &L, on[1].clip, 1, 0);                       /* 16 .. 28.4 s */
+    append_clip(x, &L, "pesq_speech_bab_0dB.wav", 0, 9600);     /* filler to 29 s */
+    append_clip(x, &L, on[2].clip, 0, 0);                       /* 29 .. 39.8 s */
+    append_clip(x, &L, "codec2_wia_16kHz.wav", 0, 3200);        /* filler to 40 s */
+    append_clip(x, &L, on[3].clip, 1, 0);                       /* 40 .. 52.4 s */
+    assert_int_equal(L, 838400);
+    snn_state *s, *ref_s;
+    snn_err e;
+    assert_int_equal(p835->ops->state_new(p835, &s, &e), 0);
+    assert_int_equal(p835->ops->state_new(p835, &ref_s, &e), 0);
+    float out[6], want[6];
+    size_t w = 0, n_ort = 0;
+    uint64_t eff = 0, dense = 0;
+    for (size_t at = 0; at < L; at += 16000) {
+        size_t n = L - at < 16000 ? L - at : 16000;
+        snn_step_info info;
+        assert_int_equal(snn_dnsmos_step_samples(p835, s, x + at, n, out, &info), 0);
+        if (!info.has_output)
+            continue;
+        eff += info.eff_macs;
+        dense += info.dense_ops;
+        assert_int_equal(snn_dnsmos_window(p835, ref_s, x + w * 16000, want), 0);
+        for (int k = 0; k < 6; k++) {
+            double d = fabs(out[k] - want[k]);
+            if (d > max_reuse)
+                max_reuse = d;
+            if (d > 1e-3)
+                fail_msg("window %zu output %d: streamed %.6f, from scratch %.6f", w, k, out[k], want[k]);
+        }
+        for (int c = 0; c < 4; c++) {
+            int seg = (int)w - on[c].w0;
+            if (seg < 0 || seg >= on[c].nseg)
+                continue;
+            size_t i;
+            json_t *r;
+            json_array_foreach(json_object_get(ref, "results"), i, r) {
+                if (strcmp(json_string_value(json_object_get(r, "clip")), on[c].clip) != 0 ||
+                    json_integer_value(json_object_get(r, "seg")) != seg)
+                    continue;
+                static const char *nm[3] = {"SIG", "BAK", "OVRL"};
+                for (int k = 0; k < 3; k++)
+                    check(out[3 + k], json_real_value(json_array_get(
+                                          json_object_get(r, "DNSMOS_sig_bak_ovr_raw"), k)),
+                          &max_raw, nm[k], on[c].clip, seg);
+                n_ort++;
+            }
+        }
+        w++;
+    }
+    /* windows 0 .. 42 (floor(52.4) - 9 of them); 14 are ORT segments */
+    assert_int_equal(w, 43);
+    assert_int_equal(n_ort, 14);
+    /* each streamed window costs a fraction of a full one */
+    printf("streamed: %.2f GMAC per window on average vs %.2f from scratch\n", eff / 1e9 / w,
+           dense / 1e9 / w);
+    assert_true(eff * 4 < dense);
+    p835->ops->state_free(p835, s);
+    p835->ops->state_free(p835, ref_s);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +401,8 @@ int main(void)
         cmocka_unit_test(test_p835_personalized_segments),
         cmocka_unit_test(test_p808_segments),
         cmocka_unit_test(test_clip_streaming),
+        cmocka_unit_test(test_stream_between_9_01_and_10_s),
+        cmocka_unit_test(test_stream_reuse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
