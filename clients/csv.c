@@ -193,8 +193,9 @@ int snn_csv_parse(const char *text, size_t len, const char *name, uint32_t n_exp
                 fail(err, errlen, "%s: out of memory", name);
                 goto done;
             }
-            if (n > 0 && first[n - 1] == '\r')
-                first[n - 1] = '\0';
+            size_t fl = strlen(first); /* < n when the line holds a NUL byte */
+            if (fl > 0 && first[fl - 1] == '\r')
+                first[fl - 1] = '\0';
             if (!blank(first))
                 break;
             free(first);

@@ -9,6 +9,7 @@ SNND_PACKAGES=(
   libuv1-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libopenblas-dev libcmocka-dev
   libhdf5-dev   # NIR graphs are HDF5 files
   libsoxr-dev   # audio resampling to 16 kHz
+  clang libclang-rt-14-dev   # libFuzzer targets (tests/fuzz), deploy/test only
 )
 
 snnd_install_packages() {

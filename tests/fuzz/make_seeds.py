@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""make_seeds.py -- writes the small seed corpora of tests/fuzz (offline tool).
+
+    python3 tests/fuzz/make_seeds.py
+
+Writes tests/fuzz/corpus/<target>/ for frames, model, onnx, wav, csv and config
+(nir seeds are copies of tests/fixtures/nir, made by this script too). The
+protocol and ONNX seeds are protobuf encoded by hand here (field numbers from
+proto/snnd.proto and models/onnx.proto); nothing in the build runs this script.
+"""
+import json
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
+CORPUS = os.path.join(HERE, 'corpus')
+
+
+# ---- protobuf wire format ----------------------------------------------------
+def varint(n):
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_varint(field, n):
+    return varint(field << 3) + varint(n)
+
+
+def f_bytes(field, b):
+    if isinstance(b, str):
+        b = b.encode()
+    return varint(field << 3 | 2) + varint(len(b)) + b
+
+
+def f_float(field, x):
+    return varint(field << 3 | 5) + struct.pack('<f', x)
+
+
+def packed_varints(field, ns):
+    return f_bytes(field, b''.join(varint(n) for n in ns))
+
+
+def packed_floats(field, xs):
+    return f_bytes(field, struct.pack('<%df' % len(xs), *xs))
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+# ---- snnd.v1 frames ------------------------------------------------------------
+def env(id_, field, body):
+    e = (f_varint(1, id_) if id_ else b'') + f_bytes(field, body)
+    return varint(len(e)) + e
+
+
+def hello(id_=1, version=1, name='fuzz'):
+    return env(id_, 10, f_varint(1, version) + f_bytes(2, name))
+
+
+def open_stream(id_, sid, model, kind=0, bin_us=0, subscribe=True, options=()):
+    b = f_bytes(1, sid) + f_bytes(2, model)
+    if kind:
+        b += f_varint(3, kind)
+    if bin_us:
+        b += f_varint(4, bin_us)
+    for k, v in options:
+        b += f_bytes(5, f_bytes(1, k) + f_bytes(2, v))
+    if subscribe:
+        b += f_varint(6, 1)
+    return env(id_, 12, b)
+
+
+def close_stream(id_, sid):
+    return env(id_, 14, f_bytes(1, sid))
+
+
+def spikes(sid, ch, t):
+    return env(0, 16, f_bytes(1, sid) + packed_varints(2, ch) + packed_varints(3, t))
+
+
+def binned(sid, n_ch, counts, t_us=0):
+    b = f_bytes(1, sid) + f_varint(2, n_ch) + packed_floats(3, counts)
+    if t_us:
+        b += f_varint(4, t_us)
+    return env(0, 17, b)
+
+
+def tactile(sid, t_us, values):
+    return env(0, 18, f_bytes(1, sid) + f_varint(2, t_us) + packed_floats(3, values))
+
+
+def audio(sid, rate, fmt, pcm):
+    return env(0, 19, f_bytes(1, sid) + f_varint(2, rate) + (f_varint(3, fmt) if fmt else b'') + f_bytes(4, pcm))
+
+
+def flush(sid, t_us):
+    return env(0, 20, f_bytes(1, sid) + f_varint(2, t_us))
+
+
+def subscribe(id_, sid, unsub=False):
+    return env(id_, 22 if unsub else 21, f_bytes(1, sid))
+
+
+def stats(id_, sid=''):
+    return env(id_, 26, f_bytes(1, sid) if sid else b'')
+
+
+def frames_seeds():
+    # Model names are those of the fuzzer's model directory (fuzz_frames.c).
+    T = 'tinyrsnn'   # 96 spike inputs, 4 ms bins
+    S = 'tactile'    # 2 taxels -> sigma-delta encoder -> 4 inputs, classifier
+    N = 'neurons'    # NIR graph (tests/fixtures/nir/neurons.nir)
+    write('frames', 'hello', hello())
+    write('frames', 'hello_bad_version', hello(7, 9))
+    write('frames', 'stats', hello() + stats(2))
+    sp = (hello() + open_stream(2, 'a', T, subscribe=True) +
+          spikes('a', [0, 5, 95, 3], [0, 1000, 4000, 9000]) + spikes('a', [1, 2], [12000, 20000]) +
+          flush('a', 40000) + stats(3, 'a') + close_stream(4, 'a'))
+    write('frames', 'spikes', sp)
+    write('frames', 'spikes_no_close', open_stream(1, 's.1', T, kind=1, bin_us=2000) +
+          spikes('s.1', [7] * 8, [i * 500 for i in range(8)]) + flush('s.1', 100000))
+    write('frames', 'binned', open_stream(1, 'b', T, kind=2) +
+          binned('b', 96, [1.0 if i % 7 == 0 else 0.0 for i in range(96 * 3)], 8000) +
+          binned('b', 96, [0.0] * 96) + close_stream(2, 'b'))
+    write('frames', 'tactile', open_stream(1, 'tx', S, kind=3, options=[('segment_silence_ms', '30')]) +
+          b''.join(tactile('tx', 20000 * i, [float(i % 5), float((3 * i) % 4)]) for i in range(12)) +
+          flush('tx', 400000) + close_stream(2, 'tx'))
+    write('frames', 'analog', open_stream(1, 'an', S, kind=5) +
+          tactile('an', 0, [0.5, 0.25, 1, 0]) + tactile('an', 50000, [1, 1, 1, 1]) + close_stream(2, 'an'))
+    write('frames', 'audio', open_stream(1, 'au', T, kind=4) +
+          audio('au', 16000, 0, b'\x00\x10' * 64) + audio('au', 8000, 1, struct.pack('<4f', 0, .5, -.5, 1)))
+    write('frames', 'nir', open_stream(1, 'n', N) + spikes('n', [0, 1], [0, 100]) + flush('n', 1000) +
+          close_stream(2, 'n'))
+    write('frames', 'subscribe', open_stream(1, 'p', T, subscribe=False) + subscribe(2, 'p') +
+          subscribe(3, 'p', unsub=True) + subscribe(4, 'nosuch') + close_stream(5, 'p') + close_stream(6, 'p'))
+    write('frames', 'errors', open_stream(1, 'bad id!', T) + open_stream(2, 'x', 'nosuch') +
+          open_stream(3, 'y', T, kind=9) + open_stream(4, 'z', T, options=[('zzz', '1')]) +
+          env(5, 11, b'') + env(6, 40, b'') + spikes('q', [1], [1]))
+    write('frames', 'bad_frame', hello() + b'\xff\xff\xff\xff\xff\x01')
+    write('frames', 'bad_envelope', hello() + b'\x03\x0a\xff\xff')
+    write('frames', 'empty_envelope', b'\x00\x00\x00')
+
+
+# ---- safetensors models (format snnd-rsnn, models/FORMAT.md) ----------------
+def safetensors(config, tensors):
+    header = {'__metadata__': {'format': 'snnd-rsnn', 'version': '1', 'config': json.dumps(config)}}
+    data = b''
+    for name, shape, values in tensors:
+        raw = struct.pack('<%df' % len(values), *values)
+        header[name] = {'dtype': 'F32', 'shape': shape, 'data_offsets': [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(header).encode()
+    h += b' ' * (-len(h) % 8)
+    return struct.pack('<Q', len(h)) + h + data
+
+
+def tactile_model():
+    cfg = {'dt': 0.02, 'timing': 'direct', 'input': {'size': 4, 'kind': 'tactile'},
+           'encoder': {'type': 'sigmadelta', 'threshold': 1.0, 'refractory_us': 0, 'merge_on_off': False,
+                       'invert': True, 'n_taxels': 2},
+           'layers': [{'size': 4, 'neuron': 'lif', 'recurrent': True, 'reset': 'subtract', 'threshold': 1.0,
+                       'tau': 'decay'}],
+           'readout': {'size': 3, 'names': ['A', 'B', 'C'], 'labels': ['A', 'B', 'C'], 'task': 'classification',
+                       'activation': 'softmax', 'decision': 'sum', 'tau': 'decay'}}
+    t = [('layers.0.w_in', [4, 4], [0.9, 0, 0.5, 0, 0, 0.8, 0, 0.4, 0.3, 0.3, 0.3, 0.3, 1, 0, 0, 1]),
+         ('layers.0.w_rec', [4, 4], [0, 0.2, 0, 0, 0, 0, 0.2, 0, 0, 0, 0, 0.2, 0.2, 0, 0, 0]),
+         ('layers.0.alpha', [4], [0.5] * 4), ('layers.0.beta', [4], [0.8] * 4),
+         ('readout.w', [3, 4], [1, 0, 0, 0.5, 0, 1, 0, 0.5, 0, 0, 1, 0.5]),
+         ('readout.alpha', [3], [0.2] * 3), ('readout.beta', [3], [0.9] * 3)]
+    return safetensors(cfg, t)
+
+
+def model_seeds():
+    for f in ('tinyrsnn-indy01-seed1', 'tinyrsnn-loco01-seed1'):
+        shutil.copy(os.path.join(ROOT, 'models', 'zoo', f + '.safetensors'),
+                    os.path.join(CORPUS, 'model', f + '.safetensors'))
+    write('model', 'tactile.safetensors', tactile_model())
+    write('model', 'alif.safetensors', safetensors(
+        {'dt': 0.001, 'input': {'size': 1}, 'layers': [{'size': 1, 'neuron': 'alif', 'reset': 'subtract'}],
+         'readout': {'size': 1}},
+        [('layers.0.w_in', [1, 1], [1]), ('layers.0.alpha', [1], [0]), ('layers.0.beta', [1], [.5]),
+         ('layers.0.gamma', [1], [1]), ('layers.0.rho', [1], [.5]), ('layers.0.adapt', [1], [1]),
+         ('readout.w', [1, 1], [1]), ('readout.alpha', [1], [0]), ('readout.beta', [1], [0])]))
+    write('model', 'stork_two_layers.safetensors', safetensors(
+        {'dt': 0.004, 'timing': 'stork', 'input': {'size': 2, 'binary': True},
+         'layers': [{'size': 3, 'neuron': 'lif', 'recurrent': True, 'reset': 'zero', 'tau': 'softplus',
+                     'tau_mem': 0.02, 'tau_syn': 0.01},
+                    {'size': 2, 'neuron': 'lif', 'bias': True, 'reset': 'subtract'}],
+         'readout': {'size': 1, 'names': ['y'], 'initial_state': -0.01, 'tau': 'softplus', 'tau_mem': 0.05,
+                     'tau_syn': 0.01}},
+        [('layers.0.w_in', [3, 2], [1, 0, 0, 1, 1, 1]), ('layers.0.w_rec', [3, 3], [0, 0, 0, 1, 0, 0, 0, 0, 0]),
+         ('layers.0.syn_param', [3], [0.1] * 3), ('layers.0.mem_param', [3], [0.2] * 3),
+         ('layers.1.w_in', [2, 3], [1, 1, 0, 0, 1, 1]), ('layers.1.bias', [2], [0.1, 0.2]),
+         ('layers.1.alpha', [2], [0.5] * 2), ('layers.1.beta', [2], [0.5] * 2),
+         ('readout.w', [1, 2], [1, -1]), ('readout.syn_param', [1], [0.3]), ('readout.mem_param', [1], [0.3])]))
+
+
+# ---- ONNX graphs -----------------------------------------------------------------
+def o_dim(v):
+    return f_bytes(1, f_varint(1, v) if isinstance(v, int) else f_bytes(2, v))
+
+
+def o_value(name, dims):
+    shape = b''.join(o_dim(d) for d in dims)
+    return f_bytes(1, name) + f_bytes(2, f_bytes(1, f_varint(1, 1) + f_bytes(2, shape)))
+
+
+def o_tensor(name, dims, floats=None, int64s=None, raw=None):
+    b = b''.join(f_varint(1, d) for d in dims)
+    if int64s is not None:
+        b += f_varint(2, 7) + packed_varints(7, int64s)
+    else:
+        b += f_varint(2, 1)
+        if raw is not None:
+            b += f_bytes(9, struct.pack('<%df' % len(raw), *raw))
+        else:
+            b += packed_floats(4, floats)
+    return b + f_bytes(8, name)
+
+
+def o_attr_ints(name, vals):
+    return f_bytes(1, name) + f_varint(20, 7) + b''.join(f_varint(8, v) for v in vals)
+
+
+def o_attr_int(name, v):
+    return f_bytes(1, name) + f_varint(20, 2) + f_varint(3, v)
+
+
+def o_node(op, ins, outs, attrs=(), name=''):
+    b = b''.join(f_bytes(1, i) for i in ins) + b''.join(f_bytes(2, o) for o in outs)
+    b += f_bytes(3, name or op) + f_bytes(4, op)
+    return b + b''.join(f_bytes(5, a) for a in attrs)
+
+
+def o_model(nodes, inits, inp, out, opset=13):
+    g = b''.join(f_bytes(1, n) for n in nodes) + f_bytes(2, 'g')
+    g += b''.join(f_bytes(5, t) for t in inits)
+    g += f_bytes(11, inp) + f_bytes(12, out)
+    return f_varint(1, 7) + f_bytes(8, f_bytes(1, '') + f_varint(2, opset)) + f_bytes(7, g)
+
+
+def onnx_seeds():
+    # x[N,4] -> MatMul W[4,3] -> Add b -> Relu -> Sigmoid
+    write('onnx', 'mlp.onnx', o_model(
+        [o_node('MatMul', ['x', 'W'], ['h']), o_node('Add', ['h', 'b'], ['h2']), o_node('Relu', ['h2'], ['h3']),
+         o_node('Sigmoid', ['h3'], ['y'])],
+        [o_tensor('W', [4, 3], [0.1 * i for i in range(12)]), o_tensor('b', [3], raw=[0.5, -0.5, 0])],
+        o_value('x', ['N', 4]), o_value('y', ['N', 3])))
+    # x[1,1,6,6] -> Conv(2 filters 3x3, pad 1) -> Relu -> MaxPool 2x2 -> Flatten -> MatMul -> Tanh
+    write('onnx', 'conv.onnx', o_model(
+        [o_node('Conv', ['x', 'K', 'kb'], ['c'], [o_attr_ints('kernel_shape', [3, 3]), o_attr_ints('pads', [1, 1, 1, 1]),
+                                                  o_attr_ints('strides', [1, 1])]),
+         o_node('Relu', ['c'], ['r']),
+         o_node('MaxPool', ['r'], ['p'], [o_attr_ints('kernel_shape', [2, 2]), o_attr_ints('strides', [2, 2])]),
+         o_node('Flatten', ['p'], ['f'], [o_attr_int('axis', 1)]),
+         o_node('MatMul', ['f', 'W'], ['m']), o_node('Tanh', ['m'], ['y'])],
+        [o_tensor('K', [2, 1, 3, 3], [((i * 7) % 5 - 2) * 0.1 for i in range(18)]), o_tensor('kb', [2], [0.1, -0.1]),
+         o_tensor('W', [18, 2], [0.01 * i for i in range(36)])],
+        o_value('x', [1, 1, 6, 6]), o_value('y', [1, 2])))
+    # Reshape / Transpose / Slice / Concat / ReduceMax / elementwise
+    write('onnx', 'shape_ops.onnx', o_model(
+        [o_node('Reshape', ['x', 'shp'], ['r']),
+         o_node('Transpose', ['r'], ['t'], [o_attr_ints('perm', [1, 0])]),
+         o_node('Slice', ['t', 'st', 'en', 'ax'], ['s']),
+         o_node('Concat', ['s', 's'], ['c'], [o_attr_int('axis', 0)]),
+         o_node('Abs', ['c'], ['a']), o_node('Sqrt', ['a'], ['q']), o_node('Exp', ['q'], ['e']),
+         o_node('Log', ['e'], ['l']), o_node('Mul', ['l', 'l'], ['mu']), o_node('Div', ['mu', 'two'], ['d']),
+         o_node('Sub', ['d', 'two'], ['su']), o_node('Neg', ['su'], ['n']), o_node('Max', ['n', 'd'], ['mx']),
+         o_node('Pow', ['mx', 'two'], ['pw']),
+         o_node('ReduceMax', ['pw'], ['y'], [o_attr_ints('axes', [1]), o_attr_int('keepdims', 0)])],
+        [o_tensor('shp', [2], int64s=[2, 3]), o_tensor('st', [1], int64s=[0]), o_tensor('en', [1], int64s=[2]),
+         o_tensor('ax', [1], int64s=[0]), o_tensor('two', [1], [2.0])],
+        o_value('x', [6]), o_value('y', [4])))
+    write('onnx', 'unsqueeze.onnx', o_model(
+        [o_node('Unsqueeze', ['x'], ['u'], [o_attr_ints('axes', [0])]), o_node('Identity', ['u'], ['i']),
+         o_node('Squeeze', ['i'], ['y'], [o_attr_ints('axes', [0])])],
+        [], o_value('x', [3, 2]), o_value('y', [3, 2]), opset=11))
+
+
+# ---- WAV ---------------------------------------------------------------------------
+def chunk(cid, body):
+    return cid + struct.pack('<I', len(body)) + body + (b'\x00' if len(body) % 2 else b'')
+
+
+def wav(fmt_body, data, extra=b''):
+    body = b'WAVE' + chunk(b'fmt ', fmt_body) + extra + chunk(b'data', data)
+    return b'RIFF' + struct.pack('<I', len(body)) + body
+
+
+def wav_seeds():
+    s16 = struct.pack('<8h', 0, 1000, -1000, 32767, -32768, 5, -5, 0)
+    write('wav', 's16.wav', wav(struct.pack('<HHIIHH', 1, 1, 16000, 32000, 2, 16), s16))
+    f32 = struct.pack('<4f', 0, 0.5, -0.5, 1)
+    write('wav', 'f32.wav', wav(struct.pack('<HHIIHHH', 3, 1, 8000, 32000, 4, 32, 0), f32,
+                                chunk(b'fact', struct.pack('<I', 4))))
+    guid_pcm = struct.pack('<IHH', 1, 0, 0x10) + bytes([0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71])
+    ext = struct.pack('<HHIIHHHHI', 0xFFFE, 1, 48000, 96000, 2, 16, 22, 16, 4) + guid_pcm
+    write('wav', 'extensible.wav', wav(ext, s16, chunk(b'LIST', b'INFOISFT\x05\x00\x00\x00snnd\x00')))
+    write('wav', 'stereo.wav', wav(struct.pack('<HHIIHH', 1, 2, 16000, 64000, 4, 16), s16))
+
+
+# ---- CSV and config -------------------------------------------------------------
+def csv_seeds():
+    with open(os.path.join(ROOT, 'tests', 'fixtures', 'tinyrsnn', 'input_indy.csv'), 'rb') as f:
+        head = b''.join(f.readline() for _ in range(6))
+    # The first byte of a csv input chooses the expected channel count
+    # (fuzz_csv.c): below 0x80 means any.
+    write('csv', 'indy_head.csv', b'\n' + head)
+    write('csv', 'taxels.csv', b'\x83t,label,taxel_0,taxel_1,taxel_2\r\n0.0,A,1,2,3\r\n0.025, A ,4.5,-1e3,0\r\n\r\n'
+                               b'0.05,A,-0,7,1e-30\r\n')
+    write('csv', 'channels.csv', b'\nsample,ch0,ch1,x\n0,1,0,zz\n1,0,1,yy\n')
+    write('csv', 'guess.csv', b'\nletter,a,b,c\nA,1,2,3\nB,4,5,6\n')
+
+
+def config_seeds():
+    with open(os.path.join(ROOT, 'deploy', 'snnd.example.json'), 'rb') as f:
+        write('config', 'example.json', f.read())
+    write('config', 'small.json', b'{"listen": ["unix:/tmp/x.sock", "tcp:[::1]:7878"], "workers": 3,'
+                                  b' "log_level": "debug", "limits": {"max_frame_bytes": 65536}}')
+    write('config', 'bad.json', b'{"listen": "tcp:nohost", "unix_mode": "0660", "zzz": 1}')
+
+
+def nir_seeds():
+    d = os.path.join(CORPUS, 'nir')
+    os.makedirs(d, exist_ok=True)
+    for f in ('neurons.nir', 'recurrent.nir', 'flatten.nir', 'subgraph.nir', 'affine_lif.nir', 'err_bad_tau.nir',
+              'err_edge_shape.nir'):
+        shutil.copy(os.path.join(ROOT, 'tests', 'fixtures', 'nir', f), os.path.join(d, f))
+
+
+if __name__ == '__main__':
+    os.makedirs(os.path.join(CORPUS, 'model'), exist_ok=True)
+    frames_seeds()
+    model_seeds()
+    onnx_seeds()
+    wav_seeds()
+    csv_seeds()
+    config_seeds()
+    nir_seeds()
