@@ -650,6 +650,35 @@ static void readout_output(const rsnn_model *m, const rsnn_state *s, float *out)
     }
 }
 
+/* U of layer l = b + W_in z + W_rec s, from the layer's current spikes and
+ * those of the layer below (or the input x for layer 0). */
+static void layer_input(const rsnn_model *m, rsnn_state *s, uint32_t l, const float *x, snn_step_info *info)
+{
+    const layer *y = &m->layers[l];
+    lstate *q = &s->ls[l];
+    if (y->bias)
+        memcpy(q->pend, y->bias, y->n * sizeof(float));
+    else
+        memset(q->pend, 0, y->n * sizeof(float));
+    if (l == 0)
+        input_add(&y->in, x, m->binary_input, s->in_idx, q->pend, info);
+    else
+        conn_add(&y->in, s->ls[l - 1].idx, s->ls[l - 1].nspk, NULL, q->pend, info);
+    if (y->recurrent)
+        conn_add(&y->rec, q->idx, q->nspk, NULL, q->pend, info);
+}
+
+/* The readout's input b_o + W_out s^L from the top layer's current spikes. */
+static void readout_input(const rsnn_model *m, rsnn_state *s, snn_step_info *info)
+{
+    if (m->obias)
+        memcpy(s->Uo, m->obias, m->base.n_out * sizeof(float));
+    else
+        memset(s->Uo, 0, m->base.n_out * sizeof(float));
+    const lstate *top = &s->ls[m->L - 1];
+    conn_add(&m->out, top->idx, top->nspk, NULL, s->Uo, info);
+}
+
 static void step_stork(const rsnn_model *m, rsnn_state *s, const float *x, snn_step_info *info)
 {
     /* Evolve every group with the input propagated at the previous step. */
@@ -677,26 +706,9 @@ static void step_stork(const rsnn_model *m, rsnn_state *s, const float *x, snn_s
         s->Y[k] = yk;
     }
     /* Propagate: the new outputs become next step's input. */
-    for (uint32_t l = 0; l < m->L; l++) {
-        const layer *y = &m->layers[l];
-        lstate *q = &s->ls[l];
-        if (y->bias)
-            memcpy(q->pend, y->bias, y->n * sizeof(float));
-        else
-            memset(q->pend, 0, y->n * sizeof(float));
-        if (l == 0)
-            input_add(&y->in, x, m->binary_input, s->in_idx, q->pend, info);
-        else
-            conn_add(&y->in, s->ls[l - 1].idx, s->ls[l - 1].nspk, NULL, q->pend, info);
-        if (y->recurrent)
-            conn_add(&y->rec, q->idx, q->nspk, NULL, q->pend, info);
-    }
-    if (m->obias)
-        memcpy(s->Uo, m->obias, m->base.n_out * sizeof(float));
-    else
-        memset(s->Uo, 0, m->base.n_out * sizeof(float));
-    const lstate *top = &s->ls[m->L - 1];
-    conn_add(&m->out, top->idx, top->nspk, NULL, s->Uo, info);
+    for (uint32_t l = 0; l < m->L; l++)
+        layer_input(m, s, l, x, info);
+    readout_input(m, s, info);
 }
 
 static void step_direct(const rsnn_model *m, rsnn_state *s, const float *x, snn_step_info *info)
@@ -705,16 +717,7 @@ static void step_direct(const rsnn_model *m, rsnn_state *s, const float *x, snn_
         const layer *y = &m->layers[l];
         lstate *q = &s->ls[l];
         /* I_t = alpha I + b + W_in z_t + W_rec s_{t-1}; U holds the new input. */
-        if (y->bias)
-            memcpy(q->pend, y->bias, y->n * sizeof(float));
-        else
-            memset(q->pend, 0, y->n * sizeof(float));
-        if (l == 0)
-            input_add(&y->in, x, m->binary_input, s->in_idx, q->pend, info);
-        else
-            conn_add(&y->in, s->ls[l - 1].idx, s->ls[l - 1].nspk, NULL, q->pend, info);
-        if (y->recurrent)
-            conn_add(&y->rec, q->idx, q->nspk, NULL, q->pend, info);
+        layer_input(m, s, l, x, info);
         for (uint32_t i = 0; i < y->n; i++) {
             float sp = q->s[i];
             q->cur[i] = y->alpha[i] * q->cur[i] + q->pend[i];
@@ -736,12 +739,7 @@ static void step_direct(const rsnn_model *m, rsnn_state *s, const float *x, snn_
         info->hidden_spikes += q->nspk;
         info->hidden_neurons += y->n;
     }
-    if (m->obias)
-        memcpy(s->Uo, m->obias, m->base.n_out * sizeof(float));
-    else
-        memset(s->Uo, 0, m->base.n_out * sizeof(float));
-    const lstate *top = &s->ls[m->L - 1];
-    conn_add(&m->out, top->idx, top->nspk, NULL, s->Uo, info);
+    readout_input(m, s, info);
     for (uint32_t k = 0; k < m->base.n_out; k++) {
         s->J[k] = m->oalpha[k] * s->J[k] + s->Uo[k];
         s->Y[k] = m->obeta[k] * s->Y[k] + m->ogamma[k] * s->J[k];
