@@ -27,6 +27,15 @@
 
 #include "framing.h"
 #include "itest.h"
+
+/* Memory bounds are asserted on the daemon's resident size, which means
+ * something only in a build without AddressSanitizer (its quarantine and
+ * shadow memory inflate RSS by design); under ASan they are printed only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_BOUNDS 0
+#else
+#define RSS_BOUNDS 1
+#endif
 #include "model.h"
 #include "rsnn_eprop.h"
 #include "session.h"
@@ -522,7 +531,7 @@ static void disconnect_mid_frame_finishes_its_streams(void **u)
     long rss_end = itest_rss_kb(d.pid);
     printf("# daemon VmRSS after 30 vanished clients %ld KiB, after 300 %ld KiB\n", rss_warm, rss_end);
     assert_true(rss_warm > 0);
-    assert_true(rss_end - rss_warm < 8 * 1024);
+    assert_true(!RSS_BOUNDS || rss_end - rss_warm < 8 * 1024);
     e = stats(obs);
     assert_true(e->stats->server->steps >= 10 + NBINS + 300 * 5);
     snnd__v1__envelope__free_unpacked(e, NULL);
@@ -607,7 +616,7 @@ static void stalled_subscriber_dropped_memory_bounded(void **u)
     assert_false(s1.out_of_order || s2.out_of_order);
     assert_int_equal(s1.other_errors + s2.other_errors, 0);
     assert_false(s1.slow_error || s2.slow_error);
-    assert_true(rss_max - rss_proc0 < 6 * 1024);
+    assert_true(!RSS_BOUNDS || rss_max - rss_proc0 < 6 * 1024);
 
     /* The stalled one: a prefix of the predictions in order, SLOW_SUBSCRIBER, EOF. */
     sink ss;
@@ -1081,7 +1090,7 @@ static void saturated_pool_pushes_back(void **u)
     assert_true(blocked_min > 0);
     assert_true(backlog_max < 24e6);
     assert_true(queued_max <= 48);
-    assert_true(rss_max - rss0 < 48 * 1024);
+    assert_true(!RSS_BOUNDS || rss_max - rss0 < 48 * 1024);
     offline(SEED1, REPS, &off);
     assert_memory_equal(keep.v, off.v, (size_t)REPS * NBINS * sizeof *off.v);
     for (int i = 0; i < NS; i++) {
@@ -1320,7 +1329,7 @@ static void long_gap_flush_streams_without_dropping(void **u)
     if (sx.n != BINS || sg.n != BINS || sx.out_of_order || sg.out_of_order)
         soft_fail("subscribers got %llu and %llu of %d predictions (out of order: %d %d)", (unsigned long long)sx.n,
                   (unsigned long long)sg.n, BINS, sx.out_of_order, sg.out_of_order);
-    if (rss_max - rss0 >= 24 * 1024)
+    if (RSS_BOUNDS && rss_max - rss0 >= 24 * 1024)
         soft_fail("daemon RSS grew by %ld KiB for one message (bound 24576 KiB)", rss_max - rss0);
     sink_free(&sx);
     sink_free(&sg);
