@@ -417,13 +417,8 @@ static void work_one(stream *st)
 {
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    for (in_item *it = st->batch; it; it = it->next) {
-        process(st, it);
-        if (it->env) {
-            snnd__v1__envelope__free_unpacked(it->env, NULL);
-            it->env = NULL;
-        }
-    }
+    for (in_item *it = st->batch; it; it = it->next)
+        process(st, it); /* the loop thread, which allocated the envelopes, frees them */
     clock_gettime(CLOCK_MONOTONIC, &b);
     st->w_busy_ns += (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
 }
@@ -544,6 +539,8 @@ static void after_one(stream *st)
         s->queued_items--;
         if (it->from)
             conn_input_done(it->from, it->bytes);
+        if (it->env)
+            snnd__v1__envelope__free_unpacked(it->env, NULL);
         free(it->path);
         free(it);
     }
