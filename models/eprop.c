@@ -9,6 +9,23 @@
 #include <math.h>
 #include <string.h>
 
+/* Steps of interval timing folded into the LIF rows' traces at once (fewer = less
+ * memory, more = fewer passes over ebar). */
+#ifndef SNN_EPROP_CHUNK
+#define SNN_EPROP_CHUNK 128u
+#endif
+
+/* flush_row's loops are element-wise (no reductions): an AVX2 clone, picked at load
+ * time on x86-64, gives bit-identical results twice as wide. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SNN_EPROP_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef SNN_EPROP_CLONES
+#define SNN_EPROP_CLONES
+#endif
+
 struct snn_eprop {
     snn_eprop_params p;
     const snn_allocator *a;
@@ -27,6 +44,12 @@ struct snn_eprop {
     double *ebar_in, *g_in, *s_in, *eps_in;
     double *ebar_rec, *g_rec, *s_rec, *eps_rec;
     double *g_out;
+    /* interval timing, LIF rows: the steps since the last flush are kept (presynaptic
+     * traces, psi, L) and folded into ebar, G, S by one pass per chunk (see flush_lif) */
+    double *hz_in, *hz_rec, *h_psi, *h_L, *h_a, *h_b;
+    uint32_t *h_t;
+    uint32_t h_cap, h_n;
+    int h_gdone; /* the recorded steps are already in G and S */
     double *m_in, *q_in, *m_rec, *q_rec, *m_out, *q_out; /* Adam moments */
     /* continuous timing: the previous step's neuron values (its synapses are
      * evaluated one step late), rate estimates, per-presynaptic bookkeeping */
@@ -224,6 +247,21 @@ static size_t layout(snn_eprop *e, char *base)
     } else {
         e->ebreg_in = e->ebreg_rec = NULL;
     }
+    e->hz_in = e->hz_rec = e->h_psi = e->h_L = e->h_a = e->h_b = NULL;
+    e->h_t = NULL;
+    e->h_cap = 0;
+    size_t nl = nr - na;
+    if (!cont && (p->learn_in || p->learn_rec) && nl > 0) {
+        e->h_cap = p->update_interval < SNN_EPROP_CHUNK ? p->update_interval : SNN_EPROP_CHUNK;
+        size_t h = e->h_cap;
+        e->hz_in = p->learn_in ? carve(base, &off, h * ni, d) : NULL;
+        e->hz_rec = p->learn_rec ? carve(base, &off, h * nr, d) : NULL;
+        e->h_psi = carve(base, &off, h * nl, d);
+        e->h_L = carve(base, &off, h * nl, d);
+        e->h_a = carve(base, &off, h, d);
+        e->h_b = carve(base, &off, h, d);
+        e->h_t = carve(base, &off, h, sizeof(uint32_t));
+    }
     e->g_out = p->learn_out && !cont ? carve(base, &off, no * nr, d) : NULL;
     if (p->learn_out && adam) {
         e->m_out = carve(base, &off, no * nr, d);
@@ -253,6 +291,8 @@ static void clear_traces(snn_eprop *e)
         memset(e->ebar_rec, 0, nr * nr * sizeof(double));
     if (e->eps_rec)
         memset(e->eps_rec, 0, na * nr * sizeof(double));
+    e->h_n = 0;
+    e->h_gdone = 0;
 }
 
 /* Zeroes the gradient accumulators (G, S) of every group. */
@@ -414,14 +454,15 @@ uint64_t snn_eprop_intervals(const snn_eprop *e) { return e->intervals; }
 const uint8_t *snn_eprop_spikes(const snn_eprop *e) { return e->z; }
 const double *snn_eprop_psi(const snn_eprop *e) { return e->psi; }
 
-/* Eligibility and gradient accumulation for one input or recurrent group:
- * e_ji = psi_j (zbar_i - beta eps_ji), eps, ebar, G += L ebar, S += e. */
-static void accumulate_group(snn_eprop *e, size_t npre, const double *zbar, double *ebar,
-                             double *g, double *s, double *eps)
+/* Eligibility and gradient accumulation for one input or recurrent group, rows
+ * j0..n_rec-1, one step: e_ji = psi_j (zbar_i - beta eps_ji), eps, ebar, G += L ebar,
+ * S += e. */
+static void accumulate_group(snn_eprop *e, size_t j0, size_t npre, const double *zbar,
+                             double *ebar, double *g, double *s, double *eps)
 {
     const double kappa = e->kappa, one_k = 1.0 - e->kappa, rho = e->rho,
                  beta = e->p.adapt_beta;
-    for (size_t j = 0; j < e->p.n_rec; j++) {
+    for (size_t j = j0; j < e->p.n_rec; j++) {
         const double psi = e->psi[j], L = e->L[j];
         double *eb = ebar + j * npre, *gr = g + j * npre;
         double *sr = s ? s + j * npre : NULL;
@@ -450,6 +491,98 @@ static void accumulate_group(snn_eprop *e, size_t npre, const double *zbar, doub
                 gr[i] += L * eb[i];
             }
         }
+    }
+}
+
+/* Folds one chunk of n recorded steps t = 0..n-1 (presynaptic traces z(t), psi_j(t),
+ * L_j(t)) into one LIF row of a group: with the backward-filtered signal
+ * Lb(t) = sum_{u>=t} kappa^(u-t) L(u), unrolling ebar(t) = kappa ebar(t-1) +
+ * (1-kappa) psi(t) z(t) from ebar0 (the row at the chunk start) gives
+ *   sum_t L(t) ebar(t) = kappa Lb(0) ebar0 + sum_t (1-kappa) psi(t) Lb(t) z(t)   (-> G)
+ *   ebar(n-1) = kappa^n ebar0 + sum_t (1-kappa) kappa^(n-1-t) psi(t) z(t)
+ *   sum_t e(t) = sum_t psi(t) z(t)                                              (-> S)
+ * the same sums as the per-step recursion, in another order. a(t), b(t) hold the
+ * two coefficients (0 where psi = 0: those steps are skipped). */
+SNN_EPROP_CLONES
+static void flush_row(size_t npre, size_t nt, const uint32_t *restrict ts,
+                      const double *restrict zh, const double *restrict psi, size_t pstride,
+                      const double *restrict a, const double *restrict b, double g0,
+                      double decay, double *restrict eb, double *restrict g, double *restrict s)
+{
+    if (g && g0 != 0.0)
+        for (size_t i = 0; i < npre; i++)
+            g[i] += g0 * eb[i];
+    if (b)
+        for (size_t i = 0; i < npre; i++)
+            eb[i] *= decay;
+    /* two steps per pass over the row: the accumulators are loaded and stored once */
+    size_t q = 0;
+    for (; q + 2 <= nt; q += 2) {
+        const size_t t0 = ts[q], t1 = ts[q + 1];
+        const double *restrict z0 = zh + t0 * npre, *restrict z1 = zh + t1 * npre;
+        const double p0 = psi[t0 * pstride], p1 = psi[t1 * pstride];
+        if (g) {
+            const double a0 = a[t0], a1 = a[t1];
+            for (size_t i = 0; i < npre; i++)
+                g[i] = (g[i] + a0 * z0[i]) + a1 * z1[i];
+        }
+        if (s)
+            for (size_t i = 0; i < npre; i++)
+                s[i] = (s[i] + p0 * z0[i]) + p1 * z1[i];
+        if (b) {
+            const double b0 = b[t0], b1 = b[t1];
+            for (size_t i = 0; i < npre; i++)
+                eb[i] = (eb[i] + b0 * z0[i]) + b1 * z1[i];
+        }
+    }
+    for (; q < nt; q++) {
+        const size_t t = ts[q];
+        const double *restrict z = zh + t * npre;
+        const double ps = psi[t * pstride];
+        if (g)
+            for (size_t i = 0; i < npre; i++)
+                g[i] += a[t] * z[i];
+        if (s)
+            for (size_t i = 0; i < npre; i++)
+                s[i] += ps * z[i];
+        if (b)
+            for (size_t i = 0; i < npre; i++)
+                eb[i] += b[t] * z[i];
+    }
+}
+
+/* Interval timing: folds the recorded steps into the LIF rows' G and S (do_g) and
+ * ebar (do_ebar), see flush_row; do_g = 0 leaves G and S alone (already folded). */
+static void flush_lif(snn_eprop *e, int do_g, int do_ebar)
+{
+    const size_t ni = e->p.n_in, nr = e->p.n_rec, nl = e->n_lif, n = e->h_n;
+    const double kp = e->kappa, ok = 1.0 - e->kappa;
+    double *a = e->h_a, *b = e->h_b;
+    double decay = 1.0;
+    for (size_t t = 0; t < n; t++)
+        decay *= kp;
+    for (size_t j = 0; j < nl; j++) {
+        const double *psi = e->h_psi + j, *L = e->h_L + j;
+        double lb = 0.0, kpow = 1.0;
+        for (size_t t = n; t-- > 0;) {
+            lb = kp * lb + L[t * nl];
+            a[t] = ok * psi[t * nl] * lb;
+            b[t] = ok * kpow * psi[t * nl];
+            kpow *= kp;
+        }
+        const double g0 = kp * lb;
+        size_t nt = 0; /* the steps with psi != 0 (the others add nothing) */
+        for (size_t t = 0; t < n; t++)
+            if (psi[t * nl] != 0.0)
+                e->h_t[nt++] = (uint32_t)t;
+        if (e->hz_in)
+            flush_row(ni, nt, e->h_t, e->hz_in, psi, nl, a, do_ebar ? b : NULL, g0, decay,
+                      e->ebar_in + j * ni, do_g ? e->g_in + j * ni : NULL,
+                      do_g && e->s_in ? e->s_in + j * ni : NULL);
+        if (e->hz_rec)
+            flush_row(nr, nt, e->h_t, e->hz_rec, psi, nl, a, do_ebar ? b : NULL, g0, decay,
+                      e->ebar_rec + j * nr, do_g ? e->g_rec + j * nr : NULL,
+                      do_g && e->s_rec ? e->s_rec + j * nr : NULL);
     }
 }
 
@@ -485,6 +618,11 @@ static void finish_interval(snn_eprop *e)
     const snn_eprop_params *p = &e->p;
     size_t ni = p->n_in, nr = p->n_rec, no = p->n_out;
     double T = (double)p->update_interval;
+    if (e->h_n && !e->h_gdone) {
+        /* G and S now; ebar only if the next interval starts with learning off */
+        flush_lif(e, 1, 0);
+        e->h_gdone = 1;
+    }
     if (p->c_reg > 0) {
         double f_target = p->f_target_hz / 1000.0 * p->dt; /* spikes per step */
         for (size_t j = 0; j < nr; j++) {
@@ -693,10 +831,25 @@ static void learn_interval(snn_eprop *e, const uint8_t *x)
         e->zbar_rec[l] = e->alpha * e->zbar_rec[l] + e->c_in * (double)e->z_prev[l];
         e->zout[l] = e->kappa * e->zout[l] + e->c_out * (double)e->z[l];
     }
+    const size_t j0 = e->h_cap ? e->n_lif : 0; /* rows before j0 go through the history */
+    if (e->h_cap) {
+        const size_t t = e->h_n, nl = e->n_lif;
+        if (e->hz_in)
+            memcpy(e->hz_in + t * ni, e->zbar_in, ni * sizeof(double));
+        if (e->hz_rec)
+            memcpy(e->hz_rec + t * nr, e->zbar_rec, nr * sizeof(double));
+        memcpy(e->h_psi + t * nl, e->psi, nl * sizeof(double));
+        memcpy(e->h_L + t * nl, e->L, nl * sizeof(double));
+        e->h_n++;
+    }
     if (e->g_in)
-        accumulate_group(e, ni, e->zbar_in, e->ebar_in, e->g_in, e->s_in, e->eps_in);
+        accumulate_group(e, j0, ni, e->zbar_in, e->ebar_in, e->g_in, e->s_in, e->eps_in);
     if (e->g_rec)
-        accumulate_group(e, nr, e->zbar_rec, e->ebar_rec, e->g_rec, e->s_rec, e->eps_rec);
+        accumulate_group(e, j0, nr, e->zbar_rec, e->ebar_rec, e->g_rec, e->s_rec, e->eps_rec);
+    if (e->h_cap && e->h_n == e->h_cap && e->k + 1 < e->p.update_interval) {
+        flush_lif(e, 1, 1); /* chunk full, the interval goes on: carry ebar */
+        e->h_n = 0;
+    }
     if (e->g_out)
         for (size_t o = 0; o < no; o++) {
             double d = e->err[o];
@@ -875,6 +1028,15 @@ int snn_eprop_step(snn_eprop *e, const uint8_t *x, const double *target, int lab
     if (e->k == 0) {
         if (!cont && p->reset_on_update)
             clear_neurons(e);
+        if (!cont && e->h_n && !learn) {
+            /* the last interval ended with learning off (its G is pending) or this one
+             * starts with it off (ebar carries on, as the per-step rule leaves it) */
+            flush_lif(e, !e->h_gdone, 1);
+            e->h_n = 0;
+            e->h_gdone = 0;
+        } else if (!cont && e->h_n && !e->h_gdone) {
+            flush_lif(e, 1, 0); /* the last interval ended with learning off */
+        }
         if (!cont && learn)
             clear_traces(e);
         e->loss_run = 0.0;

@@ -104,7 +104,10 @@
  * snn_eprop_step allocates nothing. Per-synapse state exists only where the rule
  * needs it: ebar (and, interval timing, G) for learnable input/recurrent groups;
  * S (interval) or ebar_reg (continuous) when c_reg > 0; eps for the rows of
- * adaptive neurons; Adam's m and s with Adam.
+ * adaptive neurons; Adam's m and s with Adam. Interval timing also keeps, for the
+ * LIF rows, the last min(T, 128) steps' presynaptic traces, psi and L, and folds
+ * them into ebar, G and S in one pass per chunk (the same sums in another order:
+ * equal up to rounding; steps with psi_j = 0 cost nothing for row j).
  */
 #ifndef SNN_EPROP_H
 #define SNN_EPROP_H
