@@ -25,6 +25,7 @@ const char *snn_strerror(int code)
     case SNN_ESHAPE: return "shape mismatch";
     case SNN_ENOTSUP: return "not supported";
     case SNN_ENOENT: return "not found";
+    case SNN_ETIME: return "bad timestamp";
     default: return "unknown error";
     }
 }

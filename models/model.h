@@ -39,6 +39,7 @@ enum {
     SNN_ESHAPE = 5,   /* shapes do not match */
     SNN_ENOTSUP = 6,  /* unsupported operator, node, kind or version */
     SNN_ENOENT = 7,   /* no such model / file */
+    SNN_ETIME = 8,    /* a timestamp before the open bin, going backwards or out of range */
 };
 
 /* One line of error text; callers keep it on their stack. */

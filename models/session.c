@@ -467,10 +467,10 @@ static void advance_to(snn_session *s, int64_t t, snn_emit_fn emit, void *ctx)
 static int check_time(snn_session *s, int64_t t, const char *what, size_t i, snn_err *err)
 {
     if (s->started && t < s->t0 + (int64_t)s->k * s->bin_us)
-        return snn_err_set(err, SNN_EINVAL, "%s[%zu]: t_us %lld is before the open bin (starts at %lld)", what, i,
+        return snn_err_set(err, SNN_ETIME, "%s[%zu]: t_us %lld is before the open bin (starts at %lld)", what, i,
                            (long long)t, (long long)(s->t0 + (int64_t)s->k * s->bin_us));
     if (s->started && (t - bin_end(s, s->k)) / (int64_t)s->bin_us > (int64_t)MAX_GAP_BINS)
-        return snn_err_set(err, SNN_EINVAL, "%s[%zu]: t_us %lld jumps more than %u bins ahead", what, i,
+        return snn_err_set(err, SNN_ETIME, "%s[%zu]: t_us %lld jumps more than %u bins ahead", what, i,
                            (long long)t, MAX_GAP_BINS);
     return 0;
 }
@@ -495,9 +495,9 @@ int snn_session_spikes(snn_session *s, const uint32_t *ch, const uint64_t *t_us,
             return snn_err_set(err, SNN_ESHAPE, "channel[%zu] = %u out of range (model %s has %u input channels)", i,
                                ch[i], s->m->name, s->m->n_in);
         if (t_us[i] > (uint64_t)INT64_MAX / 2)
-            return snn_err_set(err, SNN_EINVAL, "t_us[%zu] = %llu out of range", i, (unsigned long long)t_us[i]);
+            return snn_err_set(err, SNN_ETIME, "t_us[%zu] = %llu out of range", i, (unsigned long long)t_us[i]);
         if (i > 0 && t_us[i] < t_us[i - 1])
-            return snn_err_set(err, SNN_EINVAL, "t_us[%zu] = %llu goes backwards (previous %llu)", i,
+            return snn_err_set(err, SNN_ETIME, "t_us[%zu] = %llu goes backwards (previous %llu)", i,
                                (unsigned long long)t_us[i], (unsigned long long)t_us[i - 1]);
         if (i == 0 && (rc = check_time(s, (int64_t)t_us[0], "t_us", 0, err)) < 0)
             return rc;
@@ -533,7 +533,7 @@ int snn_session_binned(snn_session *s, const float *counts, uint32_t n_ch, size_
             return snn_err_set(err, SNN_EINVAL, "counts[%zu] (bin %zu, channel %zu) is not a finite number", i,
                                i / n_ch, i % n_ch);
     if (t_us > (uint64_t)INT64_MAX / 2)
-        return snn_err_set(err, SNN_EINVAL, "t_us = %llu out of range", (unsigned long long)t_us);
+        return snn_err_set(err, SNN_ETIME, "t_us = %llu out of range", (unsigned long long)t_us);
     if (s->started && t_us && (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
         return rc;
     if (!s->started) {
@@ -574,7 +574,7 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
         if (!isfinite(values[i]))
             return snn_err_set(err, SNN_EINVAL, "values[%u] is not a finite number", i);
     if (t_us > (uint64_t)INT64_MAX / 2 || (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
-        return rc < 0 ? rc : snn_err_set(err, SNN_EINVAL, "t_us = %llu out of range", (unsigned long long)t_us);
+        return rc < 0 ? rc : snn_err_set(err, SNN_ETIME, "t_us = %llu out of range", (unsigned long long)t_us);
     int64_t t = (int64_t)t_us;
     if (s->enc) {
         size_t ne = 0;
@@ -700,7 +700,7 @@ static int learn_advance(snn_session *s, uint64_t t_us, const char *what, snn_er
         return snn_err_set(err, SNN_EINVAL, "%s sent to a stream that does not learn (open it with learn=eprop)", what);
     int rc;
     if (t_us > (uint64_t)INT64_MAX / 2)
-        return snn_err_set(err, SNN_EINVAL, "t_us = %llu out of range", (unsigned long long)t_us);
+        return snn_err_set(err, SNN_ETIME, "t_us = %llu out of range", (unsigned long long)t_us);
     if ((rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
         return rc;
     if (!s->started) {

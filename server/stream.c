@@ -103,12 +103,10 @@ int stream_open(server *s, conn *owner, const Snnd__V1__OpenStream *req, uint32_
     }
     stream *st = calloc(1, sizeof *st);
     snn_err e = {{0}};
-    if (sc.learn.enabled && !sc.learn.lr)
-        sc.learn.lr = 1e-3;
-    if (!st || snn_session_new(ref->m, &sc, NULL, &st->sess, &e) < 0) {
+    int rc = st ? snn_session_new(ref->m, &sc, NULL, &st->sess, &e) : -SNN_ENOMEM;
+    if (rc < 0) {
         conn_send_error(owner, req_id, R, req->stream_id,
-                        strstr(e.msg, "cannot") || strstr(e.msg, "not supported") ? SNND__V1__ERROR_CODE__MODEL_ERROR
-                                                                                    : SNND__V1__ERROR_CODE__BAD_REQUEST,
+                        rc == -SNN_ENOTSUP ? SNND__V1__ERROR_CODE__MODEL_ERROR : SNND__V1__ERROR_CODE__BAD_REQUEST,
                         "%s", st ? e.msg : "out of memory");
         free(st);
         registry_release(ref);
@@ -338,7 +336,7 @@ static void process(stream *st, in_item *it)
         case SNND__V1__ENVELOPE__MSG_SPIKE_EVENTS: {
             Snnd__V1__SpikeEvents *m = env->spike_events;
             if (m->n_channel != m->n_t_us)
-                rc = snn_err_set(&e, SNN_EINVAL, "spike_events: %zu channels but %zu timestamps", m->n_channel,
+                rc = snn_err_set(&e, SNN_ESHAPE, "spike_events: %zu channels but %zu timestamps", m->n_channel,
                                  m->n_t_us);
             else
                 rc = snn_session_spikes(ss, m->channel, m->t_us, m->n_channel, emit, st, &e);
@@ -347,7 +345,7 @@ static void process(stream *st, in_item *it)
         case SNND__V1__ENVELOPE__MSG_BINNED_COUNTS: {
             Snnd__V1__BinnedCounts *m = env->binned_counts;
             if (m->n_channels == 0 || m->n_counts % m->n_channels)
-                rc = snn_err_set(&e, SNN_EINVAL, "binned_counts: %zu counts is not a multiple of n_channels %u",
+                rc = snn_err_set(&e, SNN_ESHAPE, "binned_counts: %zu counts is not a multiple of n_channels %u",
                                  m->n_counts, m->n_channels);
             else
                 rc = snn_session_binned(ss, m->counts, m->n_channels, m->n_counts / m->n_channels, m->t_us, emit,
@@ -404,9 +402,9 @@ static void process(stream *st, in_item *it)
     }
     if (rc < 0) {
         int code = SNND__V1__ERROR_CODE__BAD_REQUEST;
-        if (rc == -SNN_ESHAPE || strstr(e.msg, "n_channels") || strstr(e.msg, "channels but"))
+        if (rc == -SNN_ESHAPE)
             code = SNND__V1__ERROR_CODE__BAD_SHAPE;
-        else if (strstr(e.msg, "t_us"))
+        else if (rc == -SNN_ETIME)
             code = SNND__V1__ERROR_CODE__BAD_TIME;
         item_error(st, it, req, code, e.msg);
     }
