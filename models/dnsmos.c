@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "bam.h"
 #include "mel.h"
 #include "onnx.h"
 
@@ -52,7 +53,8 @@
 
 typedef struct dnsmos_model {
     snn_model base;
-    snn_onnx_graph *g;
+    snn_onnx_graph *g;  /* NULL for dnsmos-bam */
+    snn_bam *bam;       /* the binary-activation network (bam.h), or NULL */
     int p808;
     int personalized;
     snn_mel mel; /* P.808 only */
@@ -434,15 +436,30 @@ int snn_dnsmos_window(const snn_model *bm, snn_state *s, const float *x, float *
         return 0;
     }
     float raw[3];
-    snn_onnx_run(m->g, x, raw, s->work);
+    if (m->bam)
+        snn_bam_run(m->bam, x, raw, s->work);
+    else
+        snn_onnx_run(m->g, x, raw, s->work);
     snn_dnsmos_map(m->personalized, raw, out);
     memcpy(out + 3, raw, sizeof raw);
     return 0;
 }
 
+/* Multiply-adds of a window computed from scratch (for dnsmos-bam: of the same network in
+ * float; its binary layers add instead). */
+static uint64_t window_macs(const dnsmos_model *m)
+{
+    if (m->bam) {
+        snn_bam_memory mem;
+        snn_bam_memory_of(m->bam, &mem);
+        return mem.f32_macs;
+    }
+    return snn_onnx_flops(m->g) / 2;
+}
+
 static void count_ops(const dnsmos_model *m, snn_step_info *info)
 {
-    uint64_t macs = snn_onnx_flops(m->g) / 2;
+    uint64_t macs = window_macs(m);
     info->dense_ops += macs;
     info->eff_macs += macs;
 }
@@ -475,7 +492,7 @@ int snn_dnsmos_step_samples(const snn_model *bm, snn_state *s, const float *x, s
         if (!m->p808 && window_from_stream(m, s, s->windows, w, raw) == 0) {
             snn_dnsmos_map(m->personalized, raw, out);
             memcpy(out + 3, raw, sizeof raw);
-            info->dense_ops += snn_onnx_flops(m->g) / 2;
+            info->dense_ops += window_macs(m);
             info->eff_macs += s->st.macs;
         } else {
             snn_dnsmos_window(bm, s, w, out);
@@ -568,7 +585,8 @@ static int dnsmos_state_new(const snn_model *bm, snn_state **out, snn_err *err)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for a stream state", bm->name);
     s->buf = a->calloc(BUF_CAP, sizeof *s->buf);
     s->tile = a->calloc(TILE_CAP, sizeof *s->tile);
-    s->work = a->malloc(snn_onnx_work_size(m->g));
+    size_t work = m->bam ? snn_bam_work_size(m->bam) : snn_onnx_work_size(m->g);
+    s->work = a->malloc(work);
     int ok = s->buf && s->tile && s->work;
     if (ok && m->p808) {
         s->mel_work = a->malloc(snn_mel_work_size(&m->mel, MEL_SAMPLES) * sizeof(double));
@@ -581,7 +599,7 @@ static int dnsmos_state_new(const snn_model *bm, snn_state **out, snn_err *err)
     if (!ok) {
         dnsmos_state_free(bm, s);
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for a stream state (%zu MB)", bm->name,
-                           snn_onnx_work_size(m->g) >> 20);
+                           work >> 20);
     }
     *out = s;
     return 0;
@@ -593,6 +611,7 @@ static void dnsmos_free(snn_model *bm)
         return;
     dnsmos_model *m = (dnsmos_model *)bm;
     snn_onnx_free(m->g);
+    snn_bam_free(m->bam);
     snn_mel_free(&m->mel);
     snn_model_free_common(bm);
     bm->alloc->free(m);
@@ -602,6 +621,23 @@ static int dnsmos_describe(const snn_model *bm, json_t *o)
 {
     const dnsmos_model *m = (const dnsmos_model *)bm;
     json_object_set_new(o, "standard", json_string(m->p808 ? "ITU-T P.808" : "ITU-T P.835"));
+    if (m->bam) {
+        snn_bam_memory mem;
+        snn_bam_memory_of(m->bam, &mem);
+        json_object_set_new(o, "sample_rate", json_integer(SNN_DNSMOS_SR));
+        json_object_set_new(o, "window_samples", json_integer(SNN_DNSMOS_WINDOW));
+        json_object_set_new(o, "hop_samples", json_integer(SNN_DNSMOS_HOP));
+        json_object_set_new(o, "activations", json_string("binary"));
+        json_object_set_new(o, "weight_bits", json_integer(8));
+        json_object_set_new(o, "float_macs_per_window", json_integer((json_int_t)mem.f32_macs));
+        json_object_set_new(o, "weight_bytes", json_integer((json_int_t)mem.weights));
+        json_object_set_new(o, "derived_bytes", json_integer((json_int_t)mem.derived));
+        json_object_set_new(o, "peak_activation_bytes", json_integer((json_int_t)mem.peak_act));
+        json_object_set_new(o, "float32_weight_bytes", json_integer((json_int_t)mem.f32_weights));
+        json_object_set_new(o, "float32_peak_activation_bytes", json_integer((json_int_t)mem.f32_peak_act));
+        json_object_set_new(o, "work_bytes", json_integer((json_int_t)snn_bam_work_size(m->bam)));
+        return 0;
+    }
     json_object_set_new(o, "personalized", json_boolean(m->personalized));
     json_object_set_new(o, "sample_rate", json_integer(SNN_DNSMOS_SR));
     json_object_set_new(o, "window_samples", json_integer(SNN_DNSMOS_WINDOW));
@@ -623,6 +659,54 @@ static const snn_model_ops dnsmos_ops = {
     .finish = dnsmos_finish,
     .describe = dnsmos_describe,
 };
+
+static const snn_model_ops bam_ops = {
+    .kind = "dnsmos-bam",
+    .free = dnsmos_free,
+    .state_new = dnsmos_state_new,
+    .state_free = dnsmos_state_free,
+    .state_reset = dnsmos_state_reset,
+    .step = dnsmos_step,
+    .finish = dnsmos_finish,
+    .describe = dnsmos_describe,
+};
+
+int snn_dnsmos_bam_model_load(snn_st *st, const char *path, const snn_allocator *a, snn_model **out,
+                              snn_err *err)
+{
+    a = snn_alloc_or_default(a);
+    *out = NULL;
+    dnsmos_model *m = a->calloc(1, sizeof *m);
+    if (!m)
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
+    snn_model *b = &m->base;
+    b->ops = &bam_ops;
+    b->alloc = a;
+    if (snn_model_set_path(b, path)) {
+        a->free(m);
+        return snn_err_set(err, SNN_EINVAL, "%s: path too long", path);
+    }
+    int rc = snn_bam_load(st, path, a, &m->bam, err);
+    if (rc) {
+        a->free(m);
+        return rc;
+    }
+    b->n_in = SNN_DNSMOS_HOP;
+    b->n_out = 6;
+    b->dt = (double)SNN_DNSMOS_HOP / SNN_DNSMOS_SR;
+    snprintf(b->input_kind, sizeof b->input_kind, "audio");
+    b->decision = SNN_DECISION_MEAN;
+    snn_bam_memory mem;
+    snn_bam_memory_of(m->bam, &mem);
+    b->footprint = mem.weights;
+    b->n_params = snn_bam_params(m->bam);
+    if (snn_model_set_names(b, &b->out_names, p835_names, b->n_out)) {
+        dnsmos_free(b);
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
+    }
+    *out = b;
+    return 0;
+}
 
 static int starts_with_ci(const char *s, const char *p)
 {

@@ -39,6 +39,7 @@
 
 #include "alloc.h"
 #include "model.h"
+#include "safetensors.h"
 
 #define SNN_DNSMOS_SR 16000
 #define SNN_DNSMOS_HOP 16000
@@ -49,6 +50,12 @@
  * nor P.808 is -SNN_ENOTSUP. */
 int snn_onnx_model_load(const char *path, const snn_allocator *a, snn_model **out,
                         snn_err *err);
+
+/* Loads a dnsmos-bam safetensors file (bam.h) as an snn_model of kind "dnsmos-bam": the
+ * windows, outputs and polynomials of a P.835 model above, scored by the binary network
+ * (always from scratch). modelfile.c calls this when the metadata format is snnd-dnsmos-bam. */
+int snn_dnsmos_bam_model_load(snn_st *st, const char *path, const snn_allocator *a,
+                              snn_model **out, snn_err *err);
 
 /* 1 for a P.808 model, 0 for P.835. */
 int snn_dnsmos_is_p808(const snn_model *m);

@@ -77,7 +77,7 @@ typedef enum snn_decision {
 } snn_decision;
 
 typedef struct snn_model_ops {
-    const char *kind; /* "rsnn", "onnx", "nir" */
+    const char *kind; /* "rsnn", "onnx", "dnsmos-bam", "nir" */
     void (*free)(snn_model *m);
     /* Allocates a zeroed state for m. */
     int (*state_new)(const snn_model *m, snn_state **out, snn_err *err);

@@ -32,7 +32,14 @@ int snn_model_load(const char *path, const snn_allocator *a, snn_model **out, sn
         int rc = snn_st_open(&st, path, a, err);
         if (rc < 0)
             return rc;
-        rc = snn_rsnn_load(&st, path, a, out, err);
+        const char *fmt = snn_st_meta(&st, "format");
+#ifdef SNN_HAVE_ONNX
+        if (fmt && !strcmp(fmt, "snnd-dnsmos-bam"))
+            rc = snn_dnsmos_bam_model_load(&st, path, a, out, err);
+        else
+#endif
+            rc = snn_rsnn_load(&st, path, a, out, err);
+        (void)fmt;
         snn_st_close(&st);
         return rc;
     }

@@ -14,7 +14,7 @@
 
 #define MAX_HEADER (64u << 20)
 
-static size_t dtype_size(snn_dtype d) { return d == SNN_DT_F16 ? 2 : 4; }
+static size_t dtype_size(snn_dtype d) { return d == SNN_DT_F16 ? 2 : d == SNN_DT_I8 ? 1 : 4; }
 
 int snn_st_open(snn_st *st, const char *path, const snn_allocator *a, snn_err *err)
 {
@@ -56,8 +56,11 @@ static int parse_entry(snn_st *st, const char *name, json_t *v, uint64_t data_le
         t->dtype = SNN_DT_F32;
     else if (!strcmp(dt, "F16"))
         t->dtype = SNN_DT_F16;
+    else if (!strcmp(dt, "I8"))
+        t->dtype = SNN_DT_I8;
     else
-        return snn_err_set(err, SNN_ENOTSUP, "%s: tensor %s: dtype %s not supported (F32, F16)", p, name, dt);
+        return snn_err_set(err, SNN_ENOTSUP, "%s: tensor %s: dtype %s not supported (F32, F16, I8)", p, name,
+                           dt);
     json_t *shape = json_object_get(v, "shape");
     if (!json_is_array(shape) || json_array_size(shape) > SNN_ST_MAX_DIMS)
         return snn_err_set(err, SNN_EFORMAT, "%s: tensor %s: shape must be an array of at most %d dims", p, name, SNN_ST_MAX_DIMS);
@@ -223,6 +226,8 @@ int snn_st_read(snn_st *st, const char *name, const uint64_t *shape, uint32_t nd
         if (t->dtype == SNN_DT_F16) {
             uint16_t h = (uint16_t)(t->data[2 * i] | (t->data[2 * i + 1] << 8));
             v = snn_fp16_to_f32(h);
+        } else if (t->dtype == SNN_DT_I8) {
+            v = (float)(int8_t)t->data[i];
         } else {
             uint32_t u = (uint32_t)t->data[4 * i] | (uint32_t)t->data[4 * i + 1] << 8 |
                          (uint32_t)t->data[4 * i + 2] << 16 | (uint32_t)t->data[4 * i + 3] << 24;
@@ -236,6 +241,28 @@ int snn_st_read(snn_st *st, const char *name, const uint64_t *shape, uint32_t nd
     if (bcast)
         for (uint64_t i = 1; i < bcast_n; i++)
             dst[i] = dst[0];
+    return 0;
+}
+
+int snn_st_read_i8(snn_st *st, const char *name, const uint64_t *shape, uint32_t ndim, int8_t *dst,
+                   snn_err *err)
+{
+    snn_st_tensor *t = snn_st_find(st, name);
+    char want[64], got[64];
+    fmt_shape(want, sizeof want, shape, ndim);
+    if (!t)
+        return snn_err_set(err, SNN_EFORMAT, "%s: missing tensor %s (expected I8 %s)", st->path, name, want);
+    if (t->dtype != SNN_DT_I8)
+        return snn_err_set(err, SNN_EFORMAT, "%s: tensor %s: expected dtype I8", st->path, name);
+    int same = t->ndim == ndim;
+    for (uint32_t i = 0; same && i < ndim; i++)
+        same = t->shape[i] == shape[i];
+    if (!same) {
+        fmt_shape(got, sizeof got, t->shape, t->ndim);
+        return snn_err_set(err, SNN_ESHAPE, "%s: tensor %s: expected shape %s, found %s", st->path, name, want, got);
+    }
+    t->used = 1;
+    memcpy(dst, t->data, t->numel);
     return 0;
 }
 

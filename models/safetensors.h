@@ -17,7 +17,7 @@
 
 #define SNN_ST_MAX_DIMS 4
 
-typedef enum snn_dtype { SNN_DT_F32 = 1, SNN_DT_F16 = 2 } snn_dtype;
+typedef enum snn_dtype { SNN_DT_F32 = 1, SNN_DT_F16 = 2, SNN_DT_I8 = 3 } snn_dtype;
 
 typedef struct snn_st_tensor {
     const char *name;        /* points into the parsed header */
@@ -65,6 +65,11 @@ snn_st_tensor *snn_st_find(const snn_st *st, const char *name);
  * tensor, the expected and the found shape. Marks the tensor used. */
 int snn_st_read(snn_st *st, const char *name, const uint64_t *shape, uint32_t ndim,
                 uint64_t bcast_n, float *dst, snn_err *err);
+
+/* Copies int8 tensor `name` into dst after checking its dtype is I8 and its shape equals
+ * shape[0..ndim). Returns 0 or an error naming the tensor. Marks the tensor used. */
+int snn_st_read_i8(snn_st *st, const char *name, const uint64_t *shape, uint32_t ndim, int8_t *dst,
+                   snn_err *err);
 
 /* Returns an error naming the first tensor not marked used, or 0. */
 int snn_st_check_all_used(const snn_st *st, snn_err *err);

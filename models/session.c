@@ -677,7 +677,7 @@ static int audio_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *er
         } while (ny == AUDIO_SLICE);
     }
 #ifdef SNN_HAVE_ONNX
-    if (s->afill > 0 && !strcmp(s->m->ops->kind, "onnx")) {
+    if (s->afill > 0 && !strcmp(s->m->input_kind, "audio")) {
         snn_step_info info;
         memset(&info, 0, sizeof info);
         snn_dnsmos_step_samples(s->m, s->st, s->x, s->afill, s->y, &info);

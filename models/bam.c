@@ -1,0 +1,905 @@
+/*
+ * bam.c -- the binary-activation DNSMOS network of bam.h.
+ *
+ * Maps are stored with a one-position zero border, so the 3x3 convolutions
+ * need no bounds checks: map (t, k) of a layer with H x W positions and C
+ * channels is at byte ((t + 1) (W + 2) + k + 1) C/8 and holds C bits, channel
+ * c in bit c. A channel with dir = -1 has its weights negated at load, so every
+ * channel fires when its integer sum S' > T with T = floor(dir thr).
+ *
+ * Full-resolution layers (1 .. 3) add, per tap and per group of 4 input
+ * channels, a precomputed sum of the weights of the set bits (16 patterns, int16
+ * lanes; the load checks no sum can leave int16). The pooled layers walk the
+ * set bits and add int8 weight rows in int32. Neither multiplies.
+ */
+#include "bam.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NT 900
+#define NF 161
+#define FRAME 320
+#define FHOP 160
+#define MAXC 64
+#define NFC 3
+/* scratch for group sums: a 16 -> 32 layer's nibble sums; wider layers use pairs of bits or
+ * masked rows, so the sums never outweigh the int8 weights by much */
+#define LUT_BUDGET ((size_t)9 * 4 * 16 * 32 * 2)
+
+#if defined(__has_attribute)
+#if __has_attribute(target_clones) && defined(__x86_64__)
+#define BAM_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef BAM_CLONES
+#define BAM_CLONES
+#endif
+
+typedef struct bam_conv {
+    int ci, co;        /* channels in, out */
+    int H, W;          /* output positions (= input positions) */
+    int pool;          /* a 2x2 pool follows */
+    int lut;           /* 4 or 2: sums per group of that many input bits, int16; 0: masked rows */
+    int safe16;        /* no sum can leave int16 */
+    int8_t *w;         /* l = 0: [9][co]; else [9][ci][co] (dir folded in) */
+    int32_t T[MAXC];   /* fire when S' > T */
+    float thr[MAXC];   /* as stored (for describe / checks) */
+    int8_t dir[MAXC];
+} bam_conv;
+
+typedef struct bam_fc {
+    int in, out;
+    int8_t *w;       /* [out][in] */
+    float *scale, *b;
+} bam_fc;
+
+struct snn_bam {
+    const snn_allocator *a;
+    int8_t *kre, *kim;           /* [161][320] */
+    float re_scale[NF], im_scale[NF];
+    float x_scale;
+    float bound[255];            /* bound[j] = 10^((j - 127.5) / x_scale): q = #{bound < P} - 128 */
+    bam_conv conv[SNN_BAM_NCONV];
+    bam_fc fc[NFC];
+    float out_mean[3], out_std[3];
+    size_t feat_bytes, map_bytes, lut_bytes; /* work layout */
+    uint64_t params;
+};
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int parse_ints(const char *s, int *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char *end;
+        long x = strtol(s, &end, 10);
+        if (end == s || x < 1 || x > 4096)
+            return -1;
+        v[i] = (int)x;
+        s = end;
+        if (i < n - 1) {
+            if (*s != ',')
+                return -1;
+            s++;
+        }
+    }
+    return *s ? -1 : 0;
+}
+
+static int read_f32(snn_st *st, const char *name, uint64_t n, float *dst, snn_err *err)
+{
+    uint64_t shape[1] = {n};
+    return snn_st_read(st, name, shape, 1, 0, dst, err);
+}
+
+/* Bytes of the sums of a layer with groups of b input bits. */
+static size_t lut_size(int ci, int co, int b) { return (size_t)9 * (ci / b) * ((size_t)1 << b) * co * 2; }
+
+static int load_conv(snn_bam *n, snn_st *st, const char *path, int l, snn_err *err)
+{
+    bam_conv *c = &n->conv[l];
+    const snn_allocator *a = n->a;
+    char nm[32];
+    uint64_t shape[4] = {(uint64_t)c->co, (uint64_t)c->ci, 3, 3};
+    size_t nw = (size_t)c->co * c->ci * 9;
+    int8_t *w = a->malloc(nw);
+    c->w = a->malloc(nw);
+    if (!w || !c->w) {
+        a->free(w);
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
+    }
+    snprintf(nm, sizeof nm, "conv%d.w", l);
+    int rc = snn_st_read_i8(st, nm, shape, 4, w, err);
+    if (rc == 0) {
+        snprintf(nm, sizeof nm, "conv%d.thr", l);
+        rc = read_f32(st, nm, (uint64_t)c->co, c->thr, err);
+    }
+    if (rc == 0) {
+        snprintf(nm, sizeof nm, "conv%d.dir", l);
+        rc = snn_st_read_i8(st, nm, shape, 1, c->dir, err);
+    }
+    for (int o = 0; rc == 0 && o < c->co; o++) {
+        if (c->dir[o] != 1 && c->dir[o] != -1)
+            rc = snn_err_set(err, SNN_EFORMAT, "%s: tensor conv%d.dir: element %d is %d (expected -1 or 1)",
+                             path, l, o, c->dir[o]);
+        for (size_t k = 0; rc == 0 && k < (size_t)c->ci * 9; k++)
+            if (w[(size_t)o * c->ci * 9 + k] == -128)
+                rc = snn_err_set(err, SNN_EFORMAT, "%s: tensor conv%d.w: -128 (weights are in [-127, 127])",
+                                 path, l);
+    }
+    if (rc) {
+        a->free(w);
+        return rc;
+    }
+    /* reorder [co][ci][3][3] -> [tap][ci][co] with dir folded in; thresholds to integers */
+    int32_t bound = 0;
+    for (int o = 0; o < c->co; o++) {
+        int32_t tot = 0;
+        for (int i = 0; i < c->ci; i++)
+            for (int t = 0; t < 9; t++) {
+                int v = w[((size_t)o * c->ci + i) * 9 + t] * c->dir[o];
+                c->w[((size_t)t * c->ci + i) * c->co + o] = (int8_t)v;
+                tot += v < 0 ? -v : v;
+            }
+        if (tot > bound)
+            bound = tot;
+        double T = floor((double)c->dir[o] * (double)c->thr[o]);
+        c->T[o] = T >= 2147483647.0 ? INT32_MAX : T <= -2147483648.0 ? INT32_MIN : (int32_t)T;
+    }
+    a->free(w);
+    /* nibble sums in int16 where no sum can overflow (built per window in the work area) */
+    c->safe16 = bound <= 32767;
+    c->lut = 0;
+    for (int b = 4; l >= 1 && c->safe16 && b >= 2 && !c->lut; b -= 2)
+        if (c->ci % b == 0 && lut_size(c->ci, c->co, b) <= LUT_BUDGET)
+            c->lut = b;
+    if (c->safe16)
+        for (int o = 0; o < c->co; o++)
+            c->T[o] = c->T[o] > 32767 ? 32767 : c->T[o] < -32768 ? -32768 : c->T[o];
+    n->params += nw + 2 * (uint64_t)c->co;
+    return 0;
+}
+
+static int load_fc(snn_bam *n, snn_st *st, const char *path, int j, snn_err *err)
+{
+    bam_fc *f = &n->fc[j];
+    const snn_allocator *a = n->a;
+    char nm[32];
+    f->w = a->malloc((size_t)f->out * f->in);
+    f->scale = a->malloc((size_t)f->out * sizeof(float));
+    f->b = a->malloc((size_t)f->out * sizeof(float));
+    if (!f->w || !f->scale || !f->b)
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
+    uint64_t shape[2] = {(uint64_t)f->out, (uint64_t)f->in};
+    snprintf(nm, sizeof nm, "fc%d.w", j);
+    int rc = snn_st_read_i8(st, nm, shape, 2, f->w, err);
+    if (rc == 0) {
+        snprintf(nm, sizeof nm, "fc%d.scale", j);
+        rc = read_f32(st, nm, (uint64_t)f->out, f->scale, err);
+    }
+    if (rc == 0) {
+        snprintf(nm, sizeof nm, "fc%d.b", j);
+        rc = read_f32(st, nm, (uint64_t)f->out, f->b, err);
+    }
+    n->params += (uint64_t)f->out * f->in + 2 * (uint64_t)f->out;
+    return rc;
+}
+
+static size_t padded(int H, int W, int C) { return (size_t)(H + 2) * (W + 2) * (C / 8); }
+
+int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam **out, snn_err *err)
+{
+    a = snn_alloc_or_default(a);
+    *out = NULL;
+    const char *fmt = snn_st_meta(st, "format");
+    if (!fmt || strcmp(fmt, "snnd-dnsmos-bam") != 0)
+        return snn_err_set(err, SNN_EFORMAT, "%s: metadata format is not snnd-dnsmos-bam", path);
+    const char *ver = snn_st_meta(st, "version");
+    if (!ver || strcmp(ver, "1") != 0)
+        return snn_err_set(err, SNN_ENOTSUP, "%s: dnsmos-bam version %s not supported (1)", path,
+                           ver ? ver : "(missing)");
+    int widths[SNN_BAM_NCONV], pools[3], head[2];
+    const char *ws = snn_st_meta(st, "widths"), *ps = snn_st_meta(st, "pool_after"),
+               *hs = snn_st_meta(st, "head"), *xs = snn_st_meta(st, "x_scale");
+    if (!ws || parse_ints(ws, widths, SNN_BAM_NCONV))
+        return snn_err_set(err, SNN_EFORMAT, "%s: metadata widths must be %d integers", path, SNN_BAM_NCONV);
+    for (int l = 0; l < SNN_BAM_NCONV; l++)
+        if (widths[l] % 8 || widths[l] > MAXC)
+            return snn_err_set(err, SNN_ENOTSUP, "%s: conv%d width %d: widths must be multiples of 8 up to %d",
+                               path, l, widths[l], MAXC);
+    if (!ps || strcmp(ps, "3,4,5") != 0)
+        return snn_err_set(err, SNN_ENOTSUP, "%s: metadata pool_after must be 3,4,5 (DNSMOS's layout)", path);
+    (void)pools;
+    if (!hs || parse_ints(hs, head, 2))
+        return snn_err_set(err, SNN_EFORMAT, "%s: metadata head must be 2 integers", path);
+    char *end = NULL;
+    double xsc = xs ? strtod(xs, &end) : 0;
+    if (!xs || end == xs || *end || !(xsc > 0 && xsc < 1e6))
+        return snn_err_set(err, SNN_EFORMAT, "%s: metadata x_scale must be a positive number", path);
+
+    snn_bam *n = a->calloc(1, sizeof *n);
+    if (!n)
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
+    n->a = a;
+    n->x_scale = (float)xsc;
+    for (int j = 0; j < 255; j++)
+        n->bound[j] = (float)pow(10.0, ((double)j - 127.5) / xsc);
+    int rc = 0;
+    n->kre = a->malloc(NF * FRAME);
+    n->kim = a->malloc(NF * FRAME);
+    if (!n->kre || !n->kim)
+        rc = snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
+    uint64_t kshape[2] = {NF, FRAME};
+    if (rc == 0)
+        rc = snn_st_read_i8(st, "stft.re", kshape, 2, n->kre, err);
+    if (rc == 0)
+        rc = snn_st_read_i8(st, "stft.im", kshape, 2, n->kim, err);
+    if (rc == 0)
+        rc = read_f32(st, "stft.re_scale", NF, n->re_scale, err);
+    if (rc == 0)
+        rc = read_f32(st, "stft.im_scale", NF, n->im_scale, err);
+    n->params = 2 * (uint64_t)NF * (FRAME + 1);
+    int H = NT, W = NF, ci = 1;
+    size_t map = 0;
+    for (int l = 0; rc == 0 && l < SNN_BAM_NCONV; l++) {
+        bam_conv *c = &n->conv[l];
+        c->ci = ci;
+        c->co = widths[l];
+        c->H = H;
+        c->W = W;
+        c->pool = l >= 3 && l <= 5;
+        rc = load_conv(n, st, path, l, err);
+        if (l > 0 && padded(H, W, ci) > map)
+            map = padded(H, W, ci);
+        if (l < SNN_BAM_NCONV - 1 && padded(H, W, c->co) > map)
+            map = padded(H, W, c->co);
+        if (c->pool) {
+            H /= 2;
+            W /= 2;
+        }
+        if (c->lut && lut_size(c->ci, c->co, c->lut) > n->lut_bytes)
+            n->lut_bytes = lut_size(c->ci, c->co, c->lut);
+        ci = c->co;
+    }
+    int dims[NFC + 1] = {widths[SNN_BAM_NCONV - 1], head[0], head[1], 3};
+    for (int j = 0; rc == 0 && j < NFC; j++) {
+        n->fc[j].in = dims[j];
+        n->fc[j].out = dims[j + 1];
+        rc = load_fc(n, st, path, j, err);
+    }
+    if (rc == 0)
+        rc = read_f32(st, "out.mean", 3, n->out_mean, err);
+    if (rc == 0)
+        rc = read_f32(st, "out.std", 3, n->out_std, err);
+    if (rc == 0)
+        rc = snn_st_check_all_used(st, err);
+    n->params += 6;
+    n->feat_bytes = (padded(NT, NF, 8) + 63) & ~(size_t)63;
+    n->map_bytes = (map + 63) & ~(size_t)63;
+    if (rc) {
+        snn_bam_free(n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+void snn_bam_free(snn_bam *n)
+{
+    if (!n)
+        return;
+    const snn_allocator *a = n->a;
+    a->free(n->kre);
+    a->free(n->kim);
+    for (int l = 0; l < SNN_BAM_NCONV; l++) {
+        a->free(n->conv[l].w);
+    }
+    for (int j = 0; j < NFC; j++) {
+        a->free(n->fc[j].w);
+        a->free(n->fc[j].scale);
+        a->free(n->fc[j].b);
+    }
+    a->free(n);
+}
+
+uint64_t snn_bam_params(const snn_bam *n) { return n->params; }
+
+size_t snn_bam_work_size(const snn_bam *n) { return n->feat_bytes + 2 * n->map_bytes + n->lut_bytes; }
+
+/* ---- inference ---------------------------------------------------------- */
+
+/* q = #{j : bound[j] < P} - 128 (bam.h's rounding of x_scale log10 P, clamped). P's exponent
+ * bits give log2 P within 0.09, so i0 below is within one of the count: one branch-free
+ * correction each way finds it. */
+static inline int8_t quant_power(const snn_bam *n, float P)
+{
+    uint32_t u;
+    memcpy(&u, &P, sizeof u);
+    float l2 = (float)u * (1.0f / 8388608.0f) - 127.0f;
+    float e = l2 * (n->x_scale * 0.30103f) + 128.5f;
+    int i = e > 0.0f ? (e < 255.0f ? (int)e : 255) : 0; /* NaN: 0 */
+    i += (i < 255) & (P > n->bound[i < 255 ? i : 254]);
+    i -= (i > 0) & !(P > n->bound[i > 0 ? i - 1 : 0]);
+    return (int8_t)(i - 128);
+}
+
+/* Integer dot product of 320 PCM samples with an int8 kernel row. */
+static inline int32_t dot320(const int16_t *p, const int8_t *k)
+{
+    int32_t s = 0;
+    for (int i = 0; i < FRAME; i++)
+        s += (int32_t)p[i] * k[i];
+    return s;
+}
+
+/* q[(t + 1) (NF + 2) + k + 1] = the features of frame t (bam.h). */
+BAM_CLONES static void front_end(const snn_bam *n, const float *x, int8_t *q)
+{
+    int16_t p[FRAME];
+    const int Wp = NF + 2;
+    for (int t = 0; t < NT; t++) {
+        for (int i = 0; i < FRAME; i++) {
+            float v = nearbyintf(x[t * FHOP + i] * 32768.0f);
+            p[i] = (int16_t)(v > 32767.0f ? 32767.0f : v < -32768.0f ? -32768.0f : v);
+        }
+        int8_t *row = q + (size_t)(t + 1) * Wp + 1;
+        for (int k = 0; k < NF; k++) {
+            float re = (float)dot320(p, n->kre + (size_t)k * FRAME) * n->re_scale[k] / 32768.0f;
+            float im = (float)dot320(p, n->kim + (size_t)k * FRAME) * n->im_scale[k] / 32768.0f;
+            float pw = re * re + im * im;
+            row[k] = quant_power(n, pw);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) uint64_t load_bits(const uint8_t *p, const int nb)
+{
+    switch (nb) { /* constant after inlining: one load; little-endian: channel c in bit c */
+    case 1: return p[0];
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    case 8: { uint64_t v; memcpy(&v, p, 8); return v; }
+    default: { uint64_t v = 0; memcpy(&v, p, (size_t)nb); return v; }
+    }
+}
+
+static inline __attribute__((always_inline)) void store_bits(uint8_t *p, uint64_t v, const int nb)
+{
+    switch (nb) {
+    case 1: p[0] = (uint8_t)v; break;
+    case 2: { uint16_t u = (uint16_t)v; memcpy(p, &u, 2); break; }
+    case 4: { uint32_t u = (uint32_t)v; memcpy(p, &u, 4); break; }
+    case 8: memcpy(p, &v, 8); break;
+    default: memcpy(p, &v, (size_t)nb); break;
+    }
+}
+
+/* The output bits of one position: bit o = acc[o] > T[o]. */
+#define FIRE(co, acc, T, bits)                                                                     \
+    do {                                                                                           \
+        uint8_t f_[MAXC];                                                                          \
+        for (int o_ = 0; o_ < (co); o_++)                                                          \
+            f_[o_] = (uint8_t)((acc)[o_] > (T)[o_]);                                               \
+        bits = 0;                                                                                  \
+        for (int o_ = 0; o_ < (co); o_++)                                                          \
+            bits |= (uint64_t)f_[o_] << o_;                                                        \
+    } while (0)
+
+/* Layer 0: int8 features times int8 weights (the one layer whose input is not binary). */
+static inline __attribute__((always_inline)) void conv_first_body(const bam_conv *c, const int8_t *q,
+                                                                  uint8_t *y, const int co)
+{
+    const int Wp = c->W + 2, nb = co / 8;
+    int32_t acc[MAXC];
+    for (int t = 0; t < c->H; t++)
+        for (int k = 0; k < c->W; k++) {
+            for (int o = 0; o < co; o++)
+                acc[o] = 0;
+            for (int dt = 0; dt < 3; dt++)
+                for (int dk = 0; dk < 3; dk++) {
+                    int32_t v = q[(size_t)(t + dt) * Wp + k + dk];
+                    const int8_t *w = c->w + (size_t)(dt * 3 + dk) * co;
+                    for (int o = 0; o < co; o++)
+                        acc[o] += v * w[o];
+                }
+            uint64_t bits;
+            FIRE(co, acc, c->T, bits);
+            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nb, bits, nb);
+        }
+}
+
+BAM_CLONES static void conv_first(const bam_conv *c, const int8_t *q, uint8_t *y)
+{
+    switch (c->co) {
+    case 16: conv_first_body(c, q, y, 16); break;
+    case 32: conv_first_body(c, q, y, 32); break;
+    default: conv_first_body(c, q, y, c->co); break;
+    }
+}
+
+/* sums[tap][g][pat][co] = sum of the weights of input channels b g + j, j in pat (b = c->lut). */
+static void build_sums(const bam_conv *c, int16_t *sums)
+{
+    const int b = c->lut, G = c->ci / b, co = c->co, P = 1 << b;
+    for (int t = 0; t < 9; t++)
+        for (int g = 0; g < G; g++) {
+            int16_t *s = sums + (size_t)(t * G + g) * P * co;
+            const int8_t *w = c->w + ((size_t)t * c->ci + b * g) * co;
+            for (int o = 0; o < co; o++)
+                s[o] = 0;
+            for (int pat = 1; pat < P; pat++) {
+                int low = pat & -pat, j = __builtin_ctz((unsigned)pat);
+                for (int o = 0; o < co; o++)
+                    s[(size_t)pat * co + o] = (int16_t)(s[(size_t)(pat ^ low) * co + o] + w[(size_t)j * co + o]);
+            }
+        }
+}
+
+/* Binary layer, int16 lanes: per tap and input nibble, add the precomputed sum
+ * (pattern 0 adds zeros: no branch on the data). */
+static inline __attribute__((always_inline)) void conv_lut_body(const bam_conv *c, const int16_t *sums,
+                                                                const uint8_t *x, uint8_t *y,
+                                                                const int ci, const int co, const int b)
+{
+    const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8, G = ci / b, P = 1 << b;
+    int16_t acc[MAXC], T[MAXC];
+    for (int o = 0; o < co; o++)
+        T[o] = (int16_t)c->T[o];
+    for (int t = 0; t < c->H; t++)
+        for (int k = 0; k < c->W; k++) {
+            for (int o = 0; o < co; o++)
+                acc[o] = 0;
+            for (int dt = 0; dt < 3; dt++)
+                for (int dk = 0; dk < 3; dk++) {
+                    uint64_t m = load_bits(x + ((size_t)(t + dt) * Wp + k + dk) * nbi, nbi);
+                    const int16_t *s = sums + (size_t)(dt * 3 + dk) * G * P * co;
+                    for (int g = 0; g < G; g++) {
+                        const int16_t *r = s + ((size_t)g * P + (m >> (b * g) & (uint64_t)(P - 1))) * co;
+                        for (int o = 0; o < co; o++)
+                            acc[o] = (int16_t)(acc[o] + r[o]);
+                    }
+                }
+            uint64_t bits;
+            FIRE(co, acc, T, bits);
+            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
+        }
+}
+
+BAM_CLONES static void conv_lut(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
+{
+    if (c->lut == 4 && c->ci == 16 && c->co == 16)
+        conv_lut_body(c, sums, x, y, 16, 16, 4);
+    else if (c->lut == 4 && c->ci == 16 && c->co == 32)
+        conv_lut_body(c, sums, x, y, 16, 32, 4);
+    else if (c->lut == 2 && c->ci == 32 && c->co == 32)
+        conv_lut_body(c, sums, x, y, 32, 32, 2);
+    else
+        conv_lut_body(c, sums, x, y, c->ci, c->co, c->lut);
+}
+
+/* Binary layer, int32 lanes: add each weight row masked by its input bit (no branch on the
+ * data); counts != NULL: count the output bits instead of storing them. */
+static inline __attribute__((always_inline)) void conv_bits_body(const bam_conv *c, const uint8_t *x,
+                                                                 uint8_t *y, uint32_t *counts,
+                                                                 const int ci, const int co)
+{
+    const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8;
+    int32_t acc[MAXC];
+    for (int t = 0; t < c->H; t++)
+        for (int k = 0; k < c->W; k++) {
+            for (int o = 0; o < co; o++)
+                acc[o] = 0;
+            for (int dt = 0; dt < 3; dt++)
+                for (int dk = 0; dk < 3; dk++) {
+                    uint64_t m = load_bits(x + ((size_t)(t + dt) * Wp + k + dk) * nbi, nbi);
+                    const int8_t *w = c->w + (size_t)(dt * 3 + dk) * ci * co;
+                    for (int i = 0; i < ci; i++) {
+                        int32_t on = -(int32_t)(m >> i & 1);
+                        const int8_t *r = w + (size_t)i * co;
+                        for (int o = 0; o < co; o++)
+                            acc[o] += r[o] & on;
+                    }
+                }
+            uint64_t bits;
+            FIRE(co, acc, c->T, bits);
+            if (counts) {
+                for (int o = 0; o < co; o++)
+                    counts[o] += (uint32_t)(bits >> o & 1);
+            } else {
+                store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
+            }
+        }
+}
+
+BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
+{
+    if (c->ci == 16 && c->co == 32)
+        conv_bits_body(c, x, y, counts, 16, 32);
+    else if (c->ci == 32 && c->co == 32)
+        conv_bits_body(c, x, y, counts, 32, 32);
+    else if (c->ci == 32 && c->co == 64)
+        conv_bits_body(c, x, y, counts, 32, 64);
+    else if (c->ci == 16 && c->co == 16)
+        conv_bits_body(c, x, y, counts, 16, 16);
+    else
+        conv_bits_body(c, x, y, counts, c->ci, c->co);
+}
+
+/* ---- x86-64 AVX2 + BMI2 kernels (chosen at run time; same results as the C above) ---- */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BAM_AVX2 __attribute__((target("avx2,bmi2")))
+
+BAM_AVX2 static inline int32_t dot320_avx2(const int16_t *p, const int8_t *k)
+{
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < FRAME; i += 16) {
+        __m256i pv = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i kv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(k + i)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pv, kv));
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Sum of the 8 int32 lanes of each of a, b, c, d -> the 4 lanes of the result. */
+BAM_AVX2 static inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+    __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
+    __m256i abcd = _mm256_hadd_epi32(ab, cd);
+    return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
+BAM_AVX2 static void front_end_avx2(const snn_bam *n, const float *x, int8_t *q)
+{
+    int16_t p[FRAME] __attribute__((aligned(32)));
+    const int Wp = NF + 2;
+    for (int t = 0; t < NT; t++) {
+        for (int i = 0; i < FRAME; i++) {
+            float v = nearbyintf(x[t * FHOP + i] * 32768.0f);
+            p[i] = (int16_t)(v > 32767.0f ? 32767.0f : v < -32768.0f ? -32768.0f : v);
+        }
+        int8_t *row = q + (size_t)(t + 1) * Wp + 1;
+        int k = 0;
+        for (; k + 2 <= NF; k += 2) { /* rows k, k + 1, real and imaginary: 4 sums */
+            const int8_t *r0 = n->kre + (size_t)k * FRAME, *i0 = n->kim + (size_t)k * FRAME;
+            __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+            for (int j = 0; j < FRAME; j += 16) {
+                __m256i pv = _mm256_load_si256((const __m256i *)(p + j));
+                a = _mm256_add_epi32(a, _mm256_madd_epi16(pv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r0 + j)))));
+                b = _mm256_add_epi32(b, _mm256_madd_epi16(pv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(i0 + j)))));
+                c = _mm256_add_epi32(c, _mm256_madd_epi16(pv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r0 + FRAME + j)))));
+                d = _mm256_add_epi32(d, _mm256_madd_epi16(pv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(i0 + FRAME + j)))));
+            }
+            int32_t S[4];
+            _mm_storeu_si128((__m128i *)S, hsum4(a, b, c, d));
+            for (int h = 0; h < 2; h++) {
+                float re = (float)S[2 * h] * n->re_scale[k + h] / 32768.0f;
+                float im = (float)S[2 * h + 1] * n->im_scale[k + h] / 32768.0f;
+                row[k + h] = quant_power(n, re * re + im * im);
+            }
+        }
+        for (; k < NF; k++) {
+            float re = (float)dot320_avx2(p, n->kre + (size_t)k * FRAME) * n->re_scale[k] / 32768.0f;
+            float im = (float)dot320_avx2(p, n->kim + (size_t)k * FRAME) * n->im_scale[k] / 32768.0f;
+            row[k] = quant_power(n, re * re + im * im);
+        }
+    }
+}
+
+/* conv 0 with 16 outputs: taps in pairs through madd (int16 x int16 -> int32). */
+BAM_AVX2 static void conv_first16_avx2(const bam_conv *c, const int8_t *q, uint8_t *y)
+{
+    const int Wp = c->W + 2;
+    __m256i W[5][2], T[2];
+    for (int p = 0; p < 5; p++)
+        for (int h = 0; h < 2; h++) {
+            int32_t v[8];
+            for (int o = 0; o < 8; o++) {
+                int a = c->w[(size_t)(2 * p) * 16 + 8 * h + o];
+                int b = 2 * p + 1 < 9 ? c->w[(size_t)(2 * p + 1) * 16 + 8 * h + o] : 0;
+                v[o] = (int32_t)((uint32_t)(uint16_t)(int16_t)a | (uint32_t)(uint16_t)(int16_t)b << 16);
+            }
+            W[p][h] = _mm256_loadu_si256((const __m256i *)v);
+        }
+    T[0] = _mm256_loadu_si256((const __m256i *)c->T);
+    T[1] = _mm256_loadu_si256((const __m256i *)(c->T + 8));
+    for (int t = 0; t < c->H; t++) {
+        const int8_t *r0 = q + (size_t)t * Wp, *r1 = r0 + Wp, *r2 = r1 + Wp;
+        for (int k = 0; k < c->W; k++) {
+            int16_t v[10] = {r0[k], r0[k + 1], r0[k + 2], r1[k], r1[k + 1], r1[k + 2],
+                             r2[k], r2[k + 1], r2[k + 2], 0};
+            __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+            for (int p = 0; p < 5; p++) {
+                __m256i b = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)v[2 * p] |
+                                                        (uint32_t)(uint16_t)v[2 * p + 1] << 16));
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(b, W[p][0]));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(b, W[p][1]));
+            }
+            unsigned lo = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a0, T[0])));
+            unsigned hi = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a1, T[1])));
+            uint16_t bits = (uint16_t)(lo | hi << 8);
+            memcpy(y + ((size_t)(t + 1) * Wp + k + 1) * 2, &bits, 2);
+        }
+    }
+}
+
+/* Group-sum layer (groups of b = 4 or 2 bits) with 16 or 32 inputs and outputs, int16 lanes,
+ * four independent add chains. */
+BAM_AVX2 static inline __attribute__((always_inline)) void conv_lut_avx2_body(
+    const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y, const int ci, const int co,
+    const int b)
+{
+    const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8, G = ci / b, NV = co / 16, P = 1 << b;
+    int16_t t16[MAXC];
+    for (int o = 0; o < co; o++)
+        t16[o] = (int16_t)c->T[o];
+    __m256i T0 = _mm256_loadu_si256((const __m256i *)t16);
+    __m256i T1 = NV > 1 ? _mm256_loadu_si256((const __m256i *)(t16 + 16)) : T0;
+    for (int t = 0; t < c->H; t++)
+        for (int k = 0; k < c->W; k++) {
+            __m256i p0[4], p1[4];
+            for (int g = 0; g < 4; g++)
+                p0[g] = p1[g] = _mm256_setzero_si256();
+#pragma GCC unroll 9
+            for (int tap = 0; tap < 9; tap++) {
+                int dt = tap / 3, dk = tap % 3;
+                uint64_t m = load_bits(x + ((size_t)(t + dt) * Wp + k + dk) * nbi, nbi);
+                const int16_t *s = sums + (size_t)tap * G * P * co;
+#pragma GCC unroll 16
+                for (int g = 0; g < G; g++) {
+                    const int16_t *r = s + ((size_t)g * P + (m >> (b * g) & (uint64_t)(P - 1))) * co;
+                    p0[g & 3] = _mm256_add_epi16(p0[g & 3], _mm256_loadu_si256((const __m256i *)r));
+                    if (NV > 1)
+                        p1[g & 3] = _mm256_add_epi16(p1[g & 3], _mm256_loadu_si256((const __m256i *)(r + 16)));
+                }
+            }
+            __m256i a0 = _mm256_add_epi16(_mm256_add_epi16(p0[0], p0[1]), _mm256_add_epi16(p0[2], p0[3]));
+            __m256i a1 = _mm256_add_epi16(_mm256_add_epi16(p1[0], p1[1]), _mm256_add_epi16(p1[2], p1[3]));
+            uint64_t bits = _pext_u32((unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi16(a0, T0)), 0x55555555u);
+            if (NV > 1)
+                bits |= (uint64_t)_pext_u32((unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi16(a1, T1)),
+                                            0x55555555u) << 16;
+            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
+        }
+}
+
+BAM_AVX2 static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
+{
+    if (c->lut == 4 && c->ci == 16 && c->co == 16)
+        conv_lut_avx2_body(c, sums, x, y, 16, 16, 4);
+    else if (c->lut == 4 && c->ci == 16 && c->co == 32)
+        conv_lut_avx2_body(c, sums, x, y, 16, 32, 4);
+    else if (c->lut == 2 && c->ci == 32 && c->co == 32)
+        conv_lut_avx2_body(c, sums, x, y, 32, 32, 2);
+    else if (c->lut == 2 && c->ci == 32 && c->co == 16)
+        conv_lut_avx2_body(c, sums, x, y, 32, 16, 2);
+    else
+        return -1;
+    return 0;
+}
+
+/* Binary layer with int16 lanes: each input bit masks its widened weight row (no branch on
+ * the data); co = 16, 32 or 64; counts != NULL: count the output bits. */
+BAM_AVX2 static inline __attribute__((always_inline)) void conv_mask_avx2_body(
+    const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts, const int ci, const int co)
+{
+    const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8, NV = co / 16;
+    int16_t t16[MAXC];
+    for (int o = 0; o < co; o++)
+        t16[o] = (int16_t)c->T[o];
+    for (int t = 0; t < c->H; t++)
+        for (int k = 0; k < c->W; k++) {
+            __m256i acc[4][2];
+            for (int v = 0; v < NV; v++)
+                acc[v][0] = acc[v][1] = _mm256_setzero_si256();
+            for (int tap = 0; tap < 9; tap++) {
+                int dt = tap / 3, dk = tap % 3;
+                uint64_t m = load_bits(x + ((size_t)(t + dt) * Wp + k + dk) * nbi, nbi);
+                const int8_t *w = c->w + (size_t)tap * ci * co;
+#pragma GCC unroll 4
+                for (int i = 0; i < ci; i++) {
+                    __m256i on = _mm256_set1_epi16((short)-(int)(m >> i & 1));
+                    const int8_t *r = w + (size_t)i * co;
+                    for (int v = 0; v < NV; v++) {
+                        __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r + 16 * v)));
+                        acc[v][i & 1] = _mm256_add_epi16(acc[v][i & 1], _mm256_and_si256(wv, on));
+                    }
+                }
+            }
+            uint64_t bits = 0;
+            for (int v = 0; v < NV; v++) {
+                __m256i a = _mm256_add_epi16(acc[v][0], acc[v][1]);
+                __m256i T = _mm256_loadu_si256((const __m256i *)(t16 + 16 * v));
+                bits |= (uint64_t)_pext_u32((unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi16(a, T)),
+                                            0x55555555u) << (16 * v);
+            }
+            if (counts) {
+                for (int o = 0; o < co; o++)
+                    counts[o] += (uint32_t)(bits >> o & 1);
+            } else {
+                store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
+            }
+        }
+}
+
+BAM_AVX2 static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
+{
+    if (!c->safe16)
+        return -1;
+    if (c->ci == 16 && c->co == 32)
+        conv_mask_avx2_body(c, x, y, counts, 16, 32);
+    else if (c->ci == 32 && c->co == 32)
+        conv_mask_avx2_body(c, x, y, counts, 32, 32);
+    else if (c->ci == 32 && c->co == 64)
+        conv_mask_avx2_body(c, x, y, counts, 32, 64);
+    else if (c->ci == 16 && c->co == 16)
+        conv_mask_avx2_body(c, x, y, counts, 16, 16);
+    else if (c->ci == 64 && c->co == 64)
+        conv_mask_avx2_body(c, x, y, counts, 64, 64);
+    else
+        return -1;
+    return 0;
+}
+
+static int simd_on = 1;
+
+void snn_bam_set_simd(int on) { simd_on = on; }
+
+static int have_avx2(void)
+{
+    static int v = -1;
+    if (!simd_on)
+        return 0;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+    }
+    return v;
+}
+#else
+void snn_bam_set_simd(int on) { (void)on; }
+static int have_avx2(void) { return 0; }
+#endif
+
+/* 2x2 OR pooling of an H x W map (padded) into an H/2 x W/2 map (padded, border zeroed). */
+static void pool_or(const uint8_t *x, int H, int W, int nb, uint8_t *y)
+{
+    const int Wp = W + 2, H2 = H / 2, W2 = W / 2, Wp2 = W2 + 2;
+    memset(y, 0, padded(H2, W2, nb * 8));
+    for (int t = 0; t < H2; t++)
+        for (int k = 0; k < W2; k++) {
+            const uint8_t *r0 = x + ((size_t)(2 * t + 1) * Wp + 2 * k + 1) * nb;
+            const uint8_t *r1 = r0 + (size_t)Wp * nb;
+            uint64_t v = load_bits(r0, nb) | load_bits(r0 + nb, nb) | load_bits(r1, nb) | load_bits(r1 + nb, nb);
+            store_bits(y + ((size_t)(t + 1) * Wp2 + k + 1) * nb, v, nb);
+        }
+}
+
+void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
+{
+    int8_t *q = work;
+    uint8_t *A = (uint8_t *)work + n->feat_bytes, *B = A + n->map_bytes;
+    int16_t *sums = (int16_t *)(B + n->map_bytes);
+    memset(q, 0, padded(NT, NF, 8));
+    const int fast = have_avx2();
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (fast)
+        front_end_avx2(n, x, q);
+    else
+#endif
+        front_end(n, x, q);
+    memset(A, 0, padded(NT, NF, n->conv[0].co));
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (fast && n->conv[0].co == 16)
+        conv_first16_avx2(&n->conv[0], q, A);
+    else
+#endif
+        conv_first(&n->conv[0], q, A);
+    uint32_t counts[MAXC] = {0};
+    for (int l = 1; l < SNN_BAM_NCONV; l++) {
+        const bam_conv *c = &n->conv[l];
+        if (l == SNN_BAM_NCONV - 1) {
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (!fast || conv_mask_avx2(c, A, NULL, counts) != 0)
+#endif
+                conv_bits(c, A, NULL, counts);
+            break;
+        }
+        memset(B, 0, padded(c->H, c->W, c->co));
+        if (c->lut) {
+            build_sums(c, sums);
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (!fast || conv_lut_avx2(c, sums, A, B) != 0)
+#endif
+                conv_lut(c, sums, A, B);
+        } else {
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (!fast || conv_mask_avx2(c, A, B, NULL) != 0)
+#endif
+                conv_bits(c, A, B, NULL);
+        }
+        if (c->pool) {
+            pool_or(B, c->H, c->W, c->co / 8, A);
+        } else {
+            uint8_t *t = A;
+            A = B;
+            B = t;
+        }
+    }
+    const bam_conv *last = &n->conv[SNN_BAM_NCONV - 1];
+    float h[2][256 > MAXC ? 256 : MAXC];
+    float positions = (float)(last->H * last->W);
+    for (int c = 0; c < last->co; c++)
+        h[0][c] = (float)counts[c] / positions;
+    int cur = 0;
+    for (int j = 0; j < NFC; j++) {
+        const bam_fc *f = &n->fc[j];
+        for (int o = 0; o < f->out; o++) {
+            float s = 0;
+            for (int i = 0; i < f->in; i++)
+                s += (float)f->w[(size_t)o * f->in + i] * h[cur][i];
+            s = s * f->scale[o] + f->b[o];
+            h[!cur][o] = (j < NFC - 1 && s < 0) ? 0 : s;
+        }
+        cur = !cur;
+    }
+    for (int j = 0; j < 3; j++)
+        raw[j] = h[cur][j] * n->out_std[j] + n->out_mean[j];
+}
+
+void snn_bam_memory_of(const snn_bam *n, snn_bam_memory *m)
+{
+    memset(m, 0, sizeof *m);
+    m->params = n->params;
+    /* weights: int8 tensors as 1 byte, float per-channel constants as 4 */
+    size_t w8 = 2 * (size_t)NF * FRAME, f32 = 2 * NF;
+    uint64_t macs = 2 * (uint64_t)NT * NF * FRAME;
+    for (int l = 0; l < SNN_BAM_NCONV; l++) {
+        const bam_conv *c = &n->conv[l];
+        w8 += (size_t)c->ci * c->co * 9;
+        f32 += (size_t)c->co;                    /* thresholds (dir: 1 byte) */
+        w8 += (size_t)c->co;
+        macs += (uint64_t)c->H * c->W * c->ci * c->co * 9;
+    }
+    for (int j = 0; j < NFC; j++) {
+        w8 += (size_t)n->fc[j].in * n->fc[j].out;
+        f32 += 2 * (size_t)n->fc[j].out;
+        macs += (uint64_t)n->fc[j].in * n->fc[j].out;
+    }
+    f32 += 6;
+    m->weights = w8 + 4 * f32;
+    m->f32_weights = 4 * (size_t)n->params;
+    m->f32_macs = macs;
+    /* stages: front end (16-bit PCM in, features out), then each conv (input and output maps) */
+    size_t in_pcm = (size_t)NT * FHOP + FHOP;
+    size_t peak = in_pcm * 2 + (size_t)NT * NF, fpeak = in_pcm * 4 + (size_t)NT * NF * 4;
+    size_t in_bits = (size_t)NT * NF * 8, in_f = (size_t)NT * NF * 4; /* features: int8 / float */
+    for (int l = 0; l < SNN_BAM_NCONV; l++) {
+        const bam_conv *c = &n->conv[l];
+        size_t out_bits = (size_t)c->H * c->W * c->co, out_f = (size_t)c->H * c->W * c->co * 4;
+        if (l == SNN_BAM_NCONV - 1) {
+            out_bits = (size_t)c->co * 32; /* counts */
+            out_f = (size_t)c->co * 4;
+        }
+        if ((in_bits + out_bits + 7) / 8 > peak)
+            peak = (in_bits + out_bits + 7) / 8;
+        if (in_f + out_f > fpeak)
+            fpeak = in_f + out_f;
+        in_bits = out_bits;
+        in_f = out_f;
+        if (c->pool) {
+            in_bits = (size_t)(c->H / 2) * (c->W / 2) * c->co;
+            in_f = in_bits * 4;
+        }
+    }
+    m->derived = n->lut_bytes;
+    m->peak_act = peak;
+    m->f32_peak_act = fpeak;
+}
