@@ -54,6 +54,7 @@ typedef struct snnd_config {
     uint64_t subscriber_soft_bytes;   /* output queue: dropped if above this ... */
     double subscriber_soft_seconds;   /* ... for this long */
     double shutdown_grace_seconds;    /* SIGTERM: at most this long to flush */
+    double trim_interval_seconds;     /* return freed heap pages to the OS this often; 0: never */
     /* access control: with no tokens every client may do everything */
     snnd_token tokens[SNND_MAX_TOKENS];
     int n_tokens;

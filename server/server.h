@@ -160,6 +160,7 @@ struct server {
     int n_listeners;
     uv_signal_t sig_int, sig_term, sig_hup, sig_pipe;
     uv_timer_t shutdown_timer;
+    uv_timer_t trim_timer;     /* malloc_trim() every cfg.trim_interval_seconds */
     conn *conns;
     uint32_t n_conns;
     uint64_t next_conn_id;
