@@ -1,0 +1,482 @@
+#!/usr/bin/python3
+"""train_dnsmos_bam.py -- distil DNSMOS P.835 into a binary-activation network
+with 8-bit weights (Nilsson, Miccini, Laroche, Piechowiak, Zenke 2024: binary
+activation maps + quantisation-aware training), and export it for snnd.
+
+The student keeps DNSMOS P.835's architecture (its learned STFT front end, four
+3x3 convolutions at full resolution, three 2x2 max pools with a convolution
+after each, pooling over time and frequency, three dense layers) at reduced
+widths (WIDTHS below; the teacher's are 128, 64, 64, 32, 32, 32, 64), with:
+  - the teacher's STFT kernels quantised to int8 per frequency row, applied to
+    16-bit PCM (integer dot products);
+  - log10 power features quantised to int8: q = clamp(round(16 log10 P), -128, 127),
+    computed by counting bounds exceeded (bit-identical in snnd);
+  - every convolution followed by batch normalisation and a Heaviside step
+    (surrogate gradient 1 / (1 + 2|z|)^2), so every activation map is binary;
+    max pooling of bits is OR; the last map is averaged (popcount / positions);
+  - int8 weights (symmetric, per output channel) everywhere, trained through
+    straight-through fake quantisation;
+  - a dense head 64 -> 128 -> 64 -> 3 on the 64 firing rates (ReLU, int8
+    weights, float activations: 0.2 % of the operations).
+models/bam.h states the inference equations; the export below folds each
+batch norm into an integer threshold per channel, so snnd's kernel only adds
+int8 weights where input bits are set and compares the sum with a threshold.
+
+Data: the corpus of make_dnsmos_corpus.py (9.01 s windows with the teacher's
+raw scores, split by source into train and test). Training uses random 2 s
+crops of each window (the score is an average of rates over positions, and
+crops are 4.5x cheaper); evaluation uses whole windows.
+
+Outputs (--out DIR): dnsmos-bam.safetensors (for models/zoo), dnsmos-bam-float.onnx
+(the same network in float, for ONNX Runtime in tests/bench), eval.json (test
+Pearson correlations against the teacher, raw and mapped), and with --ref-clips
+the reference outputs the conformance test compares snnd with.
+
+  /usr/bin/python3 models/train/train_dnsmos_bam.py --corpus /tmp/bam/corpus \
+      --teacher models/zoo/dnsmos-p835.onnx --out /tmp/bam/out --minutes 45
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import struct
+import sys
+import time
+import wave
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+WIN = 144160
+NT = 900
+NF = 161
+WIDTHS = (16, 16, 16, 16, 32, 32, 64)
+POOL_AFTER = (3, 4, 5)  # a 2x2 max pool follows these convolutions
+XSCALE = 16.0
+HEAD = (128, 64)
+CROP = 200
+# q = #{j : p > BOUNDS[j]} - 128: the rounding of XSCALE log10 p (models/bam.h)
+BOUNDS = torch.from_numpy((10.0 ** ((np.arange(255) - 127.5) / XSCALE)).astype(np.float32))
+
+POLY = {  # dnsmos_local.py, numpy poly1d order (highest power first)
+    "SIG": (-0.08397278, 1.22083953, 0.0052439),
+    "BAK": (-0.13166888, 1.60915514, -0.39604546),
+    "OVRL": (-0.06766283, 1.11546468, 0.04602535),
+}
+NAMES = ("SIG", "BAK", "OVRL")
+
+
+def read_wav16(path):
+    with wave.open(path, "rb") as w:
+        assert w.getsampwidth() == 2 and w.getnchannels() == 1 and w.getframerate() == 16000, path
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def teacher_stft(onnx_path):
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(onnx_path)
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    re = init["time2freq/stft-real/kernel:0"][:, :, 0].astype(np.float32)
+    im = init["time2freq/stft-imag/kernel:0"][:, :, 0].astype(np.float32)
+    return re, im
+
+
+def quant_rows(k):
+    """int8 per row: k ~= q * s[:, None]."""
+    s = np.abs(k).max(axis=1) / 127.0
+    s[s == 0] = 1.0
+    q = np.clip(np.round(k / s[:, None]), -127, 127).astype(np.int8)
+    return q, s.astype(np.float32)
+
+
+class FrontEnd:
+    """int16 PCM window -> int8 features [900, 161] (the equations of models/bam.h)."""
+
+    def __init__(self, re, im):
+        self.qre, self.sre = quant_rows(re)
+        self.qim, self.sim = quant_rows(im)
+        self.kre = torch.from_numpy(self.qre.astype(np.float64)).T
+        self.kim = torch.from_numpy(self.qim.astype(np.float64)).T
+
+    def __call__(self, pcm):
+        x = torch.from_numpy(pcm.astype(np.float64))
+        fr = x.unfold(-1, 320, 160)[..., :NT, :]
+        # integer dot products (exact in float64), then the row scale in float32
+        are = (fr @ self.kre).float() * torch.from_numpy(self.sre) / 32768.0
+        aim = (fr @ self.kim).float() * torch.from_numpy(self.sim) / 32768.0
+        p = are * are + aim * aim
+        # round(XSCALE log10 p) clamped to [-128, 127], exactly as snnd computes it
+        idx = torch.searchsorted(BOUNDS, p.contiguous(), right=False)
+        return (idx - 128).to(torch.int8)
+
+
+def fake_quant(w):
+    """Per-output-channel symmetric int8 with a straight-through gradient."""
+    dims = tuple(range(1, w.dim()))
+    s = w.detach().abs().amax(dim=dims, keepdim=True).clamp(min=1e-8) / 127.0
+    q = torch.clamp(torch.round(w / s), -127, 127) * s
+    return w + (q - w).detach()
+
+
+class Heaviside(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z):
+        ctx.save_for_backward(z)
+        return (z > 0).float()
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return g / (1.0 + 2.0 * z.abs()) ** 2
+
+
+class QConv(nn.Module):
+    def __init__(self, ci, co):
+        super().__init__()
+        self.conv = nn.Conv2d(ci, co, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(co)
+
+    def forward(self, x):
+        z = self.bn(F.conv2d(x, fake_quant(self.conv.weight), padding=1))
+        return Heaviside.apply(z)
+
+
+class QLinear(nn.Linear):
+    def forward(self, x):
+        return F.linear(x, fake_quant(self.weight), self.bias)
+
+
+class Bam(nn.Module):
+    def __init__(self):
+        super().__init__()
+        chans = (1,) + WIDTHS
+        self.convs = nn.ModuleList(QConv(chans[i], chans[i + 1]) for i in range(len(WIDTHS)))
+        dims = (WIDTHS[-1],) + HEAD + (3,)
+        self.fcs = nn.ModuleList(QLinear(dims[i], dims[i + 1]) for i in range(len(dims) - 1))
+        self.register_buffer("out_mean", torch.zeros(3))
+        self.register_buffer("out_std", torch.ones(3))
+
+    def forward(self, q):  # q: int8-valued features [B, T, 161] -> raw scores [B, 3]
+        x = (q.float() / XSCALE).unsqueeze(1)
+        for i, c in enumerate(self.convs):
+            x = c(x)
+            if i in POOL_AFTER:
+                x = F.max_pool2d(x, 2)
+        r = x.mean(dim=(2, 3))
+        for i, f in enumerate(self.fcs):
+            r = f(r)
+            if i < len(self.fcs) - 1:
+                r = F.relu(r)
+        return r * self.out_std + self.out_mean
+
+
+def poly(name, x):
+    a, b, c = POLY[name]
+    return a * x * x + b * x + c
+
+
+def pearson(a, b):
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    a = a - a.mean()
+    b = b - b.mean()
+    return float((a * b).sum() / math.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def load_split(corpus, split, fe, cache, exclude=()):
+    path = os.path.join(cache, split + "_feats.npy")
+    rows = list(csv.DictReader(open(os.path.join(corpus, split + ".csv"))))
+    rows = [r for r in rows if not any(x in r["source"] for x in exclude)]
+    y = np.array([[float(r[n + "_raw"]) for n in NAMES] for r in rows], np.float32)
+    if os.path.exists(path) and np.load(path, mmap_mode="r").shape[0] == len(rows):
+        return np.load(path), y, rows
+    feats = np.empty((len(rows), NT, NF), np.int8)
+    t0 = time.time()
+    for i, r in enumerate(rows):
+        feats[i] = fe(read_wav16(os.path.join(corpus, r["file"]))[:WIN]).numpy()
+        if (i + 1) % 500 == 0:
+            print("  features %s %d/%d (%.0f s)" % (split, i + 1, len(rows), time.time() - t0), flush=True)
+    np.save(path, feats)
+    return feats, y, rows
+
+
+def evaluate(model, feats, y, bs=16):
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(feats), bs):
+            out.append(model(torch.from_numpy(feats[i:i + bs].astype(np.float32))).numpy())
+    model.train()
+    p = np.concatenate(out)
+    res = {}
+    for k, n in enumerate(NAMES):
+        res[n + "_raw"] = pearson(p[:, k], y[:, k])
+        res[n] = pearson(poly(n, p[:, k]), poly(n, y[:, k]))
+        res[n + "_rmse"] = float(np.sqrt(np.mean((p[:, k] - y[:, k]) ** 2)))
+    return res, p
+
+
+def recalibrate(model, feats, bs=16):
+    """Re-estimates every batch norm's running mean and variance on whole training windows
+    (training saw 2 s crops, and the running averages lag the weights; a binary network's
+    thresholds are sensitive to both). Weights are not changed."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None  # cumulative average over the passes below
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(feats), bs):
+            model(torch.from_numpy(feats[i:i + bs].astype(np.float32)))
+    for b in bns:
+        b.momentum = 0.1
+
+
+# ---- export ------------------------------------------------------------------
+
+def conv_export(c, in_scale):
+    """Folds conv + BN + Heaviside into int8 weights and a threshold per channel:
+    bit = dir * (S - thr) > 0 with S the integer sum (models/bam.h)."""
+    w = c.conv.weight.detach().double()
+    s = w.abs().amax(dim=(1, 2, 3)).clamp(min=1e-8) / 127.0
+    q = torch.clamp(torch.round(w / s[:, None, None, None]), -127, 127)
+    bn = c.bn
+    inv = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    a = inv * s * in_scale                     # z = a S + d
+    d = bn.bias.detach().double() - inv * bn.running_mean.double()
+    thr = torch.empty_like(a)
+    dirn = torch.empty_like(a)
+    for k in range(len(a)):
+        if a[k] > 0:
+            thr[k], dirn[k] = -d[k] / a[k], 1
+        elif a[k] < 0:
+            thr[k], dirn[k] = -d[k] / a[k], -1
+        else:
+            thr[k], dirn[k] = (-math.inf if d[k] > 0 else math.inf), 1
+    return q.to(torch.int8), thr.float(), dirn.to(torch.int8)
+
+
+def linear_export(f):
+    w = f.weight.detach().double()
+    s = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+    q = torch.clamp(torch.round(w / s[:, None]), -127, 127)
+    return q.to(torch.int8), s.float(), f.bias.detach().float()
+
+
+def export_tensors(model, fe):
+    T = {"stft.re": torch.from_numpy(fe.qre), "stft.re_scale": torch.from_numpy(fe.sre),
+         "stft.im": torch.from_numpy(fe.qim), "stft.im_scale": torch.from_numpy(fe.sim)}
+    for i, c in enumerate(model.convs):
+        q, thr, dirn = conv_export(c, 1.0 / XSCALE if i == 0 else 1.0)
+        T["conv%d.w" % i], T["conv%d.thr" % i], T["conv%d.dir" % i] = q, thr, dirn
+    for i, f in enumerate(model.fcs):
+        q, s, b = linear_export(f)
+        T["fc%d.w" % i], T["fc%d.scale" % i], T["fc%d.b" % i] = q, s, b
+    T["out.mean"] = model.out_mean.detach().float()
+    T["out.std"] = model.out_std.detach().float()
+    return T
+
+
+def integer_forward(T, q):
+    """The inference of models/bam.h on exported tensors (float32 where the C
+    kernel uses float): features q [T, 161] int8 -> raw scores [3]."""
+    x = torch.from_numpy(q.astype(np.float32))[None, None]
+    for i in range(len(WIDTHS)):
+        S = F.conv2d(x, T["conv%d.w" % i].float(), padding=1)  # exact: |S| < 2^24
+        thr = T["conv%d.thr" % i][None, :, None, None]
+        dirn = T["conv%d.dir" % i].float()[None, :, None, None]
+        x = (dirn * (S - thr) > 0).float()
+        if i in POOL_AFTER:
+            x = F.max_pool2d(x, 2)
+    r = x.mean(dim=(2, 3))[0]
+    for i in range(len(HEAD) + 1):
+        r = (T["fc%d.w" % i].float() @ r) * T["fc%d.scale" % i] + T["fc%d.b" % i]
+        if i < len(HEAD):
+            r = torch.relu(r)
+    return (r * T["out.std"] + T["out.mean"]).numpy()
+
+
+def write_safetensors(path, T, meta):
+    header = {"__metadata__": meta}
+    blobs, off = [], 0
+    for name, t in T.items():
+        a = t.numpy()
+        if a.dtype == np.int8:
+            dt = "I8"
+        else:
+            a = a.astype("<f4")
+            dt = "F32"
+        b = np.ascontiguousarray(a).tobytes()
+        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    os.replace(tmp, path)
+
+
+class FloatNet(nn.Module):
+    """The same network in float32 for ONNX Runtime: samples in [-1, 1] [1, 144160] in (as
+    DNSMOS P.835 takes them), raw scores out; dequantised weights, float convolutions, the
+    Heaviside as Greater + Cast, features rounded from a float log10 (not bound counting)."""
+
+    def __init__(self, T):
+        super().__init__()
+        k = np.concatenate([T["stft.re"].numpy() * T["stft.re_scale"].numpy()[:, None],
+                            T["stft.im"].numpy() * T["stft.im_scale"].numpy()[:, None]])
+        self.k = nn.Parameter(torch.from_numpy(k.astype(np.float32) / 32768.0)[:, None, :])
+        self.w = nn.ParameterList(nn.Parameter(T["conv%d.w" % i].float()) for i in range(len(WIDTHS)))
+        self.thr = [T["conv%d.thr" % i].clone() for i in range(len(WIDTHS))]
+        self.dirn = [T["conv%d.dir" % i].float() for i in range(len(WIDTHS))]
+        self.fw = nn.ParameterList(nn.Parameter(T["fc%d.w" % i].float() * T["fc%d.scale" % i][:, None])
+                                   for i in range(len(HEAD) + 1))
+        self.fb = [T["fc%d.b" % i] for i in range(len(HEAD) + 1)]
+        self.om, self.os = T["out.mean"], T["out.std"]
+
+    def forward(self, pcm):
+        pcm = torch.clamp(torch.round(pcm * 32768.0), -32768, 32767)
+        y = F.conv1d(pcm[:, None, :WIN], self.k, stride=160)  # [1, 322, 900]
+        p = y[:, :NF] ** 2 + y[:, NF:] ** 2
+        v = torch.log10(torch.clamp(p, min=1e-12))
+        x = torch.clamp(torch.round(v * XSCALE), -128, 127).transpose(1, 2)[:, None]
+        for i in range(len(WIDTHS)):
+            S = F.conv2d(x, self.w[i], padding=1)
+            x = ((S - self.thr[i][None, :, None, None]) * self.dirn[i][None, :, None, None] > 0).float()
+            if i in POOL_AFTER:
+                x = F.max_pool2d(x, 2)
+        r = x.mean(dim=(2, 3))
+        for i in range(len(HEAD) + 1):
+            r = F.linear(r, self.fw[i], self.fb[i])
+            if i < len(HEAD):
+                r = torch.relu(r)
+        return r * self.os + self.om
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=45)
+    ap.add_argument("--epochs", type=int, default=200, help="at most; --minutes usually ends it")
+    ap.add_argument("--eval-every", type=int, default=4, help="epochs between test evaluations")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--ref-clips", nargs="*", default=[], help="16 kHz WAVs: write reference outputs")
+    ap.add_argument("--exclude-source", nargs="*", default=["pesq_speech_bab"],
+                    help="drop train items whose source names these (pesq_speech_bab_0dB is the "
+                         "test clip pesq_speech's utterance with babble)")
+    ap.add_argument("--recalibrate", type=int, default=0, help="1: re-estimate batch norm statistics "
+                    "on whole training windows before export")
+    ap.add_argument("--resume", help="a checkpoint .pt to export without training")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    fe = FrontEnd(*teacher_stft(args.teacher))
+    print("features ...", flush=True)
+    ftr, ytr, _ = load_split(args.corpus, "train", fe, args.out, args.exclude_source)
+    fte, yte, rte = load_split(args.corpus, "test", fe, args.out)
+    print("train %d windows, test %d" % (len(ftr), len(fte)), flush=True)
+    model = Bam()
+    model.out_mean.copy_(torch.from_numpy(ytr.mean(0)))
+    model.out_std.copy_(torch.from_numpy(ytr.std(0)))
+    ckpt = os.path.join(args.out, "bam.pt")
+    if args.resume:
+        model.load_state_dict(torch.load(args.resume))
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        steps_per_epoch = len(ftr) // args.batch
+        yn = (ytr - ytr.mean(0)) / ytr.std(0)
+        budget = args.minutes * 60.0
+        t0 = time.time()
+        step = 0
+        for ep in range(args.epochs):
+            perm = rng.permutation(len(ftr))
+            tot = 0.0
+            for b in range(steps_per_epoch):
+                idx = perm[b * args.batch:(b + 1) * args.batch]
+                off = rng.integers(0, NT - CROP + 1, size=len(idx))
+                xb = np.stack([ftr[i, o:o + CROP] for i, o in zip(idx, off)]).astype(np.float32)
+                pred = model(torch.from_numpy(xb))
+                loss = F.mse_loss((pred - model.out_mean) / model.out_std, torch.from_numpy(yn[idx]))
+                # learning rate by the share of the time budget used: 5 % warm-up, cosine decay
+                frac = min(1.0, (time.time() - t0) / budget)
+                lr = args.lr * (frac / 0.05 if frac < 0.05 else 0.5 * (1 + math.cos(math.pi * (frac - 0.05) / 0.95)))
+                for g in opt.param_groups:
+                    g["lr"] = max(lr, args.lr * 0.01)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+                tot += loss.item()
+            el = (time.time() - t0) / 60
+            msg = "epoch %d loss %.4f (%.1f min)" % (ep + 1, tot / steps_per_epoch, el)
+            if (ep + 1) % args.eval_every == 0 or el > args.minutes or ep + 1 == args.epochs:
+                res, _ = evaluate(model, fte, yte)
+                # progress only: the model kept is the last one, not the best on the test split
+                msg += " test r SIG %.3f BAK %.3f OVRL %.3f" % (res["SIG"], res["BAK"], res["OVRL"])
+            print(msg, flush=True)
+            if el > args.minutes:
+                print("time budget reached", flush=True)
+                break
+        torch.save(model.state_dict(), ckpt)
+    if args.recalibrate:
+        before, _ = evaluate(model, fte, yte)
+        recalibrate(model, ftr)
+        print("batch norm recalibrated on %d whole training windows (always applied); test r "
+              "before: SIG %.3f BAK %.3f OVRL %.3f" % (len(ftr), before["SIG"], before["BAK"], before["OVRL"]),
+              flush=True)
+    res, pred = evaluate(model, fte, yte)
+    T = export_tensors(model, fe)
+    # the integer path must agree with the QAT model it was folded from
+    agree = [float(np.abs(integer_forward(T, fte[i]) - pred[i]).max()) for i in range(min(20, len(fte)))]
+    res["export_max_abs_diff_first20"] = max(agree)
+    res["n_train"], res["n_test"] = len(ftr), len(fte)
+    res["widths"] = list(WIDTHS)
+    print(json.dumps(res, indent=1), flush=True)
+    json.dump(res, open(os.path.join(args.out, "eval.json"), "w"), indent=1)
+    np.savetxt(os.path.join(args.out, "test_pred.csv"), np.concatenate([pred, yte], 1), delimiter=",",
+               header="SIG_raw,BAK_raw,OVRL_raw,teacher_SIG_raw,teacher_BAK_raw,teacher_OVRL_raw")
+    meta = {"format": "snnd-dnsmos-bam", "version": "1", "widths": ",".join(map(str, WIDTHS)),
+            "pool_after": ",".join(map(str, POOL_AFTER)), "x_scale": str(XSCALE),
+            "head": ",".join(map(str, HEAD)),
+            "teacher": "DNSMOS P.835 DNSMOS_sig_bak_ovr.onnx (microsoft/DNS-Challenge, CC BY 4.0)",
+            "trained_by": "models/train/train_dnsmos_bam.py",
+            "test_pearson": "SIG %.4f BAK %.4f OVRL %.4f" % (res["SIG"], res["BAK"], res["OVRL"])}
+    write_safetensors(os.path.join(args.out, "dnsmos-bam.safetensors"), T, meta)
+    fnet = FloatNet(T)
+    torch.onnx.export(fnet, torch.zeros(1, WIN), os.path.join(args.out, "dnsmos-bam-float.onnx"),
+                      input_names=["input_1"], output_names=["raw"], opset_version=13)
+    refs = []
+    for path in args.ref_clips:
+        pcm = read_wav16(path)
+        L = len(pcm)
+        while len(pcm) < WIN:  # dnsmos_local.py's tiling
+            pcm = np.concatenate([pcm, pcm])
+        hops = int(len(pcm) // 16000 - 9.01) + 1
+        wins = []
+        for h in range(hops):
+            if h * 16000 + WIN > len(pcm):
+                continue
+            w = pcm[h * 16000:h * 16000 + WIN]
+            raw = integer_forward(T, fe(w).numpy())
+            wins.append([float(v) for v in raw])
+        refs.append({"clip": os.path.basename(path), "samples": L, "windows_raw": wins})
+    if refs:
+        json.dump(refs, open(os.path.join(args.out, "ref_outputs.json"), "w"), indent=1)
+    print("wrote", args.out, flush=True)
+
+
+if __name__ == "__main__":
+    main()
