@@ -344,7 +344,7 @@ BAM_CLONES static void front_end(const snn_bam *n, const float *x, int8_t *q)
     for (int t = 0; t < NT; t++) {
         for (int i = 0; i < FRAME; i++) {
             float v = nearbyintf(x[t * FHOP + i] * 32768.0f);
-            p[i] = (int16_t)(v > 32767.0f ? 32767.0f : v < -32768.0f ? -32768.0f : v);
+            p[i] = (int16_t)(!(v >= -32768.0f) ? -32768.0f : v > 32767.0f ? 32767.0f : v); /* NaN: -32768 */
         }
         int8_t *row = q + (size_t)(t + 1) * Wp + 1;
         for (int k = 0; k < NF; k++) {
@@ -534,20 +534,6 @@ BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y
 #include <immintrin.h>
 #define BAM_AVX2 __attribute__((target("avx2,bmi2")))
 
-BAM_AVX2 static inline int32_t dot320_avx2(const int16_t *p, const int8_t *k)
-{
-    __m256i acc = _mm256_setzero_si256();
-    for (int i = 0; i < FRAME; i += 16) {
-        __m256i pv = _mm256_loadu_si256((const __m256i *)(p + i));
-        __m256i kv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(k + i)));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pv, kv));
-    }
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* Sum of the 8 int32 lanes of each of a, b, c, d -> the 4 lanes of the result. */
 BAM_AVX2 static inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d)
 {
@@ -556,39 +542,47 @@ BAM_AVX2 static inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d)
     return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
 }
 
+/* x[0..n) * 32768, rounded to nearest even and saturated to int16 (n a multiple of 16). */
+BAM_AVX2 static void to_pcm16(const float *x, int n, int16_t *p)
+{
+    const __m256 k = _mm256_set1_ps(32768.0f), lo = _mm256_set1_ps(-32768.0f), hi = _mm256_set1_ps(32767.0f);
+    for (int i = 0; i < n; i += 16) {
+        __m256 a = _mm256_mul_ps(_mm256_loadu_ps(x + i), k), b = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8), k);
+        a = _mm256_min_ps(_mm256_max_ps(a, lo), hi); /* NaN -> -32768 */
+        b = _mm256_min_ps(_mm256_max_ps(b, lo), hi);
+        __m256i v = _mm256_packs_epi32(_mm256_cvtps_epi32(a), _mm256_cvtps_epi32(b));
+        _mm256_storeu_si256((__m256i *)(p + i), _mm256_permute4x64_epi64(v, 0xd8));
+    }
+}
+
+/* Two frames at a time (t, t + 1 share 160 samples): each kernel row is widened once for both. */
 BAM_AVX2 static void front_end_avx2(const snn_bam *n, const float *x, int8_t *q)
 {
-    int16_t p[FRAME] __attribute__((aligned(32)));
+    int16_t p[FRAME + FHOP] __attribute__((aligned(32)));
     const int Wp = NF + 2;
-    for (int t = 0; t < NT; t++) {
-        for (int i = 0; i < FRAME; i++) {
-            float v = nearbyintf(x[t * FHOP + i] * 32768.0f);
-            p[i] = (int16_t)(v > 32767.0f ? 32767.0f : v < -32768.0f ? -32768.0f : v);
-        }
-        int8_t *row = q + (size_t)(t + 1) * Wp + 1;
-        int k = 0;
-        for (; k + 2 <= NF; k += 2) { /* rows k, k + 1, real and imaginary: 4 sums */
-            const int8_t *r0 = n->kre + (size_t)k * FRAME, *i0 = n->kim + (size_t)k * FRAME;
-            __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    for (int t = 0; t < NT; t += 2) {
+        to_pcm16(x + (size_t)t * FHOP, FRAME + FHOP, p);
+        int8_t *row0 = q + (size_t)(t + 1) * Wp + 1, *row1 = row0 + Wp;
+        for (int k = 0; k < NF; k++) {
+            const int8_t *kr = n->kre + (size_t)k * FRAME, *ki = n->kim + (size_t)k * FRAME;
+            __m256i a0 = _mm256_setzero_si256(), b0 = a0, a1 = a0, b1 = a0;
             for (int j = 0; j < FRAME; j += 16) {
-                __m256i pv = _mm256_load_si256((const __m256i *)(p + j));
-                a = _mm256_add_epi32(a, _mm256_madd_epi16(pv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r0 + j)))));
-                b = _mm256_add_epi32(b, _mm256_madd_epi16(pv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(i0 + j)))));
-                c = _mm256_add_epi32(c, _mm256_madd_epi16(pv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(r0 + FRAME + j)))));
-                d = _mm256_add_epi32(d, _mm256_madd_epi16(pv, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(i0 + FRAME + j)))));
+                __m256i p0 = _mm256_load_si256((const __m256i *)(p + j));
+                __m256i p1 = _mm256_load_si256((const __m256i *)(p + FHOP + j));
+                __m256i wr = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(kr + j)));
+                __m256i wi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(ki + j)));
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(p0, wr));
+                b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(p0, wi));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(p1, wr));
+                b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(p1, wi));
             }
             int32_t S[4];
-            _mm_storeu_si128((__m128i *)S, hsum4(a, b, c, d));
-            for (int h = 0; h < 2; h++) {
-                float re = (float)S[2 * h] * n->re_scale[k + h] / 32768.0f;
-                float im = (float)S[2 * h + 1] * n->im_scale[k + h] / 32768.0f;
-                row[k + h] = quant_power(n, re * re + im * im);
-            }
-        }
-        for (; k < NF; k++) {
-            float re = (float)dot320_avx2(p, n->kre + (size_t)k * FRAME) * n->re_scale[k] / 32768.0f;
-            float im = (float)dot320_avx2(p, n->kim + (size_t)k * FRAME) * n->im_scale[k] / 32768.0f;
-            row[k] = quant_power(n, re * re + im * im);
+            _mm_storeu_si128((__m128i *)S, hsum4(a0, b0, a1, b1));
+            float re = (float)S[0] * n->re_scale[k] / 32768.0f, im = (float)S[1] * n->im_scale[k] / 32768.0f;
+            row0[k] = quant_power(n, re * re + im * im);
+            re = (float)S[2] * n->re_scale[k] / 32768.0f;
+            im = (float)S[3] * n->im_scale[k] / 32768.0f;
+            row1[k] = quant_power(n, re * re + im * im);
         }
     }
 }

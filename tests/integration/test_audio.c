@@ -1,7 +1,8 @@
 /*
  * test_audio.c -- speech quality through the daemon: a WAV streamed in 20 ms
  * chunks gets one DNSMOS P.835 score per second of audio once the first 9.01 s
- * window is complete, equal to the offline run; 8 kHz audio is resampled.
+ * window is complete, equal to the offline run; 8 kHz audio is resampled; the
+ * binary-activation model (dnsmos-bam) streams the same way.
  */
 #include <math.h>
 #include <signal.h>
@@ -51,11 +52,13 @@ static void collect(void *ctx, const snn_output *o)
 }
 
 /* Offline: the same samples through a session, as `snn model run` does. */
-static void offline(const float *x, size_t n, uint32_t hz, scores *out)
+static void offline(const char *file, const float *x, size_t n, uint32_t hz, scores *out)
 {
     snn_model *m;
     snn_err e;
-    assert_int_equal(snn_model_load(snn_test_src("models/zoo/dnsmos-p835.onnx"), NULL, &m, &e), 0);
+    char rel[128];
+    snprintf(rel, sizeof rel, "models/zoo/%s", file);
+    assert_int_equal(snn_model_load(snn_test_src(rel), NULL, &m, &e), 0);
     snn_session *s;
     assert_int_equal(snn_session_new(m, NULL, NULL, &s, &e), 0);
     out->n = 0;
@@ -69,10 +72,10 @@ static void offline(const float *x, size_t n, uint32_t hz, scores *out)
 }
 
 /* Streams x through snnd in 20 ms chunks of s16 PCM; collects the predictions. */
-static void stream(const char *id, const float *x, size_t n, uint32_t hz, scores *out)
+static void stream(const char *model, const char *id, const float *x, size_t n, uint32_t hz, scores *out)
 {
     int fd = itest_connect(&D);
-    itest_open(fd, 1, id, "dnsmos-p835", 1);
+    itest_open(fd, 1, id, model, 1);
     Snnd__V1__Envelope *e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_STREAM_OPENED, 10000);
     assert_non_null(e);
     assert_int_equal(e->stream_opened->input_kind, SNND__V1__INPUT_KIND__INPUT_AUDIO);
@@ -123,23 +126,37 @@ static void quantise(float *x, size_t n)
     }
 }
 
+/* Two 16 kHz clips of ../shared/data/dnsmos/clips back to back, s16-quantised; *n gets the
+ * length. */
+static float *two_clips(const char *first, const char *second, size_t *n)
+{
+    snn_wav a, b;
+    snn_err err;
+    char pa[96], pb[96];
+    snprintf(pa, sizeof pa, "dnsmos/clips/%s", first);
+    snprintf(pb, sizeof pb, "dnsmos/clips/%s", second);
+    assert_int_equal(snn_wav_read(snn_test_data(pa), NULL, &a, &err), 0);
+    assert_int_equal(snn_wav_read(snn_test_data(pb), NULL, &b, &err), 0);
+    *n = a.n + b.n;
+    float *x = malloc(*n * sizeof *x);
+    memcpy(x, a.x, a.n * sizeof *x);
+    memcpy(x + a.n, b.x, b.n * sizeof *x);
+    quantise(x, *n);
+    snn_wav_free(&a);
+    snn_wav_free(&b);
+    return x;
+}
+
 /* 13.9 s of 16 kHz speech (two real clips back to back) in 20 ms chunks:
  * scores at t = 10, 11, 12, 13 s, one per second, equal to the offline run. */
 static void one_score_per_second_equal_to_offline(void **u)
 {
     (void)u;
-    snn_wav a, b;
-    snn_err err;
-    assert_int_equal(snn_wav_read(snn_test_data("dnsmos/clips/codec2_speech_orig_16k.wav"), NULL, &a, &err), 0);
-    assert_int_equal(snn_wav_read(snn_test_data("dnsmos/clips/pesq_speech.wav"), NULL, &b, &err), 0);
-    size_t n = a.n + b.n;
-    float *x = malloc(n * sizeof *x);
-    memcpy(x, a.x, a.n * sizeof *x);
-    memcpy(x + a.n, b.x, b.n * sizeof *x);
-    quantise(x, n);
+    size_t n;
+    float *x = two_clips("codec2_speech_orig_16k.wav", "pesq_speech.wav", &n);
     static scores got, want;
-    stream("speech-1", x, n, 16000, &got);
-    offline(x, n, 16000, &want);
+    stream("dnsmos-p835", "speech-1", x, n, 16000, &got);
+    offline("dnsmos-p835.onnx", x, n, 16000, &want);
     printf("# %zu samples (%.2f s): %d scores from snnd, %d offline\n", n, n / 16000.0, got.n, want.n);
     assert_int_equal(got.n, (int)(n / 16000) - 9);
     assert_int_equal(got.n, want.n);
@@ -149,8 +166,6 @@ static void one_score_per_second_equal_to_offline(void **u)
         assert_true(got.v[i][2] > 1.0 && got.v[i][2] < 5.0); /* OVRL on the MOS scale */
     }
     free(x);
-    snn_wav_free(&a);
-    snn_wav_free(&b);
 }
 
 /* 8 kHz telephone-band speech is resampled to 16 kHz; a 3 s clip is tiled at
@@ -164,8 +179,8 @@ static void narrowband_clip_is_resampled_and_tiled(void **u)
     assert_int_equal(a.sample_rate, 8000);
     quantise(a.x, a.n);
     static scores got, want;
-    stream("speech-8k", a.x, a.n, 8000, &got);
-    offline(a.x, a.n, 8000, &want);
+    stream("dnsmos-p835", "speech-8k", a.x, a.n, 8000, &got);
+    offline("dnsmos-p835.onnx", a.x, a.n, 8000, &want);
     assert_int_equal(got.n, 1);
     assert_int_equal(want.n, 1);
     assert_memory_equal(got.v[0], want.v[0], sizeof got.v[0]);
@@ -173,11 +188,35 @@ static void narrowband_clip_is_resampled_and_tiled(void **u)
     snn_wav_free(&a);
 }
 
+/* dnsmos-bam: 13.9 s of speech (clean, then babble at 0 dB) in 20 ms chunks through the
+ * binary-activation model: one score per second from t = 10 s, equal to the offline run, on
+ * the MOS scale. */
+static void bam_scores_once_per_second(void **u)
+{
+    (void)u;
+    size_t n;
+    float *x = two_clips("codec2_speech_orig_16k.wav", "pesq_speech_bab_0dB.wav", &n);
+    static scores got, want;
+    stream("dnsmos-bam", "speech-bam", x, n, 16000, &got);
+    offline("dnsmos-bam.safetensors", x, n, 16000, &want);
+    assert_int_equal(got.n, (int)(n / 16000) - 9);
+    assert_int_equal(got.n, want.n);
+    for (int i = 0; i < got.n; i++) {
+        assert_int_equal(got.t[i], (uint64_t)(10 + i) * 1000000);
+        assert_memory_equal(got.v[i], want.v[i], sizeof got.v[i]);
+        assert_true(got.v[i][2] > 1.0 && got.v[i][2] < 5.0);
+        printf("# dnsmos-bam t=%d s: SIG %.3f BAK %.3f OVRL %.3f\n", 10 + i, got.v[i][0], got.v[i][1],
+               got.v[i][2]);
+    }
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_score_per_second_equal_to_offline),
         cmocka_unit_test(narrowband_clip_is_resampled_and_tiled),
+        cmocka_unit_test(bam_scores_once_per_second),
     };
     return cmocka_run_group_tests_name("audio", tests, setup, teardown);
 }
