@@ -309,23 +309,28 @@ static void reference(const net *n, const float *x, float raw[3])
             a[t * NF + k] = cnt - 128;
         }
     }
+    int32_t *S = malloc((size_t)NT * NF * sizeof *S);
     for (int l = 0; l < 7; l++) {
         int co = n->widths[l];
-        for (int c = 0; c < co; c++)
-            for (int t = 0; t < H; t++)
-                for (int k = 0; k < W; k++) {
-                    int32_t S = 0;
-                    for (int i = 0; i < C; i++)
-                        for (int dt = 0; dt < 3; dt++)
-                            for (int dk = 0; dk < 3; dk++) {
-                                int tt = t + dt - 1, kk = k + dk - 1;
-                                if (tt < 0 || tt >= H || kk < 0 || kk >= W)
-                                    continue;
-                                S += n->w[l][((size_t)c * C + i) * 9 + dt * 3 + dk] *
-                                     a[((size_t)i * H + tt) * W + kk];
-                            }
-                    b[((size_t)c * H + t) * W + k] = n->dir[l][c] * ((float)S - n->thr[l][c]) > 0;
-                }
+        for (int c = 0; c < co; c++) {
+            /* S(t, k) = sum over i, dt, dk of w * a(t + dt - 1, k + dk - 1), zero outside */
+            memset(S, 0, (size_t)H * W * sizeof *S);
+            for (int i = 0; i < C; i++)
+                for (int dt = 0; dt < 3; dt++)
+                    for (int dk = 0; dk < 3; dk++) {
+                        int32_t wv = n->w[l][((size_t)c * C + i) * 9 + dt * 3 + dk];
+                        if (!wv)
+                            continue;
+                        for (int t = dt ? 0 : 1; t < H && t + dt - 1 < H; t++) {
+                            const int32_t *ar = a + ((size_t)i * H + t + dt - 1) * W;
+                            int32_t *sr = S + (size_t)t * W;
+                            for (int k = dk ? 0 : 1; k < W && k + dk - 1 < W; k++)
+                                sr[k] += wv * ar[k + dk - 1];
+                        }
+                    }
+            for (int t = 0; t < H * W; t++)
+                b[(size_t)c * H * W + t] = n->dir[l][c] * ((float)S[t] - n->thr[l][c]) > 0;
+        }
         if (l >= 3 && l <= 5) {
             for (int c = 0; c < co; c++)
                 for (int t = 0; t < H / 2; t++)
@@ -364,6 +369,7 @@ static void reference(const net *n, const float *x, float raw[3])
         raw[j] = h[cur][j] * n->std[j] + n->mean[j];
     free(a);
     free(b);
+    free(S);
 }
 
 static void build_random(net *n, const int widths[7], int wmax_wide)
