@@ -26,6 +26,7 @@
 #define FHOP 160
 #define MAXC 64
 #define NFC 3
+#define MAXH 256 /* widest dense layer */
 /* scratch for group sums: a 16 -> 32 layer's nibble sums; wider layers use pairs of bits or
  * masked rows, so the sums never outweigh the int8 weights by much */
 #define LUT_BUDGET ((size_t)9 * 4 * 16 * 32 * 2)
@@ -151,10 +152,10 @@ static int load_conv(snn_bam *n, snn_st *st, const char *path, int l, snn_err *e
         c->T[o] = T >= 2147483647.0 ? INT32_MAX : T <= -2147483648.0 ? INT32_MIN : (int32_t)T;
     }
     a->free(w);
-    /* nibble sums in int16 where no sum can overflow (built per window in the work area) */
-    c->safe16 = bound <= 32767;
+    /* int16 lanes where no sum can overflow: binary layers only (layer 0's inputs reach 128) */
+    c->safe16 = l >= 1 && bound <= 32767;
     c->lut = 0;
-    for (int b = 4; l >= 1 && c->safe16 && b >= 2 && !c->lut; b -= 2)
+    for (int b = 4; c->safe16 && b >= 2 && !c->lut; b -= 2)
         if (c->ci % b == 0 && lut_size(c->ci, c->co, b) <= LUT_BUDGET)
             c->lut = b;
     if (c->safe16)
@@ -202,7 +203,7 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
     if (!ver || strcmp(ver, "1") != 0)
         return snn_err_set(err, SNN_ENOTSUP, "%s: dnsmos-bam version %s not supported (1)", path,
                            ver ? ver : "(missing)");
-    int widths[SNN_BAM_NCONV], pools[3], head[2];
+    int widths[SNN_BAM_NCONV], head[2];
     const char *ws = snn_st_meta(st, "widths"), *ps = snn_st_meta(st, "pool_after"),
                *hs = snn_st_meta(st, "head"), *xs = snn_st_meta(st, "x_scale");
     if (!ws || parse_ints(ws, widths, SNN_BAM_NCONV))
@@ -213,9 +214,8 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
                                path, l, widths[l], MAXC);
     if (!ps || strcmp(ps, "3,4,5") != 0)
         return snn_err_set(err, SNN_ENOTSUP, "%s: metadata pool_after must be 3,4,5 (DNSMOS's layout)", path);
-    (void)pools;
-    if (!hs || parse_ints(hs, head, 2))
-        return snn_err_set(err, SNN_EFORMAT, "%s: metadata head must be 2 integers", path);
+    if (!hs || parse_ints(hs, head, 2) || head[0] > MAXH || head[1] > MAXH)
+        return snn_err_set(err, SNN_EFORMAT, "%s: metadata head must be 2 integers from 1 to %d", path, MAXH);
     char *end = NULL;
     double xsc = xs ? strtod(xs, &end) : 0;
     if (!xs || end == xs || *end || !(xsc > 0 && xsc < 1e6))
@@ -534,6 +534,16 @@ BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y
 #include <immintrin.h>
 #define BAM_AVX2 __attribute__((target("avx2,bmi2")))
 
+static int simd_on = 1;
+
+void snn_bam_set_simd(int on) { simd_on = on; }
+
+/* libgcc fills the CPU model before main(): no lazy state shared by the worker threads. */
+static int have_avx2(void)
+{
+    return simd_on && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+}
+
 /* Sum of the 8 int32 lanes of each of a, b, c, d -> the 4 lanes of the result. */
 BAM_AVX2 static inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d)
 {
@@ -582,8 +592,10 @@ BAM_AVX2 static void quant8_avx2(const snn_bam *n, const float *P, int8_t *q)
 }
 
 /* Two frames at a time (t, t + 1 share 160 samples): each kernel row is widened once for both. */
-BAM_AVX2 static void front_end_avx2(const snn_bam *n, const float *x, int8_t *q)
+BAM_AVX2 static int front_end_avx2(const snn_bam *n, const float *x, int8_t *q)
 {
+    if (!have_avx2())
+        return -1;
     int16_t p[FRAME + FHOP] __attribute__((aligned(32)));
     float P[2][NF + 7];
     const int Wp = NF + 2;
@@ -620,11 +632,14 @@ BAM_AVX2 static void front_end_avx2(const snn_bam *n, const float *x, int8_t *q)
                 row[k] = quant_power(n, P[h][k]);
         }
     }
+    return 0;
 }
 
 /* conv 0 with 16 outputs: taps in pairs through madd (int16 x int16 -> int32). */
-BAM_AVX2 static void conv_first16_avx2(const bam_conv *c, const int8_t *q, uint8_t *y)
+BAM_AVX2 static int conv_first_avx2(const bam_conv *c, const int8_t *q, uint8_t *y)
 {
+    if (!have_avx2() || c->co != 16)
+        return -1;
     const int Wp = c->W + 2;
     __m256i W[5][2], T[2];
     for (int p = 0; p < 5; p++)
@@ -657,6 +672,7 @@ BAM_AVX2 static void conv_first16_avx2(const bam_conv *c, const int8_t *q, uint8
             memcpy(y + ((size_t)(t + 1) * Wp + k + 1) * 2, &bits, 2);
         }
     }
+    return 0;
 }
 
 /* Group-sum layer (groups of b = 4 or 2 bits) with 16 or 32 inputs and outputs, int16 lanes,
@@ -701,6 +717,8 @@ BAM_AVX2 static inline __attribute__((always_inline)) void conv_lut_avx2_body(
 
 BAM_AVX2 static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
 {
+    if (!have_avx2())
+        return -1;
     if (c->lut == 4 && c->ci == 16 && c->co == 16)
         conv_lut_avx2_body(c, sums, x, y, 16, 16, 4);
     else if (c->lut == 4 && c->ci == 16 && c->co == 32)
@@ -760,7 +778,7 @@ BAM_AVX2 static inline __attribute__((always_inline)) void conv_mask_avx2_body(
 
 BAM_AVX2 static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
 {
-    if (!c->safe16)
+    if (!have_avx2() || !c->safe16)
         return -1;
     if (c->ci == 16 && c->co == 32)
         conv_mask_avx2_body(c, x, y, counts, 16, 32);
@@ -777,24 +795,20 @@ BAM_AVX2 static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t 
     return 0;
 }
 
-static int simd_on = 1;
-
-void snn_bam_set_simd(int on) { simd_on = on; }
-
-static int have_avx2(void)
-{
-    static int v = -1;
-    if (!simd_on)
-        return 0;
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
-    }
-    return v;
-}
-#else
+#else /* no AVX2 kernels: the portable ones run */
 void snn_bam_set_simd(int on) { (void)on; }
-static int have_avx2(void) { return 0; }
+static int front_end_avx2(const snn_bam *n, const float *x, int8_t *q) { (void)n, (void)x, (void)q; return -1; }
+static int conv_first_avx2(const bam_conv *c, const int8_t *q, uint8_t *y) { (void)c, (void)q, (void)y; return -1; }
+static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
+{
+    (void)c, (void)sums, (void)x, (void)y;
+    return -1;
+}
+static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
+{
+    (void)c, (void)x, (void)y, (void)counts;
+    return -1;
+}
 #endif
 
 /* 2x2 OR pooling of an H x W map (padded) into an H/2 x W/2 map (padded, border zeroed). */
@@ -817,42 +831,27 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
     uint8_t *A = (uint8_t *)work + n->feat_bytes, *B = A + n->map_bytes;
     int16_t *sums = (int16_t *)(B + n->map_bytes);
     memset(q, 0, padded(NT, NF, 8));
-    const int fast = have_avx2();
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (fast)
-        front_end_avx2(n, x, q);
-    else
-#endif
+    /* each *_avx2 kernel returns -1 where it does not apply (CPU, widths): then the portable one */
+    if (front_end_avx2(n, x, q))
         front_end(n, x, q);
     memset(A, 0, padded(NT, NF, n->conv[0].co));
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (fast && n->conv[0].co == 16)
-        conv_first16_avx2(&n->conv[0], q, A);
-    else
-#endif
+    if (conv_first_avx2(&n->conv[0], q, A))
         conv_first(&n->conv[0], q, A);
     uint32_t counts[MAXC] = {0};
     for (int l = 1; l < SNN_BAM_NCONV; l++) {
         const bam_conv *c = &n->conv[l];
         if (l == SNN_BAM_NCONV - 1) {
-#if defined(__x86_64__) && defined(__GNUC__)
-            if (!fast || conv_mask_avx2(c, A, NULL, counts) != 0)
-#endif
+            if (conv_mask_avx2(c, A, NULL, counts))
                 conv_bits(c, A, NULL, counts);
             break;
         }
         memset(B, 0, padded(c->H, c->W, c->co));
         if (c->lut) {
             build_sums(c, sums);
-#if defined(__x86_64__) && defined(__GNUC__)
-            if (!fast || conv_lut_avx2(c, sums, A, B) != 0)
-#endif
+            if (conv_lut_avx2(c, sums, A, B))
                 conv_lut(c, sums, A, B);
-        } else {
-#if defined(__x86_64__) && defined(__GNUC__)
-            if (!fast || conv_mask_avx2(c, A, B, NULL) != 0)
-#endif
-                conv_bits(c, A, B, NULL);
+        } else if (conv_mask_avx2(c, A, B, NULL)) {
+            conv_bits(c, A, B, NULL);
         }
         if (c->pool) {
             pool_or(B, c->H, c->W, c->co / 8, A);
@@ -863,7 +862,7 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
         }
     }
     const bam_conv *last = &n->conv[SNN_BAM_NCONV - 1];
-    float h[2][256 > MAXC ? 256 : MAXC];
+    float h[2][MAXH > MAXC ? MAXH : MAXC];
     float positions = (float)(last->H * last->W);
     for (int c = 0; c < last->co; c++)
         h[0][c] = (float)counts[c] / positions;

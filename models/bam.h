@@ -12,7 +12,7 @@
  *   conv<l>.w                 I8  [C_l, C_{l-1}, 3, 3]   (C_{-1} = 1)
  *   conv<l>.thr               F32 [C_l]         batch norm folded into a threshold
  *   conv<l>.dir               I8  [C_l]         +1 or -1
- *   fc<j>.w                   I8  [out, in]     dense head: 64 -> H0 -> H1 -> 3
+ *   fc<j>.w                   I8  [out, in]     dense head: C6 -> H0 -> H1 -> 3, H <= 256
  *   fc<j>.scale, fc<j>.b      F32 [out]
  *   out.mean, out.std         F32 [3]
  *
@@ -73,8 +73,8 @@ void snn_bam_free(snn_bam *n);
 size_t snn_bam_work_size(const snn_bam *n);
 
 /* Scores one window x[144160] (samples in [-1, 1]) into raw[3] (SIG, BAK, OVRL
- * raw) with the equations above; work has snn_bam_work_size() bytes, 64-byte
- * aligned. Allocates nothing. */
+ * raw) with the equations above; work has snn_bam_work_size() bytes (any
+ * alignment). Allocates nothing. */
 void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work);
 
 /* Fills m. */

@@ -38,6 +38,7 @@ typedef struct net {
     float *fs[3], *fb[3];
     float mean[3], std[3];
     const char *format;
+    const char *head_meta; /* overrides the metadata "head" when set */
 } net;
 
 static int cin(const net *n, int l) { return l ? n->widths[l - 1] : 1; }
@@ -109,7 +110,9 @@ static const char *net_write(const net *n, const char *skip)
     char ws[64], hs[32], nm[32];
     snprintf(ws, sizeof ws, "%d,%d,%d,%d,%d,%d,%d", n->widths[0], n->widths[1], n->widths[2], n->widths[3],
              n->widths[4], n->widths[5], n->widths[6]);
-    snprintf(hs, sizeof hs, "%d,%d", n->head[0], n->head[1]);
+    snprintf(hs, sizeof hs, "%s", n->head_meta ? n->head_meta : "");
+    if (!n->head_meta)
+        snprintf(hs, sizeof hs, "%d,%d", n->head[0], n->head[1]);
     json_object_set_new(b.hdr, "__metadata__",
                         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "format", n->format, "version", "1",
                                   "widths", ws, "pool_after", "3,4,5", "x_scale", "16", "head", hs));
@@ -205,13 +208,19 @@ static void build_hand(net *n)
     n->w[0][2 * 9 + 4] = 1;
     n->thr[0][2] = 40;
     n->dir[0][2] = -1;
-    for (int c = 3; c < 16; c++)
+    /* channel 3: all nine weights 127, threshold 40000 > the largest sum 32 * 127 * 9 = 36576:
+     * silent (sums of layer 0 exceed int16, so its threshold must not be clamped to int16);
+     * layers 1-6 carry it through and fc1 weighs it 100, so firing would change every output */
+    for (int t = 0; t < 9; t++)
+        n->w[0][3 * 9 + t] = 127;
+    n->thr[0][3] = 40000;
+    for (int c = 4; c < 16; c++)
         n->thr[0][c] = 1e9f;
     for (int l = 1; l < 7; l++) {
         int ci = n->widths[l - 1];
         for (int c = 0; c < n->widths[l]; c++) {
-            n->thr[l][c] = (c == 0 || c == 2) ? 0.5f : INFINITY;
-            if (c == 0 || c == 2)
+            n->thr[l][c] = (c == 0 || c == 2 || c == 3) ? 0.5f : INFINITY;
+            if (c == 0 || c == 2 || c == 3)
                 n->w[l][((size_t)c * ci + c) * 9 + 4] = 1;
         }
     }
@@ -221,6 +230,7 @@ static void build_hand(net *n)
     }
     n->fw[1][0 * 128 + 0] = 3;
     n->fw[1][0 * 128 + 2] = 1;
+    n->fw[1][0 * 128 + 3] = 100;
     n->fb[1][0] = -1;
     n->fw[1][1 * 128 + 0] = -1;
     for (int o = 0; o < 64; o++)
@@ -483,6 +493,9 @@ static void test_refused(void **state)
     n.w[4][7] = -128;
     expect_error(&n, NULL, "conv4.w");
     n.w[4][7] = 0;
+    n.head_meta = "300,64"; /* wider than the kernel's dense buffers */
+    expect_error(&n, NULL, "head");
+    n.head_meta = NULL;
     n.widths[2] = 12;
     expect_error(&n, NULL, "width");
     net_free(&n);
