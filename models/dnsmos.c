@@ -671,6 +671,17 @@ static const snn_model_ops bam_ops = {
     .describe = dnsmos_describe,
 };
 
+/* The interface both kinds share: 1 s hops of 16 kHz audio in, the clip's mean as decision. */
+static int set_window_io(snn_model *b, uint32_t n_out)
+{
+    b->n_in = SNN_DNSMOS_HOP;
+    b->n_out = n_out;
+    b->dt = (double)SNN_DNSMOS_HOP / SNN_DNSMOS_SR;
+    snprintf(b->input_kind, sizeof b->input_kind, "audio");
+    b->decision = SNN_DECISION_MEAN;
+    return snn_model_set_names(b, &b->out_names, n_out == 6 ? p835_names : p808_names, n_out);
+}
+
 int snn_dnsmos_bam_model_load(snn_st *st, const char *path, const snn_allocator *a, snn_model **out,
                               snn_err *err)
 {
@@ -691,16 +702,11 @@ int snn_dnsmos_bam_model_load(snn_st *st, const char *path, const snn_allocator 
         a->free(m);
         return rc;
     }
-    b->n_in = SNN_DNSMOS_HOP;
-    b->n_out = 6;
-    b->dt = (double)SNN_DNSMOS_HOP / SNN_DNSMOS_SR;
-    snprintf(b->input_kind, sizeof b->input_kind, "audio");
-    b->decision = SNN_DECISION_MEAN;
     snn_bam_memory mem;
     snn_bam_memory_of(m->bam, &mem);
     b->footprint = mem.weights;
     b->n_params = snn_bam_params(m->bam);
-    if (snn_model_set_names(b, &b->out_names, p835_names, b->n_out)) {
+    if (set_window_io(b, 6)) {
         dnsmos_free(b);
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
     }
@@ -769,14 +775,9 @@ int snn_onnx_model_load(const char *path, const snn_allocator *a, snn_model **ou
     }
     if (!m->p808)
         stream_probe(m);
-    b->n_in = SNN_DNSMOS_HOP;
-    b->n_out = m->p808 ? 1 : 6;
-    b->dt = (double)SNN_DNSMOS_HOP / SNN_DNSMOS_SR;
-    snprintf(b->input_kind, sizeof b->input_kind, "audio");
-    b->decision = SNN_DECISION_MEAN;
     b->footprint = snn_onnx_footprint(m->g);
     b->n_params = snn_onnx_n_params(m->g);
-    rc = snn_model_set_names(b, &b->out_names, m->p808 ? p808_names : p835_names, b->n_out);
+    rc = set_window_io(b, m->p808 ? 1 : 6);
     if (rc) {
         dnsmos_free(b);
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
