@@ -12,6 +12,7 @@
  * line per call for dnsmos_vs_ort.sh: snnd <mode> <window> <cpu_ms> <wall_ms> <SIG_raw> <BAK_raw>
  * <OVRL_raw>. Memory (bam.h's accounting): weights + the largest input + output maps of a stage.
  */
+#include <cblas.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,19 +21,7 @@
 
 #include "bam.h"
 #include "dnsmos.h"
-
-static double ms(clockid_t id)
-{
-    struct timespec t;
-    clock_gettime(id, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "dnsmos_bench.h"
 
 int main(int argc, char **argv)
 {
@@ -48,6 +37,7 @@ int main(int argc, char **argv)
     }
     if (reps < 1 || reps > 1000)
         reps = 5;
+    openblas_set_num_threads(1); /* one thread, as bench_dnsmos */
     snn_model *m;
     snn_err e;
     if (snn_model_load(path, NULL, &m, &e)) {
@@ -59,12 +49,7 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t n = (size_t)(reps + 9) * SNN_DNSMOS_HOP + 1;
-    float *x = malloc(n * sizeof *x), out[6];
-    uint32_t s = 1;
-    for (size_t i = 0; i < n; i++) {
-        s = s * 1664525u + 1013904223u;
-        x[i] = ((float)(s >> 8) / (float)(1 << 24) - 0.5f) * 0.2f;
-    }
+    float *x = bench_noise(n), out[6];
     snn_state *st;
     if (m->ops->state_new(m, &st, &e)) {
         fprintf(stderr, "%s\n", e.msg);
@@ -80,10 +65,10 @@ int main(int argc, char **argv)
     for (int w = 0; w < reps; w++)
         for (int k = 0; k < 2; k++) {
             snn_bam_set_simd(k == 0);
-            double w0 = ms(CLOCK_MONOTONIC), c0 = ms(CLOCK_PROCESS_CPUTIME_ID);
+            double w0 = bench_ms(CLOCK_MONOTONIC), c0 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
             snn_dnsmos_window(m, st, x + (size_t)w * SNN_DNSMOS_HOP, out);
-            cpu[k][w] = ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
-            wall[k][w] = ms(CLOCK_MONOTONIC) - w0;
+            cpu[k][w] = bench_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            wall[k][w] = bench_ms(CLOCK_MONOTONIC) - w0;
             if (lines)
                 printf("snnd %s %d %.3f %.3f %.6f %.6f %.6f\n", mode[k], w, cpu[k][w], wall[k][w], out[3],
                        out[4], out[5]);
@@ -107,8 +92,8 @@ int main(int argc, char **argv)
                (long long)fp, (long long)(fw + fp), (double)(fw + fp) / (double)(wb + db + pb),
                (double)(fw + fp) / (double)(wb + pb));
         for (int k = 0; k < 2; k++) {
-            qsort(cpu[k], (size_t)reps, sizeof(double), cmp);
-            qsort(wall[k], (size_t)reps, sizeof(double), cmp);
+            qsort(cpu[k], (size_t)reps, sizeof(double), bench_cmp);
+            qsort(wall[k], (size_t)reps, sizeof(double), bench_cmp);
             printf("%-9s median of %d: %6.2f ms CPU (q1 %.2f, q3 %.2f), %6.2f ms wall per window\n", mode[k],
                    reps, cpu[k][reps / 2], cpu[k][reps / 4], cpu[k][(3 * reps) / 4], wall[k][reps / 2]);
         }

@@ -22,20 +22,8 @@
 #include <time.h>
 
 #include "dnsmos.h"
+#include "dnsmos_bench.h"
 #include "onnx.h"
-
-static double ms(clockid_t id)
-{
-    struct timespec t;
-    clock_gettime(id, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 enum { M_WINO, M_IM2COL, M_STREAM, NMODE };
 static const char *const mode_name[NMODE] = {"winograd", "im2col", "stream"};
@@ -66,12 +54,7 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t n = (size_t)(reps + 9) * SNN_DNSMOS_HOP + 1;
-    float *x = malloc(n * sizeof *x), out[6];
-    uint32_t s = 1;
-    for (size_t i = 0; i < n; i++) {
-        s = s * 1664525u + 1013904223u;
-        x[i] = ((float)(s >> 8) / (float)(1 << 24) - 0.5f) * 0.2f;
-    }
+    float *x = bench_noise(n), out[6];
     snn_state *scratch_st, *stream_st;
     if (m->ops->state_new(m, &scratch_st, &e) || m->ops->state_new(m, &stream_st, &e)) {
         fprintf(stderr, "%s\n", e.msg);
@@ -88,9 +71,9 @@ int main(int argc, char **argv)
     int w = 0;
     for (size_t at = 0; at + SNN_DNSMOS_HOP <= n && w < reps; at += SNN_DNSMOS_HOP) {
         snn_step_info info;
-        double w0 = ms(CLOCK_MONOTONIC), c0 = ms(CLOCK_PROCESS_CPUTIME_ID);
+        double w0 = bench_ms(CLOCK_MONOTONIC), c0 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
         m->ops->step(m, stream_st, x + at, out, &info);
-        double c = ms(CLOCK_PROCESS_CPUTIME_ID) - c0, wl = ms(CLOCK_MONOTONIC) - w0;
+        double c = bench_ms(CLOCK_PROCESS_CPUTIME_ID) - c0, wl = bench_ms(CLOCK_MONOTONIC) - w0;
         if (!info.has_output) {
             warm_cpu += c;
             warm_wall += wl;
@@ -104,11 +87,11 @@ int main(int argc, char **argv)
             if (lines && k == M_IM2COL)
                 break;
             snn_onnx_set_fast_conv(g, k == M_WINO);
-            w0 = ms(CLOCK_MONOTONIC);
-            c0 = ms(CLOCK_PROCESS_CPUTIME_ID);
+            w0 = bench_ms(CLOCK_MONOTONIC);
+            c0 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
             snn_dnsmos_window(m, scratch_st, x + (size_t)w * SNN_DNSMOS_HOP, out);
-            cpu[k][w] = ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
-            wall[k][w] = ms(CLOCK_MONOTONIC) - w0;
+            cpu[k][w] = bench_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            wall[k][w] = bench_ms(CLOCK_MONOTONIC) - w0;
             if (lines)
                 printf("snnd scratch %d %.3f %.3f %.6f %.6f %.6f\n", w, cpu[k][w], wall[k][w], out[3],
                        out[4], out[5]);
@@ -122,8 +105,8 @@ int main(int argc, char **argv)
         printf("%s: %.2f GFLOP per window from scratch, %d windows\n", path,
                snn_onnx_flops(g) / 1e9, reps);
         for (int k = 0; k < NMODE; k++) {
-            qsort(wall[k], (size_t)reps, sizeof(double), cmp);
-            qsort(cpu[k], (size_t)reps, sizeof(double), cmp);
+            qsort(wall[k], (size_t)reps, sizeof(double), bench_cmp);
+            qsort(cpu[k], (size_t)reps, sizeof(double), bench_cmp);
             printf("%-10s median of %d: %7.1f ms wall, %7.1f ms CPU per window (min %.1f, max %.1f)\n",
                    mode_name[k], reps, wall[k][reps / 2], cpu[k][reps / 2], cpu[k][0],
                    cpu[k][reps - 1]);
