@@ -147,25 +147,35 @@ static float *two_clips(const char *first, const char *second, size_t *n)
     return x;
 }
 
-/* 13.9 s of 16 kHz speech (two real clips back to back) in 20 ms chunks:
- * scores at t = 10, 11, 12, 13 s, one per second, equal to the offline run. */
-static void one_score_per_second_equal_to_offline(void **u)
+/* Streams the clips first + second through `model` (file `file` in models/zoo) in 20 ms
+ * chunks: one score per second once a 9.01 s window is complete (t = 10, 11, ... s), each
+ * equal to the offline run's and with OVRL on the MOS scale. */
+static void scores_once_per_second(const char *model, const char *file, const char *first,
+                                   const char *second)
 {
-    (void)u;
     size_t n;
-    float *x = two_clips("codec2_speech_orig_16k.wav", "pesq_speech.wav", &n);
+    float *x = two_clips(first, second, &n);
     static scores got, want;
-    stream("dnsmos-p835", "speech-1", x, n, 16000, &got);
-    offline("dnsmos-p835.onnx", x, n, 16000, &want);
-    printf("# %zu samples (%.2f s): %d scores from snnd, %d offline\n", n, n / 16000.0, got.n, want.n);
+    stream(model, model, x, n, 16000, &got);
+    offline(file, x, n, 16000, &want);
+    printf("# %s, %zu samples (%.2f s): %d scores from snnd, %d offline\n", model, n, n / 16000.0, got.n,
+           want.n);
     assert_int_equal(got.n, (int)(n / 16000) - 9);
     assert_int_equal(got.n, want.n);
     for (int i = 0; i < got.n; i++) {
         assert_int_equal(got.t[i], (uint64_t)(10 + i) * 1000000);
         assert_memory_equal(got.v[i], want.v[i], sizeof got.v[i]);
-        assert_true(got.v[i][2] > 1.0 && got.v[i][2] < 5.0); /* OVRL on the MOS scale */
+        assert_true(got.v[i][2] > 1.0 && got.v[i][2] < 5.0);
+        printf("# t=%d s: SIG %.3f BAK %.3f OVRL %.3f\n", 10 + i, got.v[i][0], got.v[i][1], got.v[i][2]);
     }
     free(x);
+}
+
+/* 13.9 s of 16 kHz speech (two real clips back to back) through DNSMOS P.835. */
+static void one_score_per_second_equal_to_offline(void **u)
+{
+    (void)u;
+    scores_once_per_second("dnsmos-p835", "dnsmos-p835.onnx", "codec2_speech_orig_16k.wav", "pesq_speech.wav");
 }
 
 /* 8 kHz telephone-band speech is resampled to 16 kHz; a 3 s clip is tiled at
@@ -188,27 +198,12 @@ static void narrowband_clip_is_resampled_and_tiled(void **u)
     snn_wav_free(&a);
 }
 
-/* dnsmos-bam: 13.9 s of speech (clean, then babble at 0 dB) in 20 ms chunks through the
- * binary-activation model: one score per second from t = 10 s, equal to the offline run, on
- * the MOS scale. */
+/* dnsmos-bam: 13.9 s of speech (clean, then babble at 0 dB) through the binary-activation model. */
 static void bam_scores_once_per_second(void **u)
 {
     (void)u;
-    size_t n;
-    float *x = two_clips("codec2_speech_orig_16k.wav", "pesq_speech_bab_0dB.wav", &n);
-    static scores got, want;
-    stream("dnsmos-bam", "speech-bam", x, n, 16000, &got);
-    offline("dnsmos-bam.safetensors", x, n, 16000, &want);
-    assert_int_equal(got.n, (int)(n / 16000) - 9);
-    assert_int_equal(got.n, want.n);
-    for (int i = 0; i < got.n; i++) {
-        assert_int_equal(got.t[i], (uint64_t)(10 + i) * 1000000);
-        assert_memory_equal(got.v[i], want.v[i], sizeof got.v[i]);
-        assert_true(got.v[i][2] > 1.0 && got.v[i][2] < 5.0);
-        printf("# dnsmos-bam t=%d s: SIG %.3f BAK %.3f OVRL %.3f\n", 10 + i, got.v[i][0], got.v[i][1],
-               got.v[i][2]);
-    }
-    free(x);
+    scores_once_per_second("dnsmos-bam", "dnsmos-bam.safetensors", "codec2_speech_orig_16k.wav",
+                           "pesq_speech_bab_0dB.wav");
 }
 
 int main(void)
