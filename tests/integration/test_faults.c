@@ -152,6 +152,18 @@ static void start(itest_daemon *d, const char *dir, const char *const *extra)
     live = &live_d;
 }
 
+/* Writes json to dir/snnd.json and starts snnd on dir with --config and the extra arguments. */
+static void start_with_config(itest_daemon *d, const char *dir, const char *json, const char *const *more)
+{
+    char cfgp[256];
+    const char *extra[8] = {"--config", cfgp};
+    snprintf(cfgp, sizeof cfgp, "%s/snnd.json", dir);
+    assert_int_equal(itest_write_text(cfgp, json), 0);
+    for (int i = 0; more && more[i] && i < 5; i++)
+        extra[2 + i] = more[i];
+    start(d, dir, extra);
+}
+
 /* SIGTERM: the daemon must exit with status 0. */
 static void stop_ok(itest_daemon *d)
 {
@@ -555,18 +567,15 @@ static void disconnect_mid_frame_finishes_its_streams(void **u)
 static void stalled_subscriber_dropped_memory_bounded(void **u)
 {
     (void)u;
-    char dir[128], cfgp[256];
+    char dir[128];
     assert_int_equal(itest_mkdtemp(dir, sizeof dir, "slow"), 0);
     put_model(dir, "m", SEED1);
-    snprintf(cfgp, sizeof cfgp, "%s/snnd.json", dir);
-    assert_int_equal(itest_write_text(cfgp, "{\"limits\": {\"subscriber_hard_limit_bytes\": 65536,"
-                                            " \"subscriber_soft_limit_bytes\": 32768,"
-                                            " \"subscriber_soft_limit_seconds\": 60,"
-                                            " \"input_queue_bytes\": 262144}}\n"),
-                     0);
-    const char *extra[] = {"--config", cfgp, NULL};
     itest_daemon d;
-    start(&d, dir, extra);
+    start_with_config(&d, dir,
+                      "{\"limits\": {\"subscriber_hard_limit_bytes\": 65536,"
+                      " \"subscriber_soft_limit_bytes\": 32768,"
+                      " \"subscriber_soft_limit_seconds\": 60,"
+                      " \"input_queue_bytes\": 262144}}\n", NULL);
     int obs = itest_connect(&d);
     int feedfd = itest_connect(&d), g1 = itest_connect(&d), g2 = itest_connect(&d), slow = itest_connect(&d);
     int small = 4096;
@@ -653,17 +662,14 @@ static void stalled_subscriber_dropped_memory_bounded(void **u)
 static void stalled_subscriber_dropped_by_soft_limit(void **u)
 {
     (void)u;
-    char dir[128], cfgp[256];
+    char dir[128];
     assert_int_equal(itest_mkdtemp(dir, sizeof dir, "soft"), 0);
     put_model(dir, "m", SEED1);
-    snprintf(cfgp, sizeof cfgp, "%s/snnd.json", dir);
-    assert_int_equal(itest_write_text(cfgp, "{\"limits\": {\"subscriber_hard_limit_bytes\": 67108864,"
-                                            " \"subscriber_soft_limit_bytes\": 32768,"
-                                            " \"subscriber_soft_limit_seconds\": 1}}\n"),
-                     0);
-    const char *extra[] = {"--config", cfgp, NULL};
     itest_daemon d;
-    start(&d, dir, extra);
+    start_with_config(&d, dir,
+                      "{\"limits\": {\"subscriber_hard_limit_bytes\": 67108864,"
+                      " \"subscriber_soft_limit_bytes\": 32768,"
+                      " \"subscriber_soft_limit_seconds\": 1}}\n", NULL);
     int obs = itest_connect(&d), feedfd = itest_connect(&d), good = itest_connect(&d), slow = itest_connect(&d);
     open_ok(feedfd, 1, "soft", "m", 0);
     subscribe_ok(good, 2, "soft");
@@ -738,17 +744,14 @@ static void stalled_subscriber_dropped_by_soft_limit(void **u)
 static void stalled_owner_subscriber_is_dropped_and_its_stream_finishes(void **u)
 {
     (void)u;
-    char dir[128], cfgp[256];
+    char dir[128];
     assert_int_equal(itest_mkdtemp(dir, sizeof dir, "own"), 0);
     put_model(dir, "m", SEED1);
-    snprintf(cfgp, sizeof cfgp, "%s/snnd.json", dir);
-    assert_int_equal(itest_write_text(cfgp, "{\"limits\": {\"subscriber_hard_limit_bytes\": 65536,"
-                                            " \"subscriber_soft_limit_bytes\": 32768,"
-                                            " \"input_queue_bytes\": 262144}}\n"),
-                     0);
-    const char *extra[] = {"--config", cfgp, NULL};
     itest_daemon d;
-    start(&d, dir, extra);
+    start_with_config(&d, dir,
+                      "{\"limits\": {\"subscriber_hard_limit_bytes\": 65536,"
+                      " \"subscriber_soft_limit_bytes\": 32768,"
+                      " \"input_queue_bytes\": 262144}}\n", NULL);
     int obs = itest_connect(&d), own = itest_connect(&d), good = itest_connect(&d);
     open_ok(own, 1, "self", "m", 1);
     subscribe_ok(good, 2, "self");
@@ -929,11 +932,10 @@ static void sighup_reloads_without_dropping_streams(void **u)
     char dir[128], cfgp[256];
     assert_int_equal(itest_mkdtemp(dir, sizeof dir, "hup"), 0);
     put_model(dir, "m", SEED1);
-    snprintf(cfgp, sizeof cfgp, "%s/snnd.json", dir);
-    assert_int_equal(itest_write_text(cfgp, "{\"limits\": {\"max_frame_bytes\": 1048576}}\n"), 0);
-    const char *extra[] = {"--config", cfgp, NULL};
+    snprintf(cfgp, sizeof cfgp, "%s/snnd.json", dir); /* rewritten below */
     itest_daemon d;
-    start(&d, dir, extra);
+    start_with_config(&d, dir,
+                      "{\"limits\": {\"max_frame_bytes\": 1048576}}\n", NULL);
     int a = itest_connect(&d), idle = itest_connect(&d);
     failures[0] = 0;
     open_ok(a, 1, "h", "m", 1);
@@ -1008,14 +1010,12 @@ static void sighup_reloads_without_dropping_streams(void **u)
 static void saturated_pool_pushes_back(void **u)
 {
     (void)u;
-    char dir[128], cfgp[256];
+    char dir[128];
     assert_int_equal(itest_mkdtemp(dir, sizeof dir, "sat"), 0);
     put_model(dir, "m", SEED1);
-    snprintf(cfgp, sizeof cfgp, "%s/snnd.json", dir);
-    assert_int_equal(itest_write_text(cfgp, "{\"limits\": {\"input_queue_bytes\": 1048576}}\n"), 0);
-    const char *extra[] = {"--config", cfgp, "--workers", "1", NULL};
+    const char *workers[] = {"--workers", "1", NULL};
     itest_daemon d;
-    start(&d, dir, extra);
+    start_with_config(&d, dir, "{\"limits\": {\"input_queue_bytes\": 1048576}}\n", workers);
     enum { NS = 8, REPS = 65 };
     int obs = itest_connect(&d);
     int fds[NS];
