@@ -23,9 +23,15 @@ batch norm into an integer threshold per channel, so snnd's kernel only adds
 int8 weights where input bits are set and compares the sum with a threshold.
 
 Data: the corpus of make_dnsmos_corpus.py (9.01 s windows with the teacher's
-raw scores, split by source into train and test). Training uses random 2 s
-crops of each window (the score is an average of rates over positions, and
-crops are 4.5x cheaper); evaluation uses whole windows.
+raw scores, split by source into train and test). The teacher (rebuilt in torch
+from the ONNX file, class Teacher) ends in a global max over its last feature
+map; that map is computed once per window (cached, 0.57 MB per window) so a
+crop of any length gets the teacher's exact score for that crop: the window's
+own score is a poor label for a 2 s crop (correlation 0.75-0.83 measured on the
+test split). Training uses crops of 2-4 s labelled that way, plus an auxiliary
+loss asking the student's 64 firing rates to predict the teacher's 64 pooled
+features; the last 25 % of the time budget trains on whole windows. Evaluation
+uses whole windows.
 
 Outputs (--out DIR): dnsmos-bam.safetensors (for models/zoo), dnsmos-bam-float.onnx
 (the same network in float, for ONNX Runtime in tests/bench), eval.json (test
@@ -34,6 +40,8 @@ the reference outputs the conformance test compares snnd with.
 
   /usr/bin/python3 models/train/train_dnsmos_bam.py --corpus /tmp/bam/corpus \
       --teacher models/zoo/dnsmos-p835.onnx --out /tmp/bam/out --minutes 45
+(--init CKPT continues from an earlier run's bam.pt; models/zoo/README.md lists
+the runs behind the shipped model.)
 """
 import argparse
 import csv
@@ -83,6 +91,51 @@ def teacher_stft(onnx_path):
     re = init["time2freq/stft-real/kernel:0"][:, :, 0].astype(np.float32)
     im = init["time2freq/stft-imag/kernel:0"][:, :, 0].astype(np.float32)
     return re, im
+
+
+class Teacher:
+    """DNSMOS P.835 rebuilt in torch from its ONNX initializers, split where it pools globally:
+    maps(pcm) is the last convolution's ReLU output [B, 64, 112, 20] (time x frequency at 1/8
+    resolution), head(v) the dense layers on a pooled vector v [B, 64]. The window's raw scores
+    are head(max of maps over all positions); a crop's exact scores are head(max over the
+    positions the crop covers), so training crops get the teacher's own label, not the window's."""
+
+    def __init__(self, onnx_path):
+        import onnx
+        from onnx import numpy_helper
+        m = onnx.load(onnx_path)
+        init = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in m.graph.initializer}
+        self.kre = init["time2freq/stft-real/kernel:0"][:, :, 0].T.contiguous()
+        self.kim = init["time2freq/stft-imag/kernel:0"][:, :, 0].T.contiguous()
+        self.layers = []  # ("conv", w, b) | ("pool",) in graph order, up to conv2d_6's ReLU
+        for n in m.graph.node:
+            if n.op_type == "Conv" and init[n.input[1]].dim() == 4:
+                b = init[n.input[2]] if len(n.input) > 2 else None
+                self.layers.append(("conv", init[n.input[1]], b))
+            elif n.op_type == "MaxPool" and self.layers:
+                self.layers.append(("pool",))
+        p = "mos_estimator_logpow/%s/%s/ReadVariableOp/resource:0"
+        self.dense = [(init[p % (d, "MatMul")], init[p % (d, "BiasAdd")]) for d in ("dense", "dense_1", "dense_3")]
+
+    def maps(self, pcm):
+        with torch.no_grad():
+            x = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
+            fr = x.unfold(-1, 320, 160)[..., :NT, :]
+            p = (fr @ self.kre) ** 2 + (fr @ self.kim) ** 2
+            x = torch.log10(torch.clamp(p, min=1e-12)).unsqueeze(1)
+            for layer in self.layers:
+                if layer[0] == "pool":
+                    x = F.max_pool2d(x, 2)
+                else:
+                    x = F.relu(F.conv2d(x, layer[1], layer[2], padding=1))
+            return x
+
+    def head(self, v):
+        for k, (w, b) in enumerate(self.dense):
+            v = v @ w + b
+            if k < len(self.dense) - 1:
+                v = F.relu(v)
+        return v
 
 
 def quant_rows(k):
@@ -160,18 +213,22 @@ class Bam(nn.Module):
         self.register_buffer("out_mean", torch.zeros(3))
         self.register_buffer("out_std", torch.ones(3))
 
-    def forward(self, q):  # q: int8-valued features [B, T, 161] -> raw scores [B, 3]
+    def forward(self, q, rates=False):
+        """q: int8-valued features [B, T, 161] -> raw scores [B, 3] (and with rates=True also
+        the last map's firing rates [B, 64], which the auxiliary loss reads)."""
         x = (q.float() / XSCALE).unsqueeze(1)
         for i, c in enumerate(self.convs):
             x = c(x)
             if i in POOL_AFTER:
                 x = F.max_pool2d(x, 2)
         r = x.mean(dim=(2, 3))
+        v = r
         for i, f in enumerate(self.fcs):
-            r = f(r)
+            v = f(v)
             if i < len(self.fcs) - 1:
-                r = F.relu(r)
-        return r * self.out_std + self.out_mean
+                v = F.relu(v)
+        v = v * self.out_std + self.out_mean
+        return (v, r) if rates else v
 
 
 def poly(name, x):
@@ -188,12 +245,16 @@ def pearson(a, b):
 
 
 def load_split(corpus, split, fe, cache, exclude=()):
+    """int8 features of the split's windows (cached in CACHE/SPLIT_feats.npy), their teacher raw
+    scores, their csv rows and their row numbers in SPLIT.csv (items whose source names one of
+    EXCLUDE are left out)."""
     path = os.path.join(cache, split + "_feats.npy")
     rows = list(csv.DictReader(open(os.path.join(corpus, split + ".csv"))))
-    rows = [r for r in rows if not any(x in r["source"] for x in exclude)]
+    keep = [i for i, r in enumerate(rows) if not any(x in r["source"] for x in exclude)]
+    rows = [rows[i] for i in keep]
     y = np.array([[float(r[n + "_raw"]) for n in NAMES] for r in rows], np.float32)
     if os.path.exists(path) and np.load(path, mmap_mode="r").shape[0] == len(rows):
-        return np.load(path), y, rows
+        return np.load(path), y, rows, np.array(keep)
     feats = np.empty((len(rows), NT, NF), np.int8)
     t0 = time.time()
     for i, r in enumerate(rows):
@@ -201,7 +262,39 @@ def load_split(corpus, split, fe, cache, exclude=()):
         if (i + 1) % 500 == 0:
             print("  features %s %d/%d (%.0f s)" % (split, i + 1, len(rows), time.time() - t0), flush=True)
     np.save(path, feats)
-    return feats, y, rows
+    return feats, y, rows, np.array(keep)
+
+
+TMAP = (64, NT // 8, NF // 8)  # the teacher's last map per window: channels, time, frequency
+
+
+def load_teacher_maps(corpus, split, teacher, cache):
+    """The teacher's last feature map of every window of SPLIT.csv, float32 [N, 64, 112, 20],
+    memory-mapped from CACHE/SPLIT_tmaps.f32 (computed with Teacher.maps if absent). Checks that
+    the teacher's head on each map's global maximum gives the corpus's raw scores."""
+    path = os.path.join(cache, split + "_tmaps.f32")
+    rows = list(csv.DictReader(open(os.path.join(corpus, split + ".csv"))))
+    per = int(np.prod(TMAP))
+    if not (os.path.exists(path) and os.path.getsize(path) == len(rows) * per * 4):
+        t0 = time.time()
+        with open(path + ".tmp", "wb") as f:
+            for i, r in enumerate(rows):
+                pcm = read_wav16(os.path.join(corpus, r["file"]))[:WIN]
+                f.write(teacher.maps(pcm[None]).numpy().astype("<f4").tobytes())
+                if (i + 1) % 100 == 0:
+                    print("  teacher maps %s %d/%d (%.0f s)" % (split, i + 1, len(rows), time.time() - t0),
+                          flush=True)
+        os.replace(path + ".tmp", path)
+    maps = np.memmap(path, dtype=np.float32, mode="r", shape=(len(rows),) + TMAP)
+    y = np.array([[float(r[n + "_raw"]) for n in NAMES] for r in rows], np.float32)
+    worst = 0.0
+    for i in range(0, len(rows), 64):
+        v = torch.from_numpy(np.asarray(maps[i:i + 64]).max(axis=(2, 3)))
+        worst = max(worst, float(np.abs(teacher.head(v).numpy() - y[i:i + 64]).max()))
+    print("teacher maps %s: head(global max) vs corpus raw scores max |diff| %.2e" % (split, worst), flush=True)
+    if worst > 1e-3:
+        sys.exit("teacher maps in %s disagree with the corpus scores (%.3g): delete it" % (path, worst))
+    return maps
 
 
 def evaluate(model, feats, y, bs=16):
@@ -378,6 +471,15 @@ def main():
     ap.add_argument("--recalibrate", type=int, default=0, help="1: re-estimate batch norm statistics "
                     "on whole training windows before export")
     ap.add_argument("--resume", help="a checkpoint .pt to export without training")
+    ap.add_argument("--init", help="a checkpoint .pt to start training from")
+    ap.add_argument("--crop-min", type=int, default=200, help="shortest training crop in frames "
+                    "(10 ms); crops are labelled by the teacher on the crop itself")
+    ap.add_argument("--crop-max", type=int, default=400, help="longest training crop in frames "
+                    "(short crops train ~2.5x more frames per second than whole windows here)")
+    ap.add_argument("--full-after", type=float, default=0.75, help="share of the time budget after "
+                    "which every batch is whole 9.01 s windows")
+    ap.add_argument("--aux", type=float, default=0.5, help="weight of the loss on the teacher's "
+                    "pooled features")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -385,8 +487,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     fe = FrontEnd(*teacher_stft(args.teacher))
     print("features ...", flush=True)
-    ftr, ytr, _ = load_split(args.corpus, "train", fe, args.out, args.exclude_source)
-    fte, yte, rte = load_split(args.corpus, "test", fe, args.out)
+    ftr, ytr, _, ktr = load_split(args.corpus, "train", fe, args.out, args.exclude_source)
+    fte, yte, rte, _ = load_split(args.corpus, "test", fe, args.out)
     print("train %d windows, test %d" % (len(ftr), len(fte)), flush=True)
     model = Bam()
     model.out_mean.copy_(torch.from_numpy(ytr.mean(0)))
@@ -395,33 +497,55 @@ def main():
     if args.resume:
         model.load_state_dict(torch.load(args.resume))
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        if args.init:
+            model.load_state_dict(torch.load(args.init))
+            print("initialised from", args.init, flush=True)
+        teacher = Teacher(args.teacher)
+        tmaps = load_teacher_maps(args.corpus, "train", teacher, args.out)
+        # the auxiliary loss: the student's 64 firing rates, through a linear map used only in
+        # training, predict the teacher's 64 pooled features (standardised per channel)
+        gmax = np.stack([np.asarray(tmaps[i]).max(axis=(1, 2)) for i in ktr])
+        gmean = torch.from_numpy(gmax.mean(0))
+        gstd = torch.from_numpy(np.where(gmax.std(0) > 1e-6, gmax.std(0), 1.0).astype(np.float32))
+        aux = nn.Linear(WIDTHS[-1], TMAP[0])
+        opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()), lr=args.lr)
         steps_per_epoch = len(ftr) // args.batch
-        yn = (ytr - ytr.mean(0)) / ytr.std(0)
+        ym, ys = torch.from_numpy(ytr.mean(0)), torch.from_numpy(ytr.std(0))
         budget = args.minutes * 60.0
         t0 = time.time()
         step = 0
         for ep in range(args.epochs):
             perm = rng.permutation(len(ftr))
-            tot = 0.0
+            tot = tot_aux = 0.0
             for b in range(steps_per_epoch):
-                idx = perm[b * args.batch:(b + 1) * args.batch]
-                off = rng.integers(0, NT - CROP + 1, size=len(idx))
-                xb = np.stack([ftr[i, o:o + CROP] for i, o in zip(idx, off)]).astype(np.float32)
-                pred = model(torch.from_numpy(xb))
-                loss = F.mse_loss((pred - model.out_mean) / model.out_std, torch.from_numpy(yn[idx]))
-                # learning rate by the share of the time budget used: 5 % warm-up, cosine decay
+                idx = np.sort(perm[b * args.batch:(b + 1) * args.batch])
                 frac = min(1.0, (time.time() - t0) / budget)
+                # one crop per batch: 8k frames (k >= crop_min / 8) at a multiple of 8 frames, so
+                # it covers whole positions of the teacher's 1/8-resolution map; whole windows
+                # only in the last part of the budget (the windows snnd scores)
+                k = 113 if frac >= args.full_after else int(rng.integers(args.crop_min // 8, args.crop_max // 8 + 1))
+                L = min(8 * k, NT)
+                o = 8 * int(rng.integers(0, (NT - L) // 8 + 1))
+                j0, j1 = o // 8, min(TMAP[1], (o + L) // 8)
+                pooled = torch.from_numpy(np.asarray(tmaps[ktr[idx], :, j0:j1]).max(axis=(2, 3)))
+                target = teacher.head(pooled)
+                xb = torch.from_numpy(ftr[idx, o:o + L].astype(np.float32))
+                pred, rates = model(xb, rates=True)
+                loss = F.mse_loss((pred - ym) / ys, (target - ym) / ys)
+                loss_aux = F.mse_loss(aux(rates), (pooled - gmean) / gstd)
+                # learning rate by the share of the time budget used: 5 % warm-up, cosine decay
                 lr = args.lr * (frac / 0.05 if frac < 0.05 else 0.5 * (1 + math.cos(math.pi * (frac - 0.05) / 0.95)))
                 for g in opt.param_groups:
                     g["lr"] = max(lr, args.lr * 0.01)
                 opt.zero_grad()
-                loss.backward()
+                (loss + args.aux * loss_aux).backward()
                 opt.step()
                 step += 1
                 tot += loss.item()
+                tot_aux += loss_aux.item()
             el = (time.time() - t0) / 60
-            msg = "epoch %d loss %.4f (%.1f min)" % (ep + 1, tot / steps_per_epoch, el)
+            msg = "epoch %d loss %.4f aux %.4f (%.1f min)" % (ep + 1, tot / steps_per_epoch,
+                                                           tot_aux / steps_per_epoch, el)
             if (ep + 1) % args.eval_every == 0 or el > args.minutes or ep + 1 == args.epochs:
                 res, _ = evaluate(model, fte, yte)
                 # progress only: the model kept is the last one, not the best on the test split
