@@ -415,6 +415,73 @@ def write_safetensors(path, T, meta):
     os.replace(tmp, path)
 
 
+def read_safetensors(path):
+    """name -> torch tensor of a file write_safetensors wrote (F32 and I8 only)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        blob = f.read()
+    T = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = h["data_offsets"]
+        dt = {"I8": np.int8, "F32": np.float32}[h["dtype"]]
+        T[name] = torch.from_numpy(np.frombuffer(blob[a:b], dtype=dt).reshape(h["shape"]).copy())
+    return T
+
+
+def model_from_export(T, feats, bs=8):
+    """A trainable Bam whose inference (eval mode) reproduces exported tensors T, so a shipped
+    dnsmos-bam.safetensors can be trained further (--init FILE.safetensors). export_tensors
+    drops each convolution's weight scale and its batch norm, keeping int8 weights q and a
+    threshold per channel: the weights become q * s with s giving PyTorch's default weight
+    spread, and each batch norm is rebuilt from the statistics of the conv output u on FEATS
+    (computed on the exact bits of the exported network) so that z = dir (u - c) / sigma with
+    c the threshold in units of u: the same bits, a surrogate gradient on the data's scale."""
+    model = Bam()
+    x_all = [torch.from_numpy(feats[i:i + bs].astype(np.float32))[:, None] for i in range(0, len(feats), bs)]
+    with torch.no_grad():
+        for i, c in enumerate(model.convs):
+            q = T["conv%d.w" % i].double()
+            fan_in = q[0].numel()
+            s = (1.0 / math.sqrt(3.0 * fan_in)) / q.std().item()
+            in_scale = 1.0 / XSCALE if i == 0 else 1.0
+            c.conv.weight.copy_((q * s).float())
+            thr = T["conv%d.thr" % i].double()
+            dirn = T["conv%d.dir" % i].double()
+            s1 = s2 = None
+            n = 0
+            outs = []
+            for x in x_all:
+                S = F.conv2d(x.double(), q, padding=1)
+                u = S * (s * in_scale)
+                s1 = u.sum(dim=(0, 2, 3)) if s1 is None else s1 + u.sum(dim=(0, 2, 3))
+                s2 = (u * u).sum(dim=(0, 2, 3)) if s2 is None else s2 + (u * u).sum(dim=(0, 2, 3))
+                n += u.numel() // u.shape[1]
+                b = (dirn[None, :, None, None] * (S - thr[None, :, None, None]) > 0).float()
+                outs.append(F.max_pool2d(b, 2) if i in POOL_AFTER else b)
+            x_all = outs
+            m = s1 / n
+            var = (s2 / n - m * m).clamp(min=1e-12)
+            sd = torch.sqrt(var + c.bn.eps)
+            cu = thr * s * in_scale
+            fin = torch.isfinite(cu)
+            gamma = torch.where(fin, dirn, torch.zeros_like(dirn))
+            beta = torch.where(fin, -dirn * (torch.where(fin, cu, m) - m) / sd,
+                               torch.where(cu < 0, torch.ones_like(m), -torch.ones_like(m)))
+            c.bn.weight.copy_(gamma.float())
+            c.bn.bias.copy_(beta.float())
+            c.bn.running_mean.copy_(m.float())
+            c.bn.running_var.copy_(var.float())
+        for i, f in enumerate(model.fcs):
+            f.weight.copy_(T["fc%d.w" % i].float() * T["fc%d.scale" % i][:, None])
+            f.bias.copy_(T["fc%d.b" % i])
+        model.out_mean.copy_(T["out.mean"])
+        model.out_std.copy_(T["out.std"])
+    return model
+
+
 class FloatNet(nn.Module):
     """The same network in float32 for ONNX Runtime: samples in [-1, 1] [1, 144160] in (as
     DNSMOS P.835 takes them), raw scores out; dequantised weights, float convolutions, the
@@ -471,7 +538,8 @@ def main():
     ap.add_argument("--recalibrate", type=int, default=0, help="1: re-estimate batch norm statistics "
                     "on whole training windows before export")
     ap.add_argument("--resume", help="a checkpoint .pt to export without training")
-    ap.add_argument("--init", help="a checkpoint .pt to start training from")
+    ap.add_argument("--init", help="start training from a checkpoint .pt, or from an exported "
+                    "dnsmos-bam.safetensors (e.g. the shipped one; batch norms rebuilt from data)")
     ap.add_argument("--crop-min", type=int, default=200, help="shortest training crop in frames "
                     "(10 ms); crops are labelled by the teacher on the crop itself")
     ap.add_argument("--crop-max", type=int, default=400, help="longest training crop in frames "
@@ -497,7 +565,12 @@ def main():
     if args.resume:
         model.load_state_dict(torch.load(args.resume))
     else:
-        if args.init:
+        if args.init and args.init.endswith(".safetensors"):
+            model = model_from_export(read_safetensors(args.init), ftr[::8])
+            res, _ = evaluate(model, fte, yte)
+            print("initialised from %s: test r SIG %.3f BAK %.3f OVRL %.3f" % (
+                args.init, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
+        elif args.init:
             model.load_state_dict(torch.load(args.init))
             print("initialised from", args.init, flush=True)
         teacher = Teacher(args.teacher)
