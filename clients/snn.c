@@ -2,6 +2,7 @@
  * snn.c -- the `snn` command line tool: dispatches to the subcommands.
  */
 #include <stdio.h>
+#include <cblas.h>
 #include <string.h>
 
 #include "cli.h"
@@ -27,6 +28,9 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return cli_usage("missing COMMAND");
+    /* One OpenBLAS thread, as in snnd (server/main.c): sgemm's rounding depends on how many
+     * threads split it, so this makes `snn model run` print the daemon's numbers bit for bit. */
+    openblas_set_num_threads(1);
     const char *cmd = argv[1];
     if (cli_is_help(cmd) || strcmp(cmd, "help") == 0) {
         fputs(help, stdout);

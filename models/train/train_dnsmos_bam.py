@@ -454,8 +454,8 @@ def model_from_export(T, feats, bs=8):
             n = 0
             outs = []
             for x in x_all:
-                S = F.conv2d(x.double(), q, padding=1)
-                u = S * (s * in_scale)
+                S = F.conv2d(x, q.float(), padding=1)  # exact: integer sums below 2^24
+                u = S.double() * (s * in_scale)
                 s1 = u.sum(dim=(0, 2, 3)) if s1 is None else s1 + u.sum(dim=(0, 2, 3))
                 s2 = (u * u).sum(dim=(0, 2, 3)) if s2 is None else s2 + (u * u).sum(dim=(0, 2, 3))
                 n += u.numel() // u.shape[1]
@@ -519,7 +519,20 @@ class FloatNet(nn.Module):
         return r * self.os + self.om
 
 
+def keep_freed_memory():
+    """Re-executes this script with glibc's malloc told to keep freed memory: each training step
+    allocates and frees maps of tens of MB, which glibc otherwise returns to the kernel and
+    faults back in, page by page, on the next step. Measured on the 2-vCPU VM: 20 s per step
+    of 16 x 3 s crops without, 1.2-2.1 s with (most of the difference was kernel time)."""
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 32), MALLOC_TRIM_THRESHOLD_=str(1 << 32),
+               MALLOC_TOP_PAD_=str(1 << 30))
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
 def main():
+    keep_freed_memory()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--teacher", required=True)
@@ -566,7 +579,7 @@ def main():
         model.load_state_dict(torch.load(args.resume))
     else:
         if args.init and args.init.endswith(".safetensors"):
-            model = model_from_export(read_safetensors(args.init), ftr[::8])
+            model = model_from_export(read_safetensors(args.init), ftr[::16])
             res, _ = evaluate(model, fte, yte)
             print("initialised from %s: test r SIG %.3f BAK %.3f OVRL %.3f" % (
                 args.init, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
