@@ -58,6 +58,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_writer  # noqa: E402
+
 WIN = 144160
 NT = 900
 NF = 161
@@ -393,44 +396,6 @@ def integer_forward(T, q):
     return (r * T["out.std"] + T["out.mean"]).numpy()
 
 
-def write_safetensors(path, T, meta):
-    header = {"__metadata__": meta}
-    blobs, off = [], 0
-    for name, t in T.items():
-        a = t.numpy()
-        if a.dtype == np.int8:
-            dt = "I8"
-        else:
-            a = a.astype("<f4")
-            dt = "F32"
-        b = np.ascontiguousarray(a).tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.replace(tmp, path)
-
-
-def read_safetensors(path):
-    """name -> torch tensor of a file write_safetensors wrote (F32 and I8 only)."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        blob = f.read()
-    T = {}
-    for name, h in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = h["data_offsets"]
-        dt = {"I8": np.int8, "F32": np.float32}[h["dtype"]]
-        T[name] = torch.from_numpy(np.frombuffer(blob[a:b], dtype=dt).reshape(h["shape"]).copy())
-    return T
-
-
 def model_from_export(T, feats, bs=8):
     """A trainable Bam whose inference (eval mode) reproduces exported tensors T, so a shipped
     dnsmos-bam.safetensors can be trained further (--init FILE.safetensors). export_tensors
@@ -579,7 +544,8 @@ def main():
         model.load_state_dict(torch.load(args.resume))
     else:
         if args.init and args.init.endswith(".safetensors"):
-            model = model_from_export(read_safetensors(args.init), ftr[::16])
+            T0, _ = safetensors_writer.read(args.init)
+            model = model_from_export({k: torch.from_numpy(v.copy()) for k, v in T0.items()}, ftr[::16])
             res, _ = evaluate(model, fte, yte)
             print("initialised from %s: test r SIG %.3f BAK %.3f OVRL %.3f" % (
                 args.init, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
@@ -664,7 +630,8 @@ def main():
             "teacher": "DNSMOS P.835 DNSMOS_sig_bak_ovr.onnx (microsoft/DNS-Challenge, CC BY 4.0)",
             "trained_by": "models/train/train_dnsmos_bam.py",
             "test_pearson": "SIG %.4f BAK %.4f OVRL %.4f" % (res["SIG"], res["BAK"], res["OVRL"])}
-    write_safetensors(os.path.join(args.out, "dnsmos-bam.safetensors"), T, meta)
+    safetensors_writer.write(os.path.join(args.out, "dnsmos-bam.safetensors"),
+                             {k: v.numpy() for k, v in T.items()}, meta)
     fnet = FloatNet(T)
     torch.onnx.export(fnet, torch.zeros(1, WIN), os.path.join(args.out, "dnsmos-bam-float.onnx"),
                       input_names=["input_1"], output_names=["raw"], opset_version=13)
