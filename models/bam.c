@@ -11,6 +11,12 @@
  * channels, a precomputed sum of the weights of the set bits (16 patterns, int16
  * lanes; the load checks no sum can leave int16). The pooled layers walk the
  * set bits and add int8 weight rows in int32. Neither multiplies.
+ *
+ * Kernels, chosen at run time, all giving the same bits (snn_bam_set_simd()):
+ * portable C; AVX2 + BMI2 (sums looked up per position in scalar code, outputs
+ * in lanes); AVX-512 where the CPU has F, BW, VL and VNNI: VPDPWSSD for the
+ * front end and conv 0 (the two integer-times-integer layers), and, for 16-input
+ * group-sum layers, VPERMW table lookups with 32 positions in lanes.
  */
 #include "bam.h"
 
@@ -534,7 +540,7 @@ BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y
 #include <immintrin.h>
 #define BAM_AVX2 __attribute__((target("avx2,bmi2")))
 
-static int simd_on = 1;
+static int simd_on = 2;
 
 void snn_bam_set_simd(int on) { simd_on = on; }
 
@@ -795,10 +801,228 @@ BAM_AVX2 static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t 
     return 0;
 }
 
+/* ---- x86-64 AVX-512 (F, BW, VL, VNNI) kernels for the two layers whose input is not binary:
+ * the STFT front end and conv 0 multiply int16 by int8, which VPDPWSSD does 32 pairs at a time
+ * into exact int32 sums (the same sums as the C above, so the same bits). ---- */
+#define BAM_AVX512 __attribute__((target("avx2,bmi2,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+static int have_avx512(void)
+{
+    return simd_on >= 2 && have_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+
+/* The 16 int32 lanes of each of a[0..7] summed -> s[0..7]. */
+BAM_AVX512 static inline void hsum8_512(const __m512i a[8], int32_t s[8])
+{
+    __m256i h[8];
+    for (int i = 0; i < 8; i++)
+        h[i] = _mm256_add_epi32(_mm512_castsi512_si256(a[i]), _mm512_extracti64x4_epi64(a[i], 1));
+    _mm_storeu_si128((__m128i *)s, hsum4(h[0], h[1], h[2], h[3]));
+    _mm_storeu_si128((__m128i *)(s + 4), hsum4(h[4], h[5], h[6], h[7]));
+}
+
+/* Four frames at a time (t .. t + 3 span 800 samples): each kernel row is widened once for
+ * all four; re and im of every frame are 10 VPDPWSSD each. */
+BAM_AVX512 static int front_end_avx512(const snn_bam *n, const float *x, int8_t *q)
+{
+    if (!have_avx512())
+        return -1;
+    enum { NFR = 4, SPAN = FRAME + (NFR - 1) * FHOP };
+    int16_t p[SPAN] __attribute__((aligned(64)));
+    float P[NFR][NF + 7];
+    const int Wp = NF + 2;
+    for (int t = 0; t < NT; t += NFR) {
+        to_pcm16(x + (size_t)t * FHOP, SPAN, p);
+        for (int k = 0; k < NF; k++) {
+            const int8_t *kr = n->kre + (size_t)k * FRAME, *ki = n->kim + (size_t)k * FRAME;
+            /* named accumulators: GCC keeps an array of them in memory */
+            __m512i a0 = _mm512_setzero_si512(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+            for (int j = 0; j < FRAME; j += 32) {
+                __m512i wr = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(kr + j)));
+                __m512i wi = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(ki + j)));
+                __m512i p0 = _mm512_load_si512((const void *)(p + j));
+                __m512i p1 = _mm512_load_si512((const void *)(p + FHOP + j));
+                __m512i p2 = _mm512_load_si512((const void *)(p + 2 * FHOP + j));
+                __m512i p3 = _mm512_load_si512((const void *)(p + 3 * FHOP + j));
+                a0 = _mm512_dpwssd_epi32(a0, p0, wr);
+                b0 = _mm512_dpwssd_epi32(b0, p0, wi);
+                a1 = _mm512_dpwssd_epi32(a1, p1, wr);
+                b1 = _mm512_dpwssd_epi32(b1, p1, wi);
+                a2 = _mm512_dpwssd_epi32(a2, p2, wr);
+                b2 = _mm512_dpwssd_epi32(b2, p2, wi);
+                a3 = _mm512_dpwssd_epi32(a3, p3, wr);
+                b3 = _mm512_dpwssd_epi32(b3, p3, wi);
+            }
+            const __m512i acc[2 * NFR] = {a0, b0, a1, b1, a2, b2, a3, b3};
+            int32_t S[2 * NFR];
+            hsum8_512(acc, S);
+            for (int f = 0; f < NFR; f++) {
+                float re = (float)S[2 * f] * n->re_scale[k] / 32768.0f;
+                float im = (float)S[2 * f + 1] * n->im_scale[k] / 32768.0f;
+                P[f][k] = re * re + im * im;
+            }
+        }
+        for (int f = 0; f < NFR; f++) {
+            int8_t *row = q + (size_t)(t + f + 1) * Wp + 1;
+            int k = 0;
+            for (; k + 8 <= NF; k += 8)
+                quant8_avx2(n, P[f] + k, row + k);
+            for (; k < NF; k++)
+                row[k] = quant_power(n, P[f][k]);
+        }
+    }
+    return 0;
+}
+
+/* conv 0 with 16 outputs, one int32 lane each: the 9 taps as 5 int16 pairs, each pair one
+ * VPDPWSSD with its inputs broadcast. The pairs (input row r, column offset): (r0 +0, r0 +1),
+ * (r1 +0, r1 +1), (r2 +0, r2 +1), (r0 +2, r1 +2), (r2 +2, none), read as 32-bit words from
+ * per-row int16 copies: the three rows themselves, r0 and r1 interleaved, r2 widened. */
+BAM_AVX512 static int conv_first_avx512(const bam_conv *c, const int8_t *q, uint8_t *y)
+{
+    if (!have_avx512() || c->co != 16 || c->W + 2 > NF + 2)
+        return -1;
+    const int Wp = c->W + 2;
+    int16_t r16[3][NF + 2 + 2];
+    int32_t r01[NF + 2], r2w[NF + 2];
+    static const int pair[5][2] = {{0, 1}, {3, 4}, {6, 7}, {2, 5}, {8, -1}}; /* taps dt * 3 + dk */
+    __m512i W[5];
+    for (int p = 0; p < 5; p++) {
+        int32_t v[16];
+        for (int o = 0; o < 16; o++) {
+            int a = c->w[(size_t)pair[p][0] * 16 + o];
+            int b = pair[p][1] >= 0 ? c->w[(size_t)pair[p][1] * 16 + o] : 0;
+            v[o] = (int32_t)((uint32_t)(uint16_t)(int16_t)a | (uint32_t)(uint16_t)(int16_t)b << 16);
+        }
+        W[p] = _mm512_loadu_si512((const void *)v);
+    }
+    const __m512i T = _mm512_loadu_si512((const void *)c->T);
+    for (int t = 0; t < c->H; t++) {
+        for (int r = 0; r < 3; r++) {
+            const int8_t *src = q + (size_t)(t + r) * Wp;
+            for (int k = 0; k < Wp; k++)
+                r16[r][k] = src[k];
+            r16[r][Wp] = 0;
+        }
+        for (int k = 0; k < Wp; k++) {
+            r01[k] = (int32_t)((uint32_t)(uint16_t)r16[0][k] | (uint32_t)(uint16_t)r16[1][k] << 16);
+            r2w[k] = (int32_t)(uint32_t)(uint16_t)r16[2][k];
+        }
+        for (int k = 0; k < c->W; k++) {
+            int32_t b[5];
+            memcpy(&b[0], &r16[0][k], 4);
+            memcpy(&b[1], &r16[1][k], 4);
+            memcpy(&b[2], &r16[2][k], 4);
+            b[3] = r01[k + 2];
+            b[4] = r2w[k + 2];
+            __m512i acc = _mm512_setzero_si512();
+            for (int p = 0; p < 5; p++)
+                acc = _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(b[p]), W[p]);
+            uint16_t bits = (uint16_t)_mm512_cmpgt_epi32_mask(acc, T);
+            memcpy(y + ((size_t)(t + 1) * Wp + k + 1) * 2, &bits, 2);
+        }
+    }
+    return 0;
+}
+
+/* A group-sum layer with 16 inputs in groups of 4 bits and 16 or 32 outputs, 32 positions per
+ * vector: VPERMW looks up each position's nibble in a tap's sums for one output channel (two
+ * groups per 32-entry table: the odd group's nibbles index entries 16 .. 31), so nothing is
+ * decoded in scalar code; each output's comparisons are then gathered into the positions'
+ * output words. tab[tap][group pair][output][32] (the sums of build_sums() in another order:
+ * the same bytes) is built here from the weights. */
+BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_body(
+    const bam_conv *c, const int16_t *tab, const uint8_t *x, uint8_t *y, const int co)
+{
+    const int Wp = c->W + 2, nbo = co / 8;
+    const __m512i nib = _mm512_set1_epi16(15), hi = _mm512_set1_epi16(16);
+    for (int t = 0; t < c->H; t++)
+        for (int k0 = 0; k0 < c->W; k0 += 32) {
+            int nk = c->W - k0 < 32 ? c->W - k0 : 32;
+            __mmask32 live = nk == 32 ? ~(__mmask32)0 : ((__mmask32)1 << nk) - 1;
+            __m512i out[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}; /* outputs 0-15, 16-31 */
+            for (int o0 = 0; o0 < co; o0 += 8) { /* 8 outputs per pass: no register spills */
+                __m512i acc[8];
+#pragma GCC unroll 8
+                for (int o = 0; o < 8; o++)
+                    acc[o] = _mm512_setzero_si512();
+                for (int tap = 0; tap < 9; tap++) {
+                    const int16_t *tb = tab + ((size_t)tap * 2 * co + o0) * 32;
+                    __m512i v = _mm512_maskz_loadu_epi16(
+                        live, x + ((size_t)(t + tap / 3) * Wp + k0 + tap % 3) * 2);
+                    __m512i i0 = _mm512_and_si512(v, nib);
+                    __m512i i1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), nib), hi);
+                    __m512i i2 = _mm512_and_si512(_mm512_srli_epi16(v, 8), nib);
+                    __m512i i3 = _mm512_or_si512(_mm512_srli_epi16(v, 12), hi);
+#pragma GCC unroll 8
+                    for (int o = 0; o < 8; o++) {
+                        __m512i t0 = _mm512_loadu_si512((const void *)(tb + (size_t)o * 32));
+                        __m512i t1 = _mm512_loadu_si512((const void *)(tb + (size_t)(co + o) * 32));
+                        __m512i s01 = _mm512_add_epi16(_mm512_permutexvar_epi16(i0, t0),
+                                                       _mm512_permutexvar_epi16(i1, t0));
+                        __m512i s23 = _mm512_add_epi16(_mm512_permutexvar_epi16(i2, t1),
+                                                       _mm512_permutexvar_epi16(i3, t1));
+                        acc[o] = _mm512_add_epi16(acc[o], _mm512_add_epi16(s01, s23));
+                    }
+                }
+#pragma GCC unroll 8
+                for (int o = 0; o < 8; o++)
+                    out[o0 >= 16] = _mm512_mask_add_epi16(
+                        out[o0 >= 16], _mm512_cmpgt_epi16_mask(acc[o], _mm512_set1_epi16((short)c->T[o0 + o])),
+                        out[o0 >= 16], _mm512_set1_epi16((short)(1 << ((o0 + o) & 15))));
+            }
+            uint8_t *dst = y + ((size_t)(t + 1) * Wp + k0 + 1) * nbo;
+            if (co == 16) {
+                _mm512_mask_storeu_epi16(dst, live, out[0]);
+            } else { /* interleave the halves: position j's word is (out[0] lane j, out[1] lane j) */
+                const __m512i ilo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                                     39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+                const __m512i ihi = _mm512_add_epi16(ilo, _mm512_set1_epi16(16));
+                __m512i w0 = _mm512_permutex2var_epi16(out[0], ilo, out[1]);
+                __m512i w1 = _mm512_permutex2var_epi16(out[0], ihi, out[1]);
+                __mmask32 l0 = nk >= 16 ? ~(__mmask32)0 : (__mmask32)(((uint64_t)1 << (2 * nk)) - 1);
+                __mmask32 l1 = nk >= 32 ? ~(__mmask32)0 : nk <= 16 ? 0 : (__mmask32)(((uint64_t)1 << (2 * (nk - 16))) - 1);
+                _mm512_mask_storeu_epi16(dst, l0, w0);
+                _mm512_mask_storeu_epi16(dst + 64, l1, w1);
+            }
+        }
+}
+
+BAM_AVX512 static int conv_lut16_avx512(const bam_conv *c, int16_t *tab, const uint8_t *x, uint8_t *y)
+{
+    if (!have_avx512() || c->lut != 4 || c->ci != 16 || (c->co != 16 && c->co != 32))
+        return -1;
+    const int co = c->co;
+    for (int tap = 0; tap < 9; tap++)
+        for (int gp = 0; gp < 2; gp++)
+            for (int o = 0; o < co; o++)
+                for (int e = 0; e < 32; e++) {
+                    int g = 2 * gp + (e >> 4), pat = e & 15, sum = 0;
+                    for (int j = 0; j < 4; j++)
+                        if (pat >> j & 1)
+                            sum += c->w[((size_t)tap * 16 + 4 * g + j) * co + o];
+                    tab[(((size_t)tap * 2 + gp) * co + o) * 32 + e] = (int16_t)sum;
+                }
+    if (co == 16)
+        conv_lut16_avx512_body(c, tab, x, y, 16);
+    else
+        conv_lut16_avx512_body(c, tab, x, y, 32);
+    return 0;
+}
+
 #else /* no AVX2 kernels: the portable ones run */
 void snn_bam_set_simd(int on) { (void)on; }
 static int front_end_avx2(const snn_bam *n, const float *x, int8_t *q) { (void)n, (void)x, (void)q; return -1; }
 static int conv_first_avx2(const bam_conv *c, const int8_t *q, uint8_t *y) { (void)c, (void)q, (void)y; return -1; }
+static int front_end_avx512(const snn_bam *n, const float *x, int8_t *q) { (void)n, (void)x, (void)q; return -1; }
+static int conv_first_avx512(const bam_conv *c, const int8_t *q, uint8_t *y) { (void)c, (void)q, (void)y; return -1; }
+static int conv_lut16_avx512(const bam_conv *c, int16_t *tab, const uint8_t *x, uint8_t *y)
+{
+    (void)c, (void)tab, (void)x, (void)y;
+    return -1;
+}
 static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
 {
     (void)c, (void)sums, (void)x, (void)y;
@@ -831,11 +1055,12 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
     uint8_t *A = (uint8_t *)work + n->feat_bytes, *B = A + n->map_bytes;
     int16_t *sums = (int16_t *)(B + n->map_bytes);
     memset(q, 0, padded(NT, NF, 8));
-    /* each *_avx2 kernel returns -1 where it does not apply (CPU, widths): then the portable one */
-    if (front_end_avx2(n, x, q))
+    /* each *_avx512 / *_avx2 kernel returns -1 where it does not apply (CPU, widths): then the
+     * next narrower one, down to the portable C */
+    if (front_end_avx512(n, x, q) && front_end_avx2(n, x, q))
         front_end(n, x, q);
     memset(A, 0, padded(NT, NF, n->conv[0].co));
-    if (conv_first_avx2(&n->conv[0], q, A))
+    if (conv_first_avx512(&n->conv[0], q, A) && conv_first_avx2(&n->conv[0], q, A))
         conv_first(&n->conv[0], q, A);
     uint32_t counts[MAXC] = {0};
     for (int l = 1; l < SNN_BAM_NCONV; l++) {
@@ -847,9 +1072,11 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
         }
         memset(B, 0, padded(c->H, c->W, c->co));
         if (c->lut) {
-            build_sums(c, sums);
-            if (conv_lut_avx2(c, sums, A, B))
-                conv_lut(c, sums, A, B);
+            if (conv_lut16_avx512(c, sums, A, B)) { /* its tables take the sums' place */
+                build_sums(c, sums);
+                if (conv_lut_avx2(c, sums, A, B))
+                    conv_lut(c, sums, A, B);
+            }
         } else if (conv_mask_avx2(c, A, B, NULL)) {
             conv_bits(c, A, B, NULL);
         }

@@ -80,8 +80,9 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work);
 /* Fills m. */
 void snn_bam_memory_of(const snn_bam *n, snn_bam_memory *m);
 
-/* on = 0 makes snn_bam_run() use the portable C kernels even where AVX2 is available (for
- * tests and benchmarks: both give the same bits); 1 (the default) picks by CPU. */
+/* Which kernels snn_bam_run() may use, for tests and benchmarks (all give the same bits):
+ * 0 the portable C, 1 up to AVX2 + BMI2, 2 (the default) also AVX-512 (F, BW, VL, VNNI) for
+ * the front end and conv 0; each level picks by CPU and falls back to the one below. */
 void snn_bam_set_simd(int on);
 
 /* Parameters (weights, thresholds, scales, biases). */

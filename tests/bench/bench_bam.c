@@ -6,7 +6,9 @@
  *        (default models/zoo/dnsmos-bam.safetensors, 5 windows)
  * Input: the noise stream of bench_dnsmos.c / ort_dnsmos.mjs; window i = samples
  * [16000 i, 16000 i + 144160). Per window it times, alternating:
- *   scratch    snn_dnsmos_window() with the AVX2 kernels where the CPU has them
+ *   scratch    snn_dnsmos_window() with the widest kernels the CPU has (AVX-512 VNNI for the
+ *              front end and conv 0, AVX2 for the binary layers)
+ *   avx2       the same with at most AVX2 (snn_bam_set_simd(1))
  *   portable   the same with the portable C kernels (snn_bam_set_simd(0))
  * and prints the median process-CPU and wall milliseconds with quartiles. --lines prints one
  * line per call for dnsmos_vs_ort.sh: snnd <mode> <window> <cpu_ms> <wall_ms> <SIG_raw> <BAK_raw>
@@ -55,16 +57,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
-    static const char *const mode[2] = {"scratch", "portable"};
-    double *cpu[2], *wall[2];
-    for (int k = 0; k < 2; k++) {
+    enum { NMODE = 3 };
+    static const char *const mode[NMODE] = {"scratch", "avx2", "portable"};
+    static const int level[NMODE] = {2, 1, 0};
+    double *cpu[NMODE], *wall[NMODE];
+    for (int k = 0; k < NMODE; k++) {
         cpu[k] = calloc((size_t)reps, sizeof(double));
         wall[k] = calloc((size_t)reps, sizeof(double));
     }
     snn_dnsmos_window(m, st, x, out); /* warm up */
     for (int w = 0; w < reps; w++)
-        for (int k = 0; k < 2; k++) {
-            snn_bam_set_simd(k == 0);
+        for (int k = 0; k < NMODE; k++) {
+            snn_bam_set_simd(level[k]);
             double w0 = bench_ms(CLOCK_MONOTONIC), c0 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
             snn_dnsmos_window(m, st, x + (size_t)w * SNN_DNSMOS_HOP, out);
             cpu[k][w] = bench_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -73,7 +77,7 @@ int main(int argc, char **argv)
                 printf("snnd %s %d %.3f %.3f %.6f %.6f %.6f\n", mode[k], w, cpu[k][w], wall[k][w], out[3],
                        out[4], out[5]);
         }
-    snn_bam_set_simd(1);
+    snn_bam_set_simd(2);
     if (!lines) {
         json_t *o = json_object();
         m->ops->describe(m, o);
@@ -91,14 +95,14 @@ int main(int argc, char **argv)
                (long long)wb, (long long)db, (long long)pb, (long long)(wb + db + pb), (long long)fw,
                (long long)fp, (long long)(fw + fp), (double)(fw + fp) / (double)(wb + db + pb),
                (double)(fw + fp) / (double)(wb + pb));
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < NMODE; k++) {
             qsort(cpu[k], (size_t)reps, sizeof(double), bench_cmp);
             qsort(wall[k], (size_t)reps, sizeof(double), bench_cmp);
             printf("%-9s median of %d: %6.2f ms CPU (q1 %.2f, q3 %.2f), %6.2f ms wall per window\n", mode[k],
                    reps, cpu[k][reps / 2], cpu[k][reps / 4], cpu[k][(3 * reps) / 4], wall[k][reps / 2]);
         }
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < NMODE; k++) {
         free(cpu[k]);
         free(wall[k]);
     }

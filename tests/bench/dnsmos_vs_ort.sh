@@ -47,7 +47,7 @@ stats() { # $1 impl, $2 mode, $3 column -> "median q1 q3 min max n"
              printf "%.1f %.1f %.1f %.1f %.1f %d\n", v[int((n + 1) / 2)], v[a], v[b], v[1], v[n], n }'
 }
 printf '%-22s %8s %17s %15s %8s %17s %15s\n' "ms per window" "CPU med" "CPU q1-q3" "CPU min-max" "wall med" "wall q1-q3" "wall min-max"
-for im in "ort scratch" "snnd scratch" "snnd stream" "snnd portable"; do
+for im in "ort scratch" "snnd scratch" "snnd avx2" "snnd stream" "snnd portable"; do
     set -- $im
     c=$(stats "$1" "$2" 4); w=$(stats "$1" "$2" 5)
     [ "${c##* }" = 0 ] && continue
@@ -55,7 +55,7 @@ for im in "ort scratch" "snnd scratch" "snnd stream" "snnd portable"; do
         $1 " " $2, $3, $4, $5, $6, $7, $9, $10, $11, $12, $13, $8 }'
 done
 ORT_C=$(stats ort scratch 4 | cut -d' ' -f1); ORT_W=$(stats ort scratch 5 | cut -d' ' -f1)
-for m in scratch stream portable; do
+for m in scratch avx2 stream portable; do
     C=$(stats snnd "$m" 4 | cut -d' ' -f1); W=$(stats snnd "$m" 5 | cut -d' ' -f1)
     [ "$C" = - ] && continue
     awk -v m="$m" -v oc="$ORT_C" -v ow="$ORT_W" -v c="$C" -v w="$W" 'BEGIN {
