@@ -29,6 +29,23 @@ typedef int v8i __attribute__((vector_size(32)));
 /* v = 8 floats from p (unaligned) */
 #define LD8(v, p) memcpy(&(v), (p), sizeof(v8))
 
+/* dst[0 .. n) = the first n (0 .. 8) lanes of v: unrolled stores, where a memcpy of a
+ * variable size would be a libc call in the innermost loops. */
+static inline void store_part(float *dst, v8 v, int64_t n)
+{
+    switch (n) {
+    case 8: dst[7] = v[7]; /* fall through */
+    case 7: dst[6] = v[6]; /* fall through */
+    case 6: dst[5] = v[5]; /* fall through */
+    case 5: dst[4] = v[4]; /* fall through */
+    case 4: dst[3] = v[3]; /* fall through */
+    case 3: dst[2] = v[2]; /* fall through */
+    case 2: dst[1] = v[1]; /* fall through */
+    case 1: dst[0] = v[0]; /* fall through */
+    default: break;
+    }
+}
+
 /* Output positions processed per im2col block: bounds the scratch buffer
  * (K x block floats) while keeping sgemm's N dimension large. */
 #define CONV_BLOCK 2048
@@ -167,7 +184,7 @@ static void direct_1ch(const snn_conv2d *c, const float *x, const float *w, cons
                 if (OW - ox >= 8)
                     memcpy(yr + ox, &acc, sizeof acc);
                 else
-                    memcpy(yr + ox, &acc, (size_t)(OW - ox) * sizeof(float));
+                    store_part(yr + ox, acc, OW - ox);
             }
         }
     }
@@ -390,7 +407,7 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                                 memcpy(dst + j * nb, &o[j], sizeof o[j]);
                         else
                             for (int j = 0; j < WA; j++)
-                                memcpy(dst + j * nb, &o[j], (size_t)nl * sizeof(float));
+                                store_part(dst + j * nb, o[j], nl);
                     }
                 }
             }
@@ -434,10 +451,12 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                         v8 q[4];
                         interleave4(o, q);
                         int64_t k = left < 4 * nl ? left : 4 * nl;
-                        if (k == 32)
+                        if (k == 32) {
                             memcpy(row, q, sizeof q);
-                        else
-                            memcpy(row, q, (size_t)k * sizeof(float));
+                        } else {
+                            for (int v = 0; v < 4 && 8 * v < k; v++)
+                                store_part(row + 8 * v, q[v], k - 8 * v < 8 ? k - 8 * v : 8);
+                        }
                     }
                 }
             }
