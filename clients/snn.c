@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 static const char *const help =
     "usage: snn COMMAND [ARGS]   (snn COMMAND --help for details)\n"

@@ -12,6 +12,9 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 static void usage(FILE *f)
 {
@@ -149,6 +152,9 @@ int main(int argc, char **argv)
     }
     log_info("snnd %s ready: %d workers, max %u connections", SNND_VERSION, srv.cfg.workers,
              srv.cfg.max_connections);
+    if (snn_blas_changed_from())
+        log_info("OpenBLAS: AVX-512 kernels (OPENBLAS_CORETYPE=%s replaced by SkylakeX; "
+                 "SNN_BLAS_CORETYPE=keep keeps it)", snn_blas_changed_from());
     uv_run(loop, UV_RUN_DEFAULT);
     log_info("snnd stopped");
     server_free(&srv);

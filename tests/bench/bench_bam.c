@@ -24,6 +24,9 @@
 #include "bam.h"
 #include "dnsmos.h"
 #include "dnsmos_bench.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 int main(int argc, char **argv)
 {

@@ -24,6 +24,9 @@
 #include "dnsmos.h"
 #include "dnsmos_bench.h"
 #include "onnx.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 enum { M_WINO, M_IM2COL, M_STREAM, NMODE };
 static const char *const mode_name[NMODE] = {"winograd", "im2col", "stream"};

@@ -33,6 +33,9 @@
 #include "model.h"
 #include "session.h"
 #include "sigmadelta.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 static int g_repeats = 11;
 static long g_steps = 200000;

@@ -26,6 +26,9 @@
 #include "eprop.h"
 #include "model.h"
 #include "rsnn_eprop.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 /* xorshift64*: a fixed, portable stream of pseudo-random numbers. */
 static uint64_t rng = 88172645463325252ull;

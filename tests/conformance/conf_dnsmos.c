@@ -37,6 +37,9 @@
 #include "model.h"
 #include "testutil.h"
 #include "wav.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 #define TOL 0.01
 

@@ -29,6 +29,9 @@
 #include "fuzz.h"
 #include "log.h"
 #include "server.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 #ifndef FUZZ_SOURCE_ROOT
 #error "FUZZ_SOURCE_ROOT must name the source tree"

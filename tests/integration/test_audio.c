@@ -22,6 +22,9 @@
 #include "session.h"
 #include "testutil.h"
 #include "wav.h"
+#include "blas.h"
+
+SNN_BLAS_PREINIT
 
 static itest_daemon D;
 
