@@ -54,6 +54,8 @@ typedef struct onode {
     int has_bias;
     int relu;        /* a following Relu fused into this Conv */
     float *wino;     /* Winograd-transformed weights (owned) or NULL */
+    int fuse_with;   /* > 0: the Winograd Conv that alone reads this direct Conv's output:
+                      * both run together in strips of rows (run_stem_pair) */
     int64_t pool[4]; /* kh, kw, sh, sw */
     int64_t perm[SNN_ONNX_MAX_RANK];
     int reduce[SNN_ONNX_MAX_RANK];
@@ -789,6 +791,44 @@ static void fuse_relu(snn_onnx_graph *g)
     }
 }
 
+/* The root value whose storage v shares (itself when it has none). */
+static int root_of(const snn_onnx_graph *g, int v);
+
+/* A 1-channel 3x3 "same" Conv (direct kernel, no Winograd) whose output, through fused-Relu
+ * identities only, is read by exactly one node, a 3x3 "same" Winograd Conv: marks the pair. Run
+ * together in strips, the wide map between them (DNSMOS: 128 x 900 x 161 floats, 74 MB) never
+ * leaves the cache as a whole. */
+static void fuse_stem(snn_onnx_graph *g)
+{
+    for (size_t k = 0; k < g->nn; k++) {
+        onode *a = &g->nodes[k];
+        const snn_conv2d *ca = &a->conv;
+        if (a->op != OP_CONV || a->wino || ca->C != 1 || ca->KH != 3 || ca->KW != 3 || ca->sh != 1 ||
+            ca->sw != 1 || ca->dh != 1 || ca->dw != 1 || ca->pt != 1 || ca->pb != 1 || ca->OH != ca->H ||
+            g->v[a->in[0]].d[0] != 1)
+            continue;
+        int root = root_of(g, a->out), reader = -1, readers = 0;
+        for (size_t j = 0; j < g->nn; j++)
+            for (int i = 0; i < g->nodes[j].nin; i++) {
+                int v = g->nodes[j].in[i];
+                if (v < 0 || root_of(g, v) != root)
+                    continue;
+                if (g->nodes[j].op == OP_RESHAPE && g->nodes[j].nin == 1 && g->v[g->nodes[j].out].alias >= 0)
+                    continue; /* an identity (fused Relu): its output is the same storage */
+                readers++;
+                reader = (int)j;
+            }
+        if (readers != 1 || root_of(g, g->output) == root)
+            continue;
+        onode *b = &g->nodes[reader];
+        const snn_conv2d *cb = &b->conv;
+        if (b->op != OP_CONV || !b->wino || root_of(g, b->in[0]) != root || cb->pt != 1 || cb->pb != 1 ||
+            cb->OH != cb->H || cb->H != ca->OH || cb->W != ca->OW || cb->C != ca->Co)
+            continue;
+        a->fuse_with = reader;
+    }
+}
+
 /* ---- memory planning --------------------------------------------------- */
 
 typedef struct block {
@@ -1024,6 +1064,7 @@ static int build(snn_onnx_graph *g, const Onnx__ModelProto *m, const char *label
     g->fast_conv = 1;
     if (plan_memory(g) != 0)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", label);
+    fuse_stem(g); /* after planning: it reads the aliases */
     return 0;
 }
 
@@ -1114,6 +1155,14 @@ uint64_t snn_onnx_footprint(const snn_onnx_graph *g) { return g->footprint; }
 size_t snn_onnx_n_nodes(const snn_onnx_graph *g) { return g->nn; }
 void snn_onnx_set_fast_conv(snn_onnx_graph *g, int on) { g->fast_conv = on; }
 
+size_t snn_onnx_n_fused(const snn_onnx_graph *g)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < g->nn; k++)
+        n += g->nodes[k].fuse_with > 0;
+    return n;
+}
+
 size_t snn_onnx_work_size(const snn_onnx_graph *g)
 {
     return ALIGN + g->arena + g->scratch * sizeof(float);
@@ -1135,12 +1184,50 @@ static void *vptr(const snn_onnx_graph *g, char *arena, const float *in, int v)
 static char *arena_of(void *work) { return (char *)(((uintptr_t)work + ALIGN - 1) / ALIGN * ALIGN); }
 
 /* Runs nodes first .. nn-1 and copies the graph output to out. */
+/* Output rows of the second convolution per strip of run_stem_pair (a multiple of the Winograd
+ * tile, 4, so the strips' tiles are the whole map's). */
+#define STEM_STRIP 8
+
+/* Direct Conv a and Winograd Conv b of a fuse_stem() pair on one image x -> y, STEM_STRIP
+ * output rows of b at a time: the rows of a's output they need (two more, recomputed at strip
+ * seams) go to strip (room for all of a's output is there), then b reads them. Each output is
+ * computed by the same operations as unfused (same tiles), up to the sgemm's blocking. */
+static void run_stem_pair(const onode *a, const onode *b, const float *x, const float *wa,
+                          const float *ba, const float *bb, float *strip, float *y, float *scratch)
+{
+    const snn_conv2d *ca = &a->conv, *cb = &b->conv;
+    const int64_t H = cb->H, W = cb->W;
+    for (int64_t r0 = 0; r0 < cb->OH; r0 += STEM_STRIP) {
+        int64_t r1 = r0 + STEM_STRIP < cb->OH ? r0 + STEM_STRIP : cb->OH;
+        int64_t i0 = r0 > 0 ? r0 - 1 : 0, i1 = r1 + 1 < H ? r1 + 1 : H; /* b's input rows */
+        int64_t j0 = i0 > 0 ? i0 - 1 : 0, j1 = i1 + 1 < ca->H ? i1 + 1 : ca->H; /* a's input rows */
+        snn_conv2d sa = *ca, sb = *cb;
+        sa.H = j1 - j0;
+        sa.pt = i0 == 0 ? ca->pt : 0;
+        sa.pb = i1 == H ? ca->pb : 0;
+        sa.xcs = 0;
+        sa.ycs = (i1 - i0) * W;
+        sb.H = i1 - i0;
+        sb.pt = r0 == 0 ? cb->pt : 0;
+        sb.pb = r1 == cb->OH ? cb->pb : 0;
+        sb.xcs = (i1 - i0) * W;
+        sb.ycs = cb->OH * cb->OW;
+        if (snn_conv2d_init(&sa) != 0 || snn_conv2d_init(&sb) != 0)
+            return; /* not reached: fuse_stem() checked the geometry */
+        snn_conv2d_run(&sa, x + j0 * ca->W, wa, ba, a->relu, strip, scratch);
+        snn_conv2d_winograd(&sb, strip, b->wino, bb, b->relu, y + r0 * cb->OW, scratch);
+    }
+}
+
 static void run_nodes(const snn_onnx_graph *g, size_t first, const float *in, float *out, void *work)
 {
     char *arena = arena_of(work);
     float *scratch = (float *)(arena + g->arena);
+    size_t done = 0; /* > 0: a node already computed with its fused partner */
     for (size_t k = first; k < g->nn; k++) {
         const onode *n = &g->nodes[k];
+        if (done && k == done)
+            continue;
         const oval *x = &g->v[n->in[0]], *o = &g->v[n->out];
         const float *xp = vptr(g, arena, in, n->in[0]);
         float *op = vptr(g, arena, in, n->out);
@@ -1149,6 +1236,13 @@ static void run_nodes(const snn_onnx_graph *g, size_t first, const float *in, fl
             const float *w = vptr(g, arena, in, n->in[1]);
             const float *b = n->has_bias ? vptr(g, arena, in, n->in[2]) : NULL;
             int64_t xs = x->n / x->d[0], ys = o->n / o->d[0];
+            if (n->fuse_with && g->fast_conv) {
+                const onode *nb = &g->nodes[n->fuse_with];
+                run_stem_pair(n, nb, xp, w, b, nb->has_bias ? vptr(g, arena, in, nb->in[2]) : NULL, op,
+                              vptr(g, arena, in, nb->out), scratch);
+                done = (size_t)n->fuse_with;
+                break;
+            }
             for (int64_t i = 0; i < x->d[0]; i++) {
                 if (n->wino && g->fast_conv)
                     snn_conv2d_winograd(&n->conv, xp + i * xs, n->wino, b, n->relu, op + i * ys,

@@ -70,9 +70,14 @@ uint64_t snn_onnx_footprint(const snn_onnx_graph *g);
 size_t snn_onnx_n_nodes(const snn_onnx_graph *g);
 
 /* Chooses how 3x3 stride-1 convolutions with >= 8 input channels run: 1
- * (the default) with Winograd F(4x4,3x3), 0 with im2col + sgemm. Both give
- * the same result up to float rounding; for comparisons and benchmarks. */
+ * (the default) with Winograd F(4x4,3x3), and a 1-channel stem Conv that only
+ * feeds such a Conv run together with it in strips of rows (the map between
+ * them is never written whole); 0 with im2col + sgemm, one node at a time.
+ * Both give the same result up to float rounding; for comparisons and benchmarks. */
 void snn_onnx_set_fast_conv(snn_onnx_graph *g, int on);
+
+/* Number of Conv pairs that run together in strips when fast_conv is on (DNSMOS P.835: 1). */
+size_t snn_onnx_n_fused(const snn_onnx_graph *g);
 
 /* Runs the graph: in[snn_onnx_input_numel] -> out[snn_onnx_output_numel],
  * using work (snn_onnx_work_size bytes). Allocates nothing. */

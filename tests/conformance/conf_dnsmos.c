@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "dnsmos.h"
+#include "onnx.h"
 #include "model.h"
 #include "testutil.h"
 #include "wav.h"
@@ -326,6 +327,32 @@ static void append_clip(float *x, size_t *len, const char *clip, int tile, size_
 }
 
 /* Streaming with reuse: every window as from scratch (1e-3) and as ORT where it has the window. */
+/* The fast path (Winograd, stem Conv fused with the next in strips) against im2col + sgemm one
+ * node at a time, on a real clip's first window: the same numbers up to float rounding. */
+static void test_p835_fast_path(void **st)
+{
+    (void)st;
+    snn_onnx_graph *g = snn_dnsmos_graph(p835);
+    assert_int_equal(snn_onnx_n_fused(g), 1);
+    size_t n_clip, len;
+    float *x = tiled_clip("pesq_speech.wav", &n_clip, &len);
+    snn_state *s;
+    snn_err e;
+    assert_int_equal(p835->ops->state_new(p835, &s, &e), 0);
+    float fast[6], plain[6];
+    assert_int_equal(snn_dnsmos_window(p835, s, x, fast), 0);
+    snn_onnx_set_fast_conv(g, 0);
+    assert_int_equal(snn_dnsmos_window(p835, s, x, plain), 0);
+    snn_onnx_set_fast_conv(g, 1);
+    for (int k = 0; k < 6; k++)
+        if (fabs(fast[k] - plain[k]) > 1e-4)
+            fail_msg("output %d: fast path %.7f, im2col %.7f", k, fast[k], plain[k]);
+    printf("fast path vs im2col, one window: %.7f %.7f %.7f raw vs %.7f %.7f %.7f\n", fast[3], fast[4],
+           fast[5], plain[3], plain[4], plain[5]);
+    p835->ops->state_free(p835, s);
+    free(x);
+}
+
 static void test_stream_reuse(void **st)
 {
     (void)st;
@@ -405,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_p808_segments),
         cmocka_unit_test(test_clip_streaming),
         cmocka_unit_test(test_stream_between_9_01_and_10_s),
+        cmocka_unit_test(test_p835_fast_path),
         cmocka_unit_test(test_stream_reuse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
