@@ -31,17 +31,18 @@ typedef int v8i __attribute__((vector_size(32)));
 
 /* dst[0 .. n) = the first n (0 .. 8) lanes of v: unrolled stores, where a memcpy of a
  * variable size would be a libc call in the innermost loops. */
-static inline void store_part(float *dst, v8 v, int64_t n)
+static inline void store_part(float *dst, const v8 *v, int64_t n)
 {
+    /* v by address: a v8 argument would change the ABI where AVX is off (-Wpsabi) */
     switch (n) {
-    case 8: dst[7] = v[7]; /* fall through */
-    case 7: dst[6] = v[6]; /* fall through */
-    case 6: dst[5] = v[5]; /* fall through */
-    case 5: dst[4] = v[4]; /* fall through */
-    case 4: dst[3] = v[3]; /* fall through */
-    case 3: dst[2] = v[2]; /* fall through */
-    case 2: dst[1] = v[1]; /* fall through */
-    case 1: dst[0] = v[0]; /* fall through */
+    case 8: dst[7] = (*v)[7]; /* fall through */
+    case 7: dst[6] = (*v)[6]; /* fall through */
+    case 6: dst[5] = (*v)[5]; /* fall through */
+    case 5: dst[4] = (*v)[4]; /* fall through */
+    case 4: dst[3] = (*v)[3]; /* fall through */
+    case 3: dst[2] = (*v)[2]; /* fall through */
+    case 2: dst[1] = (*v)[1]; /* fall through */
+    case 1: dst[0] = (*v)[0]; /* fall through */
     default: break;
     }
 }
@@ -184,7 +185,7 @@ static void direct_1ch(const snn_conv2d *c, const float *x, const float *w, cons
                 if (OW - ox >= 8)
                     memcpy(yr + ox, &acc, sizeof acc);
                 else
-                    store_part(yr + ox, acc, OW - ox);
+                    store_part(yr + ox, &acc, OW - ox);
             }
         }
     }
@@ -407,7 +408,7 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                                 memcpy(dst + j * nb, &o[j], sizeof o[j]);
                         else
                             for (int j = 0; j < WA; j++)
-                                store_part(dst + j * nb, o[j], nl);
+                                store_part(dst + j * nb, &o[j], nl);
                     }
                 }
             }
@@ -455,7 +456,7 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                             memcpy(row, q, sizeof q);
                         } else {
                             for (int v = 0; v < 4 && 8 * v < k; v++)
-                                store_part(row + 8 * v, q[v], k - 8 * v < 8 ? k - 8 * v : 8);
+                                store_part(row + 8 * v, &q[v], k - 8 * v < 8 ? k - 8 * v : 8);
                         }
                     }
                 }
