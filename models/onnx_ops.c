@@ -342,6 +342,134 @@ static inline void interleave4(const v8 p[4], v8 q[4])
 }
 
 
+/* The output transform (Y = A^T m A, plus bias, relu) of tile rows ty0 .. ty0 + nr - 1 from
+ * M[Co][36][nb], sixteen tiles per vector: the same operations as the eight-tile loop in
+ * snn_conv2d_winograd, in 512-bit registers. GCC/x86-64 only (chosen at run time). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+typedef float v16 __attribute__((vector_size(64)));
+typedef int v16i __attribute__((vector_size(64)));
+#define SHUF16(a, b, ...) __builtin_shuffle(a, b, (v16i){__VA_ARGS__})
+
+__attribute__((target("avx512f"))) static inline void at6_16(const v16 m[WA], v16 o[WM])
+{
+    v16 a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+    o[0] = m[0] + a + c;
+    o[1] = b + 2 * d;
+    o[2] = a + 4 * c;
+    o[3] = b + 8 * d + m[5];
+}
+
+/* q (64 floats) element 4 l + j = p[j] lane l. */
+__attribute__((target("avx512f"))) static inline void interleave4_16(const v16 p[4], v16 q[4])
+{
+    /* a: lanes (p0, p1) interleaved for tiles 0..7, b: (p2, p3); c, d: tiles 8..15 */
+    v16 a = SHUF16(p[0], p[1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    v16 b = SHUF16(p[2], p[3], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    v16 c = SHUF16(p[0], p[1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    v16 d = SHUF16(p[2], p[3], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    q[0] = SHUF16(a, b, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    q[1] = SHUF16(a, b, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+    q[2] = SHUF16(c, d, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    q[3] = SHUF16(c, d, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+}
+
+__attribute__((target("avx512f"))) static void wino_output16(const snn_conv2d *c, const float *M, int64_t nb,
+                                                            int64_t ty0, int64_t nr, const float *b,
+                                                            int relu, float *y)
+{
+    const int64_t Co = c->Co, OH = c->OH, OW = c->OW, TW = (OW + WM - 1) / WM;
+    for (int64_t co = 0; co < Co; co++) {
+        v16 bias = (v16){0} + (b ? b[co] : 0.0f);
+        float *yc = y + co * ystride(c);
+        for (int64_t ty = ty0; ty < ty0 + nr; ty++) {
+            const float *mt = M + co * WT * nb + (ty - ty0) * TW;
+            for (int64_t tx = 0; tx < TW; tx += 16) {
+                int nl = TW - tx < 16 ? (int)(TW - tx) : 16;
+                v16 m[WA][WA], tmp[WM][WA], col[WA], o[WM];
+                for (int i = 0; i < WA; i++)
+                    for (int j = 0; j < WA; j++)
+                        memcpy(&m[i][j], mt + (i * WA + j) * nb + tx, sizeof(v16));
+                for (int j = 0; j < WA; j++) {
+                    for (int k = 0; k < WA; k++)
+                        col[k] = m[k][j];
+                    at6_16(col, o);
+                    for (int i = 0; i < WM; i++)
+                        tmp[i][j] = o[i];
+                }
+                for (int i = 0; i < WM; i++) {
+                    int64_t oy = ty * WM + i;
+                    if (oy >= OH)
+                        break;
+                    at6_16(tmp[i], o);
+                    float *row = yc + oy * OW + tx * WM;
+                    int64_t left = OW - tx * WM;
+                    for (int j = 0; j < WM; j++) {
+                        o[j] += bias;
+                        if (relu)
+                            o[j] = (v16)((v16i)o[j] & (o[j] > (v16){0}));
+                    }
+                    v16 q[4];
+                    interleave4_16(o, q);
+                    int64_t k = left < 4 * nl ? left : 4 * nl;
+                    if (k == 64) {
+                        memcpy(row, q, sizeof q);
+                    } else {
+                        for (int v = 0; v < 4 && 16 * v < k; v++) {
+                            int64_t r = k - 16 * v < 16 ? k - 16 * v : 16;
+                            _mm512_mask_storeu_ps(row + 16 * v, (__mmask16)((1u << r) - 1), (__m512)q[v]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Step (3) of the input transform, sixteen tiles per vector: B across each tile of the phases
+ * ph ([6][4][PW], see snn_conv2d_winograd) into vt (the tile row's place in V, rows nb apart). */
+__attribute__((target("avx512f"))) static void wino_btiles16(const float *ph, int64_t PW, int64_t TW,
+                                                            float *vt, int64_t nb)
+{
+    for (int64_t tx = 0; tx < TW; tx += 16) {
+        int64_t nl = TW - tx < 16 ? TW - tx : 16;
+        __mmask16 live = (__mmask16)((1u << nl) - 1);
+        for (int k = 0; k < WA; k++) {
+            const float *p = ph + k * 4 * PW + tx;
+            v16 e[WA], o[WA];
+            memcpy(&e[0], p, sizeof(v16));
+            memcpy(&e[1], p + PW, sizeof(v16));
+            memcpy(&e[2], p + 2 * PW, sizeof(v16));
+            memcpy(&e[3], p + 3 * PW, sizeof(v16));
+            memcpy(&e[4], p + 1, sizeof(v16));
+            memcpy(&e[5], p + PW + 1, sizeof(v16));
+            o[0] = 4 * e[0] - 5 * e[2] + e[4];
+            o[1] = -4 * e[1] - 4 * e[2] + e[3] + e[4];
+            o[2] = 4 * e[1] - 4 * e[2] - e[3] + e[4];
+            o[3] = -2 * e[1] - e[2] + 2 * e[3] + e[4];
+            o[4] = 2 * e[1] - e[2] - 2 * e[3] + e[4];
+            o[5] = 4 * e[1] - 5 * e[3] + e[5];
+            float *dst = vt + k * WA * nb + tx;
+            for (int j = 0; j < WA; j++)
+                _mm512_mask_storeu_ps(dst + j * nb, live, (__m512)o[j]);
+        }
+    }
+}
+
+static int wino_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+#else
+static void wino_btiles16(const float *ph, int64_t PW, int64_t TW, float *vt, int64_t nb)
+{
+    (void)ph, (void)PW, (void)TW, (void)vt, (void)nb;
+}
+static void wino_output16(const snn_conv2d *c, const float *M, int64_t nb, int64_t ty0, int64_t nr,
+                          const float *b, int relu, float *y)
+{
+    (void)c, (void)M, (void)nb, (void)ty0, (void)nr, (void)b, (void)relu, (void)y;
+}
+static int wino_avx512(void) { return 0; }
+#endif
+
 /* The input transform is done a tile row at a time so that every vector access is
  * contiguous: (1) B^T down the 6 input rows, for every column at once; (2) the result split
  * into 4 phases by column mod 4, so that column 4 tx + j of every tile tx is phase j % 4 at
@@ -358,6 +486,7 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
     float *in = M + WT * Co * nb;         /* [6][RW] padded input rows */
     float *r = in + 6 * RW;               /* [6][RW] B^T down the rows */
     float *ph = r + 6 * RW;               /* [6][4][PW] phases */
+    const int avx512 = wino_avx512();     /* steps (3) and the output transform 16 tiles wide */
     memset(in, 0, (size_t)(12 * RW + 24 * PW) * sizeof *in);
     for (int64_t ty0 = 0; ty0 < TH; ty0 += rows) {
         int64_t nr = TH - ty0 < rows ? TH - ty0 : rows, n = nr * TW;
@@ -390,6 +519,10 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                             memcpy(ph + (k * 4 + j) * PW + (X >> 2), &p[j], sizeof p[j]);
                     }
                 float *vt = V + ci * WT * nb + (ty - ty0) * TW;
+                if (avx512) {
+                    wino_btiles16(ph, PW, TW, vt, nb);
+                    continue;
+                }
                 for (int64_t tx = 0; tx < TW; tx += 8) {
                     int nl = TW - tx < 8 ? (int)(TW - tx) : 8;
                     for (int k = 0; k < WA; k++) {
@@ -419,6 +552,10 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                         u + xi * Co * C, (int)C, V + xi * nb, (int)(WT * nb), 0.0f, M + xi * nb,
                         (int)(WT * nb));
         /* output transform: Y = A^T m A, plus bias, relu */
+        if (avx512) {
+            wino_output16(c, M, nb, ty0, nr, b, relu, y);
+            continue;
+        }
         for (int64_t co = 0; co < Co; co++) {
             v8 bias = (v8){0} + (b ? b[co] : 0.0f);
             float *yc = y + co * ystride(c);
