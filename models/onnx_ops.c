@@ -288,29 +288,32 @@ void snn_winograd_weights(const snn_conv2d *c, const float *w, float *u)
     }
 }
 
-/* The transforms are B^T d B and A^T m A written out for these matrices' zeros, eight
- * tiles at a time. */
+/* The transforms are B^T d B and A^T m A written out for these matrices' zeros, for vectors
+ * of 8 or 16 tiles (the macros serve both widths). */
 
 /* r = B^T column: r[i] = sum_k BT[i][k] d[k] */
-static inline void bt6(const v8 d[WA], v8 r[WA])
-{
-    r[0] = 4 * d[0] - 5 * d[2] + d[4];
-    r[1] = -4 * d[1] - 4 * d[2] + d[3] + d[4];
-    r[2] = 4 * d[1] - 4 * d[2] - d[3] + d[4];
-    r[3] = -2 * d[1] - d[2] + 2 * d[3] + d[4];
-    r[4] = 2 * d[1] - d[2] - 2 * d[3] + d[4];
-    r[5] = 4 * d[1] - 5 * d[3] + d[5];
-}
+#define BT6(d, r)                                                                                  \
+    do {                                                                                           \
+        (r)[0] = 4 * (d)[0] - 5 * (d)[2] + (d)[4];                                                 \
+        (r)[1] = -4 * (d)[1] - 4 * (d)[2] + (d)[3] + (d)[4];                                       \
+        (r)[2] = 4 * (d)[1] - 4 * (d)[2] - (d)[3] + (d)[4];                                        \
+        (r)[3] = -2 * (d)[1] - (d)[2] + 2 * (d)[3] + (d)[4];                                       \
+        (r)[4] = 2 * (d)[1] - (d)[2] - 2 * (d)[3] + (d)[4];                                        \
+        (r)[5] = 4 * (d)[1] - 5 * (d)[3] + (d)[5];                                                 \
+    } while (0)
 
 /* o[i] = sum_k AT[i][k] m[k] */
-static inline void at6(const v8 m[WA], v8 o[WM])
-{
-    v8 a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
-    o[0] = m[0] + a + c;
-    o[1] = b + 2 * d;
-    o[2] = a + 4 * c;
-    o[3] = b + 8 * d + m[5];
-}
+#define AT6(m, o)                                                                                  \
+    do {                                                                                           \
+        __typeof__((m)[0]) a_ = (m)[1] + (m)[2], b_ = (m)[1] - (m)[2], c_ = (m)[3] + (m)[4],       \
+                           d_ = (m)[3] - (m)[4];                                                   \
+        (o)[0] = (m)[0] + a_ + c_;                                                                 \
+        (o)[1] = b_ + 2 * d_;                                                                      \
+        (o)[2] = a_ + 4 * c_;                                                                      \
+        (o)[3] = b_ + 8 * d_ + (m)[5];                                                             \
+    } while (0)
+
+static inline void bt6(const v8 d[WA], v8 r[WA]) { BT6(d, r); }
 
 /* Lane shuffles of two v8: result lane k = (a:b)[mask k] (lanes 8..15 are b's). */
 #ifdef __clang__
@@ -342,23 +345,72 @@ static inline void interleave4(const v8 p[4], v8 q[4])
 }
 
 
-/* The output transform (Y = A^T m A, plus bias, relu) of tile rows ty0 .. ty0 + nr - 1 from
- * M[Co][36][nb], sixteen tiles per vector: the same operations as the eight-tile loop in
- * snn_conv2d_winograd, in 512-bit registers. GCC/x86-64 only (chosen at run time). */
+/* The output transform, Y = A^T m A plus bias and relu, of tile rows ty0 .. ty0 + nr - 1 from
+ * M[Co][36][nb] into y, N tiles per vector of type VT (integer twin VTI); INTERLEAVE turns the 4
+ * column phases into 4 N tiles' consecutive columns, STORE_PART stores the first k of those
+ * 4 N floats. Defines function NAME with attributes ATTR. */
+#define WINO_OUTPUT_FN(NAME, ATTR, VT, VTI, N, INTERLEAVE, STORE_PART)                             \
+    ATTR static void NAME(const snn_conv2d *c, const float *M, int64_t nb, int64_t ty0, int64_t nr,  \
+                          const float *b, int relu, float *y)                                      \
+    {                                                                                              \
+        const int64_t OH = c->OH, OW = c->OW, TW = (OW + WM - 1) / WM;                             \
+        for (int64_t co = 0; co < c->Co; co++) {                                                   \
+            VT bias = (VT){0} + (b ? b[co] : 0.0f);                                                \
+            float *yc = y + co * ystride(c);                                                       \
+            for (int64_t ty = ty0; ty < ty0 + nr; ty++) {                                          \
+                const float *mt = M + co * WT * nb + (ty - ty0) * TW;                              \
+                for (int64_t tx = 0; tx < TW; tx += N) {                                           \
+                    int nl = TW - tx < N ? (int)(TW - tx) : N;                                     \
+                    VT m[WA][WA], tmp[WM][WA], col[WA], o[WM], q[4];                               \
+                    for (int i = 0; i < WA; i++)                                                   \
+                        for (int j = 0; j < WA; j++)                                               \
+                            memcpy(&m[i][j], mt + (i * WA + j) * nb + tx, sizeof(VT));             \
+                    for (int j = 0; j < WA; j++) { /* tmp = A^T m */                               \
+                        for (int k = 0; k < WA; k++)                                               \
+                            col[k] = m[k][j];                                                      \
+                        AT6(col, o);                                                               \
+                        for (int i = 0; i < WM; i++)                                               \
+                            tmp[i][j] = o[i];                                                      \
+                    }                                                                              \
+                    for (int i = 0; i < WM; i++) {                                                 \
+                        int64_t oy = ty * WM + i;                                                  \
+                        if (oy >= OH)                                                              \
+                            break;                                                                 \
+                        AT6(tmp[i], o); /* row i of (A^T m) A */                                   \
+                        float *row = yc + oy * OW + tx * WM;                                       \
+                        int64_t left = OW - tx * WM; /* columns left in this output row */        \
+                        for (int j = 0; j < WM; j++) {                                             \
+                            o[j] += bias;                                                          \
+                            if (relu)                                                              \
+                                o[j] = (VT)((VTI)o[j] & (o[j] > (VT){0}));                         \
+                        }                                                                          \
+                        INTERLEAVE(o, q);                                                          \
+                        int64_t k = left < 4 * nl ? left : 4 * nl;                                 \
+                        if (k == 4 * N)                                                            \
+                            memcpy(row, q, sizeof q);                                              \
+                        else                                                                       \
+                            STORE_PART(row, q, k);                                                 \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* the first k of the 32 floats of q[4] */
+#define STORE_PART8(row, q, k)                                                                     \
+    for (int v_ = 0; v_ < 4 && 8 * v_ < (k); v_++)                                                 \
+    store_part((row) + 8 * v_, &(q)[v_], (k) - 8 * v_ < 8 ? (k) - 8 * v_ : 8)
+
+/* eight tiles per vector: inlined into each of snn_conv2d_winograd's clones (their targets) */
+WINO_OUTPUT_FN(wino_output8, inline __attribute__((always_inline)), v8, v8i, 8, interleave4, STORE_PART8)
+
+/* Sixteen tiles per vector in 512-bit registers, for the output transform and step (3) of the
+ * input transform (the same operations: the same results). GCC/x86-64, chosen at run time. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 typedef float v16 __attribute__((vector_size(64)));
 typedef int v16i __attribute__((vector_size(64)));
 #define SHUF16(a, b, ...) __builtin_shuffle(a, b, (v16i){__VA_ARGS__})
-
-__attribute__((target("avx512f"))) static inline void at6_16(const v16 m[WA], v16 o[WM])
-{
-    v16 a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
-    o[0] = m[0] + a + c;
-    o[1] = b + 2 * d;
-    o[2] = a + 4 * c;
-    o[3] = b + 8 * d + m[5];
-}
 
 /* q (64 floats) element 4 l + j = p[j] lane l. */
 __attribute__((target("avx512f"))) static inline void interleave4_16(const v16 p[4], v16 q[4])
@@ -374,57 +426,15 @@ __attribute__((target("avx512f"))) static inline void interleave4_16(const v16 p
     q[3] = SHUF16(c, d, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
 }
 
-__attribute__((target("avx512f"))) static void wino_output16(const snn_conv2d *c, const float *M, int64_t nb,
-                                                            int64_t ty0, int64_t nr, const float *b,
-                                                            int relu, float *y)
-{
-    const int64_t Co = c->Co, OH = c->OH, OW = c->OW, TW = (OW + WM - 1) / WM;
-    for (int64_t co = 0; co < Co; co++) {
-        v16 bias = (v16){0} + (b ? b[co] : 0.0f);
-        float *yc = y + co * ystride(c);
-        for (int64_t ty = ty0; ty < ty0 + nr; ty++) {
-            const float *mt = M + co * WT * nb + (ty - ty0) * TW;
-            for (int64_t tx = 0; tx < TW; tx += 16) {
-                int nl = TW - tx < 16 ? (int)(TW - tx) : 16;
-                v16 m[WA][WA], tmp[WM][WA], col[WA], o[WM];
-                for (int i = 0; i < WA; i++)
-                    for (int j = 0; j < WA; j++)
-                        memcpy(&m[i][j], mt + (i * WA + j) * nb + tx, sizeof(v16));
-                for (int j = 0; j < WA; j++) {
-                    for (int k = 0; k < WA; k++)
-                        col[k] = m[k][j];
-                    at6_16(col, o);
-                    for (int i = 0; i < WM; i++)
-                        tmp[i][j] = o[i];
-                }
-                for (int i = 0; i < WM; i++) {
-                    int64_t oy = ty * WM + i;
-                    if (oy >= OH)
-                        break;
-                    at6_16(tmp[i], o);
-                    float *row = yc + oy * OW + tx * WM;
-                    int64_t left = OW - tx * WM;
-                    for (int j = 0; j < WM; j++) {
-                        o[j] += bias;
-                        if (relu)
-                            o[j] = (v16)((v16i)o[j] & (o[j] > (v16){0}));
-                    }
-                    v16 q[4];
-                    interleave4_16(o, q);
-                    int64_t k = left < 4 * nl ? left : 4 * nl;
-                    if (k == 64) {
-                        memcpy(row, q, sizeof q);
-                    } else {
-                        for (int v = 0; v < 4 && 16 * v < k; v++) {
-                            int64_t r = k - 16 * v < 16 ? k - 16 * v : 16;
-                            _mm512_mask_storeu_ps(row + 16 * v, (__mmask16)((1u << r) - 1), (__m512)q[v]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
+/* the first k of the 64 floats of q[4], masked */
+#define STORE_PART16(row, q, k)                                                                    \
+    for (int v_ = 0; v_ < 4 && 16 * v_ < (k); v_++)                                                \
+    _mm512_mask_storeu_ps((row) + 16 * v_,                                                         \
+                          (__mmask16)((1u << ((k) - 16 * v_ < 16 ? (k) - 16 * v_ : 16)) - 1),      \
+                          (__m512)(q)[v_])
+
+WINO_OUTPUT_FN(wino_output16, __attribute__((target("avx512f"))), v16, v16i, 16, interleave4_16,
+               STORE_PART16)
 
 /* Step (3) of the input transform, sixteen tiles per vector: B across each tile of the phases
  * ph ([6][4][PW], see snn_conv2d_winograd) into vt (the tile row's place in V, rows nb apart). */
@@ -443,12 +453,7 @@ __attribute__((target("avx512f"))) static void wino_btiles16(const float *ph, in
             memcpy(&e[3], p + 3 * PW, sizeof(v16));
             memcpy(&e[4], p + 1, sizeof(v16));
             memcpy(&e[5], p + PW + 1, sizeof(v16));
-            o[0] = 4 * e[0] - 5 * e[2] + e[4];
-            o[1] = -4 * e[1] - 4 * e[2] + e[3] + e[4];
-            o[2] = 4 * e[1] - 4 * e[2] - e[3] + e[4];
-            o[3] = -2 * e[1] - e[2] + 2 * e[3] + e[4];
-            o[4] = 2 * e[1] - e[2] - 2 * e[3] + e[4];
-            o[5] = 4 * e[1] - 5 * e[3] + e[5];
+            BT6(e, o);
             float *dst = vt + k * WA * nb + tx;
             for (int j = 0; j < WA; j++)
                 _mm512_mask_storeu_ps(dst + j * nb, live, (__m512)o[j]);
@@ -456,7 +461,11 @@ __attribute__((target("avx512f"))) static void wino_btiles16(const float *ph, in
     }
 }
 
-static int wino_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+static int wide_on = 1;
+
+void snn_winograd_set_wide(int on) { wide_on = on; }
+
+static int wino_avx512(void) { return wide_on && __builtin_cpu_supports("avx512f"); }
 #else
 static void wino_btiles16(const float *ph, int64_t PW, int64_t TW, float *vt, int64_t nb)
 {
@@ -467,6 +476,8 @@ static void wino_output16(const snn_conv2d *c, const float *M, int64_t nb, int64
 {
     (void)c, (void)M, (void)nb, (void)ty0, (void)nr, (void)b, (void)relu, (void)y;
 }
+void snn_winograd_set_wide(int on) { (void)on; }
+
 static int wino_avx512(void) { return 0; }
 #endif
 
@@ -552,53 +563,10 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                         u + xi * Co * C, (int)C, V + xi * nb, (int)(WT * nb), 0.0f, M + xi * nb,
                         (int)(WT * nb));
         /* output transform: Y = A^T m A, plus bias, relu */
-        if (avx512) {
+        if (avx512)
             wino_output16(c, M, nb, ty0, nr, b, relu, y);
-            continue;
-        }
-        for (int64_t co = 0; co < Co; co++) {
-            v8 bias = (v8){0} + (b ? b[co] : 0.0f);
-            float *yc = y + co * ystride(c);
-            for (int64_t ty = ty0; ty < ty0 + nr; ty++) {
-                const float *mt = M + co * WT * nb + (ty - ty0) * TW;
-                for (int64_t tx = 0; tx < TW; tx += 8) {
-                    int nl = TW - tx < 8 ? (int)(TW - tx) : 8;
-                    v8 m[WA][WA], tmp[WM][WA], col[WA], o[WM];
-                    for (int i = 0; i < WA; i++)
-                        for (int j = 0; j < WA; j++)
-                            LD8(m[i][j], mt + (i * WA + j) * nb + tx);
-                    for (int j = 0; j < WA; j++) { /* tmp = A^T m */
-                        for (int k = 0; k < WA; k++)
-                            col[k] = m[k][j];
-                        at6(col, o);
-                        for (int i = 0; i < WM; i++)
-                            tmp[i][j] = o[i];
-                    }
-                    for (int i = 0; i < WM; i++) {
-                        int64_t oy = ty * WM + i;
-                        if (oy >= OH)
-                            break;
-                        at6(tmp[i], o); /* row i of (A^T m) A */
-                        float *row = yc + oy * OW + tx * WM;
-                        int64_t left = OW - tx * WM; /* columns left in this output row */
-                        for (int j = 0; j < WM; j++) {
-                            o[j] += bias;
-                            if (relu)
-                                o[j] = (v8)((v8i)o[j] & (o[j] > (v8){0}));
-                        }
-                        v8 q[4];
-                        interleave4(o, q);
-                        int64_t k = left < 4 * nl ? left : 4 * nl;
-                        if (k == 32) {
-                            memcpy(row, q, sizeof q);
-                        } else {
-                            for (int v = 0; v < 4 && 8 * v < k; v++)
-                                store_part(row + 8 * v, &q[v], k - 8 * v < 8 ? k - 8 * v : 8);
-                        }
-                    }
-                }
-            }
-        }
+        else
+            wino_output8(c, M, nb, ty0, nr, b, relu, y);
     }
 }
 

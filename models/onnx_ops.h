@@ -72,8 +72,12 @@ void snn_conv2d_run(const snn_conv2d *c, const float *x, const float *w,
  * 36 * Co * C multiply-adds per 16 outputs instead of 9 * 16 * Co * C.
  * Same result as snn_conv2d_run up to float rounding (~1e-6 relative). Where the CPU has
  * AVX-512 (GCC builds), the output transform and the last step of the input transform work on
- * 16 tiles per vector instead of 8: the same operations, so the same results.
+ * 16 tiles per vector instead of 8: the same operations, so the same results
+ * (snn_winograd_set_wide(0) keeps 8, for tests).
  */
+
+/* 0: the Winograd transforms use 8-tile vectors even where AVX-512 is there; 1 (default): 16. */
+void snn_winograd_set_wide(int on);
 
 /* 1 if c is a 3x3, stride-1, dilation-1 convolution Winograd applies to. */
 int snn_winograd_ok(const snn_conv2d *c);

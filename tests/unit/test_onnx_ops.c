@@ -129,15 +129,23 @@ static void test_winograd_matches_im2col(void **st)
         float *u = malloc(snn_winograd_weights_size(&c) * 4);
         float *s1 = malloc((snn_conv2d_scratch(&c) + 1) * 4), *s2 = malloc(snn_winograd_scratch(&c) * 4);
         snn_winograd_weights(&c, w, u);
+        float *y3 = malloc(ny * 4);
         for (int relu = 0; relu < 2; relu++) {
             snn_conv2d_run(&c, x, w, b, relu, y1, s1);
+            snn_winograd_set_wide(0); /* 8-tile vectors */
+            snn_conv2d_winograd(&c, x, u, b, relu, y3, s2);
+            snn_winograd_set_wide(1); /* 16 where the CPU has AVX-512: the same operations */
             snn_conv2d_winograd(&c, x, u, b, relu, y2, s2);
-            for (size_t i = 0; i < ny; i++)
+            for (size_t i = 0; i < ny; i++) {
                 if (fabsf(y1[i] - y2[i]) > 1e-3f * (1.0f + fabsf(y1[i])))
                     fail_msg("pads %d relu %d element %zu: im2col %g, winograd %g", v, relu, i, y1[i],
                              y2[i]);
+                if (y2[i] != y3[i])
+                    fail_msg("pads %d relu %d element %zu: 16-tile %.9g, 8-tile %.9g", v, relu, i, y2[i],
+                             y3[i]);
+            }
         }
-        free(x); free(w); free(b); free(y1); free(y2); free(u); free(s1); free(s2);
+        free(x); free(w); free(b); free(y1); free(y2); free(y3); free(u); free(s1); free(s2);
     }
     snn_conv2d s2 = {.C = 1, .H = 5, .W = 5, .Co = 1, .KH = 3, .KW = 3, .sh = 2, .sw = 2, .dh = 1, .dw = 1};
     assert_false(snn_winograd_ok(&s2)); /* stride 2 is not Winograd's */
