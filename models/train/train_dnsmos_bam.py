@@ -44,6 +44,7 @@ the reference outputs the conformance test compares snnd with.
 the runs behind the shipped model.)
 """
 import argparse
+import copy
 import csv
 import json
 import math
@@ -484,6 +485,17 @@ class FloatNet(nn.Module):
         return r * self.os + self.om
 
 
+def ema_update(avg, model, decay):
+    """avg <- decay avg + (1 - decay) model, over every parameter and batch norm statistic (the
+    average's thresholds then follow its weights); integer buffers (batch counts) are copied."""
+    with torch.no_grad():
+        for a, m in zip(avg.state_dict().values(), model.state_dict().values()):
+            if a.dtype.is_floating_point:
+                a.mul_(decay).add_(m, alpha=1.0 - decay)
+            else:
+                a.copy_(m)
+
+
 def keep_freed_memory():
     """Re-executes this script with glibc's malloc told to keep freed memory: each training step
     allocates and frees maps of tens of MB, which glibc otherwise returns to the kernel and
@@ -526,6 +538,9 @@ def main():
                     "which every batch is whole 9.01 s windows")
     ap.add_argument("--aux", type=float, default=0.5, help="weight of the loss on the teacher's "
                     "pooled features")
+    ap.add_argument("--ema", type=float, default=0.0, help="if > 0, also keep an exponential moving "
+                    "average of the weights and batch norm statistics with this decay per step "
+                    "(e.g. 0.998: a half-life of ~350 steps) and export it instead of the last weights")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -561,6 +576,7 @@ def main():
         gstd = torch.from_numpy(np.where(gmax.std(0) > 1e-6, gmax.std(0), 1.0).astype(np.float32))
         aux = nn.Linear(WIDTHS[-1], TMAP[0])
         opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()), lr=args.lr)
+        ema = copy.deepcopy(model) if args.ema > 0 else None
         steps_per_epoch = len(ftr) // args.batch
         ym, ys = torch.from_numpy(ytr.mean(0)), torch.from_numpy(ytr.std(0))
         budget = args.minutes * 60.0
@@ -592,6 +608,8 @@ def main():
                 opt.zero_grad()
                 (loss + args.aux * loss_aux).backward()
                 opt.step()
+                if ema is not None:
+                    ema_update(ema, model, args.ema)
                 step += 1
                 tot += loss.item()
                 tot_aux += loss_aux.item()
@@ -602,10 +620,18 @@ def main():
                 res, _ = evaluate(model, fte, yte)
                 # progress only: the model kept is the last one, not the best on the test split
                 msg += " test r SIG %.3f BAK %.3f OVRL %.3f" % (res["SIG"], res["BAK"], res["OVRL"])
+                if ema is not None:
+                    res, _ = evaluate(ema, fte, yte)
+                    msg += " (average: %.3f %.3f %.3f)" % (res["SIG"], res["BAK"], res["OVRL"])
             print(msg, flush=True)
             if el > args.minutes:
                 print("time budget reached", flush=True)
                 break
+        if ema is not None:
+            last, _ = evaluate(model, fte, yte)
+            print("exporting the moving average; the last weights had test r SIG %.3f BAK %.3f "
+                  "OVRL %.3f" % (last["SIG"], last["BAK"], last["OVRL"]), flush=True)
+            model = ema
         torch.save(model.state_dict(), ckpt)
     if args.recalibrate:
         before, _ = evaluate(model, fte, yte)
