@@ -618,7 +618,8 @@ def main():
                                                            tot_aux / steps_per_epoch, el)
             if (ep + 1) % args.eval_every == 0 or el > args.minutes or ep + 1 == args.epochs:
                 res, _ = evaluate(model, fte, yte)
-                # progress only: the model kept is the last one, not the best on the test split
+                # progress only: the model kept is the last one (with --ema its moving average),
+                # not the best on the test split
                 msg += " test r SIG %.3f BAK %.3f OVRL %.3f" % (res["SIG"], res["BAK"], res["OVRL"])
                 if ema is not None:
                     res, _ = evaluate(ema, fte, yte)
@@ -627,10 +628,8 @@ def main():
             if el > args.minutes:
                 print("time budget reached", flush=True)
                 break
-        if ema is not None:
-            last, _ = evaluate(model, fte, yte)
-            print("exporting the moving average; the last weights had test r SIG %.3f BAK %.3f "
-                  "OVRL %.3f" % (last["SIG"], last["BAK"], last["OVRL"]), flush=True)
+        if ema is not None:  # the last epoch's line above gives both models' test figures
+            print("exporting the moving average", flush=True)
             model = ema
         torch.save(model.state_dict(), ckpt)
     if args.recalibrate:
