@@ -6,7 +6,7 @@ activation maps + quantisation-aware training), and export it for snnd.
 The student keeps DNSMOS P.835's architecture (its learned STFT front end, four
 3x3 convolutions at full resolution, three 2x2 max pools with a convolution
 after each, pooling over time and frequency, three dense layers) at reduced
-widths (WIDTHS below; the teacher's are 128, 64, 64, 32, 32, 32, 64), with:
+widths (WIDTHS below, or --widths; the teacher's are 128, 64, 64, 32, 32, 32, 64), with:
   - the teacher's STFT kernels quantised to int8 per frequency row, applied to
     16-bit PCM (integer dot products);
   - log10 power features quantised to int8: q = clamp(round(16 log10 P), -128, 127),
@@ -40,8 +40,10 @@ the reference outputs the conformance test compares snnd with.
 
   /usr/bin/python3 models/train/train_dnsmos_bam.py --corpus /tmp/bam/corpus \
       --teacher models/zoo/dnsmos-p835.onnx --out /tmp/bam/out --minutes 45
-(--init CKPT continues from an earlier run's bam.pt; models/zoo/README.md lists
-the runs behind the shipped model.)
+(--init CKPT continues from an earlier run's bam.pt or an exported .safetensors;
+with --widths wider than CKPT's, grow() adds channels that start with no effect,
+so a trained model gains capacity without starting over; models/zoo/README.md
+lists the runs behind the shipped model.)
 """
 import argparse
 import copy
@@ -208,11 +210,12 @@ class QLinear(nn.Linear):
 
 
 class Bam(nn.Module):
-    def __init__(self):
+    def __init__(self, widths=None):
         super().__init__()
-        chans = (1,) + WIDTHS
-        self.convs = nn.ModuleList(QConv(chans[i], chans[i + 1]) for i in range(len(WIDTHS)))
-        dims = (WIDTHS[-1],) + HEAD + (3,)
+        widths = tuple(widths or WIDTHS)
+        chans = (1,) + widths
+        self.convs = nn.ModuleList(QConv(chans[i], chans[i + 1]) for i in range(len(widths)))
+        dims = (widths[-1],) + HEAD + (3,)
         self.fcs = nn.ModuleList(QLinear(dims[i], dims[i + 1]) for i in range(len(dims) - 1))
         self.register_buffer("out_mean", torch.zeros(3))
         self.register_buffer("out_std", torch.ones(3))
@@ -405,7 +408,7 @@ def model_from_export(T, feats, bs=8):
     spread, and each batch norm is rebuilt from the statistics of the conv output u on FEATS
     (computed on the exact bits of the exported network) so that z = dir (u - c) / sigma with
     c the threshold in units of u: the same bits, a surrogate gradient on the data's scale."""
-    model = Bam()
+    model = Bam([int(T["conv%d.w" % i].shape[0]) for i in range(len(WIDTHS))])
     x_all = [torch.from_numpy(feats[i:i + bs].astype(np.float32))[:, None] for i in range(0, len(feats), bs)]
     with torch.no_grad():
         for i, c in enumerate(model.convs):
@@ -446,6 +449,30 @@ def model_from_export(T, feats, bs=8):
         model.out_mean.copy_(T["out.mean"])
         model.out_std.copy_(T["out.std"])
     return model
+
+
+def grow(old, widths):
+    """A Bam of WIDTHS (each at least OLD's) whose outputs equal OLD's: OLD's channels are
+    copied, every added channel gets fresh incoming weights and zero outgoing weights (the next
+    convolution's, or the first dense layer's), so it changes nothing until training gives it
+    a use. Lets a trained model continue with more capacity instead of starting over."""
+    new = Bam(widths)
+    with torch.no_grad():
+        for a, b in zip(old.convs, new.convs):
+            co, ci = a.conv.weight.shape[:2]
+            b.conv.weight[:co, :ci] = a.conv.weight
+            b.conv.weight[:, ci:] = 0.0
+            for k in ("weight", "bias", "running_mean", "running_var"):
+                getattr(b.bn, k)[:co] = getattr(a.bn, k)
+        n = old.fcs[0].weight.shape[1]
+        new.fcs[0].weight.zero_()
+        new.fcs[0].weight[:, :n] = old.fcs[0].weight
+        new.fcs[0].bias.copy_(old.fcs[0].bias)
+        for a, b in zip(old.fcs[1:], new.fcs[1:]):
+            b.load_state_dict(a.state_dict())
+        new.out_mean.copy_(old.out_mean)
+        new.out_std.copy_(old.out_std)
+    return new
 
 
 class FloatNet(nn.Module):
@@ -509,6 +536,7 @@ def keep_freed_memory():
 
 
 def main():
+    global WIDTHS
     keep_freed_memory()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
@@ -541,7 +569,13 @@ def main():
     ap.add_argument("--ema", type=float, default=0.0, help="if > 0, also keep an exponential moving "
                     "average of the weights and batch norm statistics with this decay per step "
                     "(e.g. 0.998: a half-life of ~350 steps) and export it instead of the last weights")
+    ap.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="the seven convolutions' "
+                    "widths, multiples of 8 up to 64 (snnd's limits); with --init from a narrower "
+                    "model, its channels are kept and the added ones start with no effect (grow)")
     args = ap.parse_args()
+    WIDTHS = tuple(int(v) for v in args.widths.split(","))
+    if len(WIDTHS) != 7 or any(w % 8 or not 8 <= w <= 64 for w in WIDTHS):
+        sys.exit("--widths: seven multiples of 8 from 8 to 64")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -565,8 +599,18 @@ def main():
             print("initialised from %s: test r SIG %.3f BAK %.3f OVRL %.3f" % (
                 args.init, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
         elif args.init:
-            model.load_state_dict(torch.load(args.init))
+            sd = torch.load(args.init)
+            model = Bam([int(sd["convs.%d.conv.weight" % i].shape[0]) for i in range(len(WIDTHS))])
+            model.load_state_dict(sd)
             print("initialised from", args.init, flush=True)
+        old = tuple(int(c.conv.weight.shape[0]) for c in model.convs)
+        if old != WIDTHS:
+            if any(a > b for a, b in zip(old, WIDTHS)):
+                sys.exit("--widths %s: narrower than --init's %s" % (args.widths, old))
+            model = grow(model, WIDTHS)
+            res, _ = evaluate(model, fte, yte)
+            print("grown from widths %s to %s: test r SIG %.3f BAK %.3f OVRL %.3f" % (
+                old, WIDTHS, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
         teacher = Teacher(args.teacher)
         tmaps = load_teacher_maps(args.corpus, "train", teacher, args.out)
         # the auxiliary loss: the student's 64 firing rates, through a linear map used only in

@@ -459,6 +459,16 @@ static void test_random_shipped_widths(void **state)
     check_random(w, 127); /* wide layers in int32 */
 }
 
+static void test_random_wide_conv3(void **state)
+{
+    (void)state;
+    /* conv 3 (full resolution, pooled) 16 -> 32 and conv 4 32 -> 32: the widths
+     * train_dnsmos_bam.py --widths 16,16,16,32,32,32,64 grows the shipped model to */
+    static const int w[7] = {16, 16, 16, 32, 32, 32, 64};
+    check_random(w, 20);
+    check_random(w, 127);
+}
+
 static void test_random_other_widths(void **state)
 {
     (void)state;
@@ -540,6 +550,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_by_hand),
         cmocka_unit_test(test_random_shipped_widths),
+        cmocka_unit_test(test_random_wide_conv3),
         cmocka_unit_test(test_random_other_widths),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_model_kind),
