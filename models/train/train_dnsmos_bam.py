@@ -573,9 +573,16 @@ def main():
                     "widths, multiples of 8 up to 64 (snnd's limits); with --init from a narrower "
                     "model, its channels are kept and the added ones start with no effect (grow)")
     args = ap.parse_args()
-    WIDTHS = tuple(int(v) for v in args.widths.split(","))
-    if len(WIDTHS) != 7 or any(w % 8 or not 8 <= w <= 64 for w in WIDTHS):
-        sys.exit("--widths: seven multiples of 8 from 8 to 64")
+    try:
+        WIDTHS = tuple(int(v) for v in args.widths.split(","))
+    except ValueError:
+        sys.exit("--widths %s: not a list of integers" % args.widths)
+    if len(WIDTHS) != 7:
+        sys.exit("--widths %s: %d widths, need 7 (one per convolution)" % (args.widths, len(WIDTHS)))
+    for i, w in enumerate(WIDTHS):
+        if w % 8 or not 8 <= w <= 64:
+            sys.exit("--widths %s: conv%d's %d is not a multiple of 8 from 8 to 64 (snnd's limits)"
+                     % (args.widths, i, w))
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
