@@ -15,8 +15,8 @@
  * Kernels, chosen at run time, all giving the same bits (snn_bam_set_simd()):
  * portable C; AVX2 + BMI2 (sums looked up per position in scalar code, outputs
  * in lanes); AVX-512 where the CPU has F, BW, VL and VNNI: VPDPWSSD for the
- * front end and conv 0 (the two integer-times-integer layers), and, for 16-input
- * group-sum layers, VPERMW table lookups with 32 positions in lanes.
+ * front end and conv 0 (the two integer-times-integer layers), and, for group-sum
+ * layers with 16 or 32 inputs and outputs, VPERMW table lookups with 32 positions in lanes.
  */
 #include "bam.h"
 
@@ -33,9 +33,11 @@
 #define MAXC 64
 #define NFC 3
 #define MAXH 256 /* widest dense layer */
-/* scratch for group sums: a 16 -> 32 layer's nibble sums; wider layers use pairs of bits or
- * masked rows, so the sums never outweigh the int8 weights by much */
+/* scratch for group sums: a 16 -> 32 layer's nibble sums (36 KiB); wider layers use pairs of
+ * bits or masked rows, so the sums never outweigh the int8 weights by much. A full-resolution
+ * layer (the bulk of the work) may take twice that: a 32 -> 32 layer's nibble sums. */
 #define LUT_BUDGET ((size_t)9 * 4 * 16 * 32 * 2)
+#define LUT_BUDGET_FULL (2 * LUT_BUDGET)
 
 #if defined(__has_attribute)
 #if __has_attribute(target_clones) && defined(__x86_64__)
@@ -162,7 +164,7 @@ static int load_conv(snn_bam *n, snn_st *st, const char *path, int l, snn_err *e
     c->safe16 = l >= 1 && bound <= 32767;
     c->lut = 0;
     for (int b = 4; c->safe16 && b >= 2 && !c->lut; b -= 2)
-        if (c->ci % b == 0 && lut_size(c->ci, c->co, b) <= LUT_BUDGET)
+        if (c->ci % b == 0 && lut_size(c->ci, c->co, b) <= (l <= 3 ? LUT_BUDGET_FULL : LUT_BUDGET))
             c->lut = b;
     if (c->safe16)
         for (int o = 0; o < c->co; o++)
@@ -481,8 +483,8 @@ BAM_CLONES static void conv_lut(const bam_conv *c, const int16_t *sums, const ui
         conv_lut_body(c, sums, x, y, 16, 16, 4);
     else if (c->lut == 4 && c->ci == 16 && c->co == 32)
         conv_lut_body(c, sums, x, y, 16, 32, 4);
-    else if (c->lut == 2 && c->ci == 32 && c->co == 32)
-        conv_lut_body(c, sums, x, y, 32, 32, 2);
+    else if (c->lut == 4 && c->ci == 32 && c->co == 32)
+        conv_lut_body(c, sums, x, y, 32, 32, 4);
     else
         conv_lut_body(c, sums, x, y, c->ci, c->co, c->lut);
 }
@@ -729,6 +731,10 @@ BAM_AVX2 static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const 
         conv_lut_avx2_body(c, sums, x, y, 16, 16, 4);
     else if (c->lut == 4 && c->ci == 16 && c->co == 32)
         conv_lut_avx2_body(c, sums, x, y, 16, 32, 4);
+    else if (c->lut == 4 && c->ci == 32 && c->co == 32)
+        conv_lut_avx2_body(c, sums, x, y, 32, 32, 4);
+    else if (c->lut == 4 && c->ci == 32 && c->co == 16)
+        conv_lut_avx2_body(c, sums, x, y, 32, 16, 4);
     else if (c->lut == 2 && c->ci == 32 && c->co == 32)
         conv_lut_avx2_body(c, sums, x, y, 32, 32, 2);
     else if (c->lut == 2 && c->ci == 32 && c->co == 16)
@@ -876,29 +882,31 @@ BAM_AVX512 static int front_end_avx512(const snn_bam *n, const float *x, int8_t 
     return 0;
 }
 
-/* conv 0 with 16 outputs, one int32 lane each: the 9 taps as 5 int16 pairs, each pair one
- * VPDPWSSD with its inputs broadcast. The pairs (input row r, column offset): (r0 +0, r0 +1),
- * (r1 +0, r1 +1), (r2 +0, r2 +1), (r0 +2, r1 +2), (r2 +2, none), read as 32-bit words from
- * per-row int16 copies: the three rows themselves, r0 and r1 interleaved, r2 widened. */
-BAM_AVX512 static int conv_first_avx512(const bam_conv *c, const int8_t *q, uint8_t *y)
+/* conv 0 with 16 or 32 outputs, one int32 lane each: the 9 taps as 5 int16 pairs, each pair
+ * one VPDPWSSD per 16 outputs with its inputs broadcast. The pairs (input row r, column
+ * offset): (r0 +0, r0 +1), (r1 +0, r1 +1), (r2 +0, r2 +1), (r0 +2, r1 +2), (r2 +2, none), read
+ * as 32-bit words from per-row int16 copies: the three rows themselves, r0 and r1
+ * interleaved, r2 widened. */
+BAM_AVX512 static inline __attribute__((always_inline)) void conv_first_avx512_body(
+    const bam_conv *c, const int8_t *q, uint8_t *y, const int co)
 {
-    if (!have_avx512() || c->co != 16 || c->W + 2 > NF + 2)
-        return -1;
-    const int Wp = c->W + 2;
+    const int Wp = c->W + 2, NV = co / 16;
     int16_t r16[3][NF + 2 + 2];
     int32_t r01[NF + 2], r2w[NF + 2];
     static const int pair[5][2] = {{0, 1}, {3, 4}, {6, 7}, {2, 5}, {8, -1}}; /* taps dt * 3 + dk */
-    __m512i W[5];
-    for (int p = 0; p < 5; p++) {
-        int32_t v[16];
-        for (int o = 0; o < 16; o++) {
-            int a = c->w[(size_t)pair[p][0] * 16 + o];
-            int b = pair[p][1] >= 0 ? c->w[(size_t)pair[p][1] * 16 + o] : 0;
-            v[o] = (int32_t)((uint32_t)(uint16_t)(int16_t)a | (uint32_t)(uint16_t)(int16_t)b << 16);
+    __m512i W[5][2], T[2];
+    for (int v = 0; v < NV; v++) {
+        for (int p = 0; p < 5; p++) {
+            int32_t wv[16];
+            for (int o = 0; o < 16; o++) {
+                int a = c->w[(size_t)pair[p][0] * co + 16 * v + o];
+                int b = pair[p][1] >= 0 ? c->w[(size_t)pair[p][1] * co + 16 * v + o] : 0;
+                wv[o] = (int32_t)((uint32_t)(uint16_t)(int16_t)a | (uint32_t)(uint16_t)(int16_t)b << 16);
+            }
+            W[p][v] = _mm512_loadu_si512((const void *)wv);
         }
-        W[p] = _mm512_loadu_si512((const void *)v);
+        T[v] = _mm512_loadu_si512((const void *)(c->T + 16 * v));
     }
-    const __m512i T = _mm512_loadu_si512((const void *)c->T);
     for (int t = 0; t < c->H; t++) {
         for (int r = 0; r < 3; r++) {
             const int8_t *src = q + (size_t)(t + r) * Wp;
@@ -917,31 +925,51 @@ BAM_AVX512 static int conv_first_avx512(const bam_conv *c, const int8_t *q, uint
             memcpy(&b[2], &r16[2][k], 4);
             b[3] = r01[k + 2];
             b[4] = r2w[k + 2];
-            __m512i acc = _mm512_setzero_si512();
-            for (int p = 0; p < 5; p++)
-                acc = _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(b[p]), W[p]);
-            uint16_t bits = (uint16_t)_mm512_cmpgt_epi32_mask(acc, T);
-            memcpy(y + ((size_t)(t + 1) * Wp + k + 1) * 2, &bits, 2);
+            uint64_t bits = 0;
+            for (int v = 0; v < NV; v++) {
+                __m512i acc = _mm512_setzero_si512();
+                for (int p = 0; p < 5; p++)
+                    acc = _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(b[p]), W[p][v]);
+                bits |= (uint64_t)_mm512_cmpgt_epi32_mask(acc, T[v]) << (16 * v);
+            }
+            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * (co / 8), bits, co / 8);
         }
     }
+}
+
+BAM_AVX512 static int conv_first_avx512(const bam_conv *c, const int8_t *q, uint8_t *y)
+{
+    if (!have_avx512() || (c->co != 16 && c->co != 32) || c->W + 2 > NF + 2)
+        return -1;
+    if (c->co == 16)
+        conv_first_avx512_body(c, q, y, 16);
+    else
+        conv_first_avx512_body(c, q, y, 32);
     return 0;
 }
 
-/* A group-sum layer with 16 inputs in groups of 4 bits and 16 or 32 outputs, 32 positions per
- * vector: VPERMW looks up each position's nibble in a tap's sums for one output channel (two
- * groups per 32-entry table: the odd group's nibbles index entries 16 .. 31), so nothing is
- * decoded in scalar code; each output's comparisons are then gathered into the positions'
- * output words. tab[tap][group pair][output][32] (the sums of build_sums() in another order:
- * the same bytes) is built here from the weights. */
+/* A group-sum layer with 16 or 32 inputs in groups of 4 bits and 16 or 32 outputs, 32
+ * positions per vector: VPERMW looks up each position's nibble in a tap's sums for one output
+ * channel (two groups per 32-entry table: the odd group's nibbles index entries 16 .. 31), so
+ * nothing is decoded in scalar code; each output's comparisons are then gathered into the
+ * positions' output words. With 32 inputs, the positions' 32-bit words are split into their
+ * low and high halves first (inputs 0-15 and 16-31, one 16-bit lane per position each).
+ * tab[tap][group pair][output][32] (the sums of build_sums() in another order: the same bytes)
+ * is built here from the weights. */
 BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_body(
-    const bam_conv *c, const int16_t *tab, const uint8_t *x, uint8_t *y, const int co)
+    const bam_conv *c, const int16_t *tab, const uint8_t *x, uint8_t *y, const int ci, const int co)
 {
-    const int Wp = c->W + 2, nbo = co / 8;
+    const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8, GP = ci / 8;
     const __m512i nib = _mm512_set1_epi16(15), hi = _mm512_set1_epi16(16);
+    /* word 2 j (even) and 2 j + 1 (odd) of two vectors: the halves of 32 positions' inputs */
+    const __m512i even = _mm512_set_epi16(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32,
+                                          30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_add_epi16(even, _mm512_set1_epi16(1));
     for (int t = 0; t < c->H; t++)
         for (int k0 = 0; k0 < c->W; k0 += 32) {
             int nk = c->W - k0 < 32 ? c->W - k0 : 32;
             __mmask32 live = nk == 32 ? ~(__mmask32)0 : ((__mmask32)1 << nk) - 1;
+            __mmask16 live0 = (__mmask16)(live & 0xffff), live1 = (__mmask16)(live >> 16);
             __m512i out[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}; /* outputs 0-15, 16-31 */
             for (int o0 = 0; o0 < co; o0 += 8) { /* 8 outputs per pass: no register spills */
                 __m512i acc[8];
@@ -949,22 +977,33 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_b
                 for (int o = 0; o < 8; o++)
                     acc[o] = _mm512_setzero_si512();
                 for (int tap = 0; tap < 9; tap++) {
-                    const int16_t *tb = tab + ((size_t)tap * 2 * co + o0) * 32;
-                    __m512i v = _mm512_maskz_loadu_epi16(
-                        live, x + ((size_t)(t + tap / 3) * Wp + k0 + tap % 3) * 2);
-                    __m512i i0 = _mm512_and_si512(v, nib);
-                    __m512i i1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), nib), hi);
-                    __m512i i2 = _mm512_and_si512(_mm512_srli_epi16(v, 8), nib);
-                    __m512i i3 = _mm512_or_si512(_mm512_srli_epi16(v, 12), hi);
+                    const uint8_t *src = x + ((size_t)(t + tap / 3) * Wp + k0 + tap % 3) * nbi;
+                    __m512i v[2], idx[8];
+                    if (ci == 16) {
+                        v[0] = _mm512_maskz_loadu_epi16(live, src);
+                    } else {
+                        __m512i a = _mm512_maskz_loadu_epi32(live0, src);
+                        __m512i b = _mm512_maskz_loadu_epi32(live1, src + 64);
+                        v[0] = _mm512_permutex2var_epi16(a, even, b);
+                        v[1] = _mm512_permutex2var_epi16(a, odd, b);
+                    }
+#pragma GCC unroll 2
+                    for (int h = 0; h < ci / 16; h++) {
+                        idx[4 * h + 0] = _mm512_and_si512(v[h], nib);
+                        idx[4 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v[h], 4), nib), hi);
+                        idx[4 * h + 2] = _mm512_and_si512(_mm512_srli_epi16(v[h], 8), nib);
+                        idx[4 * h + 3] = _mm512_or_si512(_mm512_srli_epi16(v[h], 12), hi);
+                    }
+                    const int16_t *tb = tab + ((size_t)tap * GP * co + o0) * 32;
 #pragma GCC unroll 8
                     for (int o = 0; o < 8; o++) {
-                        __m512i t0 = _mm512_loadu_si512((const void *)(tb + (size_t)o * 32));
-                        __m512i t1 = _mm512_loadu_si512((const void *)(tb + (size_t)(co + o) * 32));
-                        __m512i s01 = _mm512_add_epi16(_mm512_permutexvar_epi16(i0, t0),
-                                                       _mm512_permutexvar_epi16(i1, t0));
-                        __m512i s23 = _mm512_add_epi16(_mm512_permutexvar_epi16(i2, t1),
-                                                       _mm512_permutexvar_epi16(i3, t1));
-                        acc[o] = _mm512_add_epi16(acc[o], _mm512_add_epi16(s01, s23));
+#pragma GCC unroll 4
+                        for (int gp = 0; gp < GP; gp++) {
+                            __m512i tv = _mm512_loadu_si512((const void *)(tb + ((size_t)gp * co + o) * 32));
+                            __m512i s = _mm512_add_epi16(_mm512_permutexvar_epi16(idx[2 * gp], tv),
+                                                         _mm512_permutexvar_epi16(idx[2 * gp + 1], tv));
+                            acc[o] = _mm512_add_epi16(acc[o], s);
+                        }
                     }
                 }
 #pragma GCC unroll 8
@@ -992,23 +1031,27 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_b
 
 BAM_AVX512 static int conv_lut16_avx512(const bam_conv *c, int16_t *tab, const uint8_t *x, uint8_t *y)
 {
-    if (!have_avx512() || c->lut != 4 || c->ci != 16 || (c->co != 16 && c->co != 32))
+    if (!have_avx512() || c->lut != 4 || (c->ci != 16 && c->ci != 32) || (c->co != 16 && c->co != 32))
         return -1;
-    const int co = c->co;
+    const int ci = c->ci, co = c->co, GP = ci / 8;
     for (int tap = 0; tap < 9; tap++)
-        for (int gp = 0; gp < 2; gp++)
+        for (int gp = 0; gp < GP; gp++)
             for (int o = 0; o < co; o++)
                 for (int e = 0; e < 32; e++) {
                     int g = 2 * gp + (e >> 4), pat = e & 15, sum = 0;
                     for (int j = 0; j < 4; j++)
                         if (pat >> j & 1)
-                            sum += c->w[((size_t)tap * 16 + 4 * g + j) * co + o];
-                    tab[(((size_t)tap * 2 + gp) * co + o) * 32 + e] = (int16_t)sum;
+                            sum += c->w[((size_t)tap * ci + 4 * g + j) * co + o];
+                    tab[(((size_t)tap * GP + gp) * co + o) * 32 + e] = (int16_t)sum;
                 }
-    if (co == 16)
-        conv_lut16_avx512_body(c, tab, x, y, 16);
+    if (ci == 16 && co == 16)
+        conv_lut16_avx512_body(c, tab, x, y, 16, 16);
+    else if (ci == 16)
+        conv_lut16_avx512_body(c, tab, x, y, 16, 32);
+    else if (co == 16)
+        conv_lut16_avx512_body(c, tab, x, y, 32, 16);
     else
-        conv_lut16_avx512_body(c, tab, x, y, 32);
+        conv_lut16_avx512_body(c, tab, x, y, 32, 32);
     return 0;
 }
 

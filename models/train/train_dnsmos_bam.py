@@ -512,6 +512,34 @@ class FloatNet(nn.Module):
         return r * self.os + self.om
 
 
+def fit_aux(model, feats, tmaps, keep, gmean, gstd, every=8, bs=8):
+    """The auxiliary head of a trained MODEL, fitted by least squares (not random): the firing
+    rates of every EVERY-th training window (eval mode, whole windows) against the teacher's
+    standardised pooled features, so a continued run's auxiliary gradient starts from the best
+    linear read-out of the trained rates instead of from a random head's."""
+    idx = np.arange(0, len(feats), every)
+    model.eval()
+    rates = []
+    with torch.no_grad():
+        for i in range(0, len(idx), bs):
+            j = idx[i:i + bs]
+            rates.append(model(torch.from_numpy(feats[j].astype(np.float32)), rates=True)[1])
+    model.train()
+    r = torch.cat(rates).double()
+    g = torch.from_numpy(np.stack([np.asarray(tmaps[keep[j]]).max(axis=(1, 2)) for j in idx])).double()
+    g = (g - gmean.double()) / gstd.double()
+    A = torch.cat([r, torch.ones(len(r), 1, dtype=torch.float64)], 1)
+    # ridge: the rates of a binary map are few and correlated; 1e-3 keeps the solution bounded
+    sol = torch.linalg.solve(A.T @ A + 1e-3 * torch.eye(A.shape[1], dtype=torch.float64), A.T @ g)
+    aux = nn.Linear(r.shape[1], g.shape[1])
+    with torch.no_grad():
+        aux.weight.copy_(sol[:-1].T.float())
+        aux.bias.copy_(sol[-1].float())
+    print("auxiliary head fitted on %d training windows: loss %.4f" % (
+        len(idx), float(((A @ sol - g) ** 2).mean())), flush=True)
+    return aux
+
+
 def ema_update(avg, model, decay):
     """avg <- decay avg + (1 - decay) model, over every parameter and batch norm statistic (the
     average's thresholds then follow its weights); integer buffers (batch counts) are copied."""
@@ -625,7 +653,7 @@ def main():
         gmax = np.stack([np.asarray(tmaps[i]).max(axis=(1, 2)) for i in ktr])
         gmean = torch.from_numpy(gmax.mean(0))
         gstd = torch.from_numpy(np.where(gmax.std(0) > 1e-6, gmax.std(0), 1.0).astype(np.float32))
-        aux = nn.Linear(WIDTHS[-1], TMAP[0])
+        aux = fit_aux(model, ftr, tmaps, ktr, gmean, gstd) if args.init else nn.Linear(WIDTHS[-1], TMAP[0])
         opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()), lr=args.lr)
         ema = copy.deepcopy(model) if args.ema > 0 else None
         steps_per_epoch = len(ftr) // args.batch

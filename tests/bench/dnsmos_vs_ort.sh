@@ -4,7 +4,8 @@
 # Usage: tests/bench/dnsmos_vs_ort.sh [rounds] [windows] [core]   (defaults 4, 5, last CPU)
 #        BAM=1 tests/bench/dnsmos_vs_ort.sh ...  the binary-activation model instead: snnd runs
 #        models/zoo/dnsmos-bam.safetensors (bench_bam), ONNX Runtime the same network in float
-#        (tests/bench/dnsmos-bam-float.onnx, exported by models/train/train_dnsmos_bam.py)
+#        (tests/bench/dnsmos-bam-float.onnx, exported by models/train/train_dnsmos_bam.py);
+#        BAM_MODEL and BAM_ORT_MODEL name another pair (e.g. a training run's --out files)
 #   env: BUILD (default build), MODEL (models/zoo/dnsmos-p835.onnx), ORT_DIR (/tmp/ort, holding
 #   node_modules/onnxruntime-node: cd /tmp/ort && npm install --ignore-scripts onnxruntime-node@1.30.0)
 # Each round runs, pinned with taskset to one core and with one thread each (1 OpenBLAS thread,
@@ -21,8 +22,8 @@ BENCH=bench_dnsmos
 ORT_MODEL=$MODEL
 if [ "${BAM:-0}" = 1 ]; then
     BENCH=bench_bam
-    MODEL=$SRC/models/zoo/dnsmos-bam.safetensors
-    ORT_MODEL=$SRC/tests/bench/dnsmos-bam-float.onnx
+    MODEL=${BAM_MODEL:-$SRC/models/zoo/dnsmos-bam.safetensors}
+    ORT_MODEL=${BAM_ORT_MODEL:-$SRC/tests/bench/dnsmos-bam-float.onnx}
 fi
 ROUNDS=${1:-4}
 WINDOWS=${2:-5}

@@ -469,6 +469,16 @@ static void test_random_wide_conv3(void **state)
     check_random(w, 127);
 }
 
+static void test_random_wide_full_res(void **state)
+{
+    (void)state;
+    /* every full-resolution layer 32 wide: conv 0 with 32 outputs, nibble sums over 32 inputs
+     * (AVX-512: each position's word split into halves), conv 4 and 5 32 -> 32 */
+    static const int w[7] = {32, 32, 32, 32, 32, 32, 64};
+    check_random(w, 20);
+    check_random(w, 127);
+}
+
 static void test_random_other_widths(void **state)
 {
     (void)state;
@@ -551,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_by_hand),
         cmocka_unit_test(test_random_shipped_widths),
         cmocka_unit_test(test_random_wide_conv3),
+        cmocka_unit_test(test_random_wide_full_res),
         cmocka_unit_test(test_random_other_widths),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_model_kind),
