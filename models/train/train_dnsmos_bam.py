@@ -69,11 +69,17 @@ NT = 900
 NF = 161
 WIDTHS = (16, 16, 16, 16, 32, 32, 64)
 POOL_AFTER = (3, 4, 5)  # a 2x2 max pool follows these convolutions
-XSCALE = 16.0
+XSCALE = 10.0  # --x-scale; runs 1-5 used 16
 HEAD = (128, 64)
 CROP = 200
-# q = #{j : p > BOUNDS[j]} - 128: the rounding of XSCALE log10 p (models/bam.h)
-BOUNDS = torch.from_numpy((10.0 ** ((np.arange(255) - 127.5) / XSCALE)).astype(np.float32))
+
+
+def bounds(xscale):
+    """q = #{j : p > bounds[j]} - 128: the rounding of xscale log10 p (models/bam.h)."""
+    return torch.from_numpy((10.0 ** ((np.arange(255) - 127.5) / xscale)).astype(np.float32))
+
+
+BOUNDS = bounds(XSCALE)
 
 POLY = {  # dnsmos_local.py, numpy poly1d order (highest power first)
     "SIG": (-0.08397278, 1.22083953, 0.0052439),
@@ -252,10 +258,11 @@ def pearson(a, b):
 
 
 def load_split(corpus, split, fe, cache, exclude=()):
-    """int8 features of the split's windows (cached in CACHE/SPLIT_feats.npy), their teacher raw
+    """int8 features of the split's windows (cached in CACHE/SPLIT_feats.npy, or
+    SPLIT_feats_x<XSCALE>.npy for an x-scale other than 16), their teacher raw
     scores, their csv rows and their row numbers in SPLIT.csv (items whose source names one of
     EXCLUDE are left out)."""
-    path = os.path.join(cache, split + "_feats.npy")
+    path = os.path.join(cache, split + ("_feats.npy" if XSCALE == 16 else "_feats_x%g.npy" % XSCALE))
     rows = list(csv.DictReader(open(os.path.join(corpus, split + ".csv"))))
     keep = [i for i, r in enumerate(rows) if not any(x in r["source"] for x in exclude)]
     rows = [rows[i] for i in keep]
@@ -400,14 +407,17 @@ def integer_forward(T, q):
     return (r * T["out.std"] + T["out.mean"]).numpy()
 
 
-def model_from_export(T, feats, bs=8):
+def model_from_export(T, feats, xs_file=None, bs=8):
     """A trainable Bam whose inference (eval mode) reproduces exported tensors T, so a shipped
     dnsmos-bam.safetensors can be trained further (--init FILE.safetensors). export_tensors
     drops each convolution's weight scale and its batch norm, keeping int8 weights q and a
     threshold per channel: the weights become q * s with s giving PyTorch's default weight
     spread, and each batch norm is rebuilt from the statistics of the conv output u on FEATS
     (computed on the exact bits of the exported network) so that z = dir (u - c) / sigma with
-    c the threshold in units of u: the same bits, a surrogate gradient on the data's scale."""
+    c the threshold in units of u: the same bits, a surrogate gradient on the data's scale.
+    XS_FILE: the file's x_scale; conv 0's thresholds (integer sums of features at that scale)
+    are rescaled to XSCALE's features, so a file trained at another scale starts close to its
+    own function (not bit-identical: the features are rounded differently)."""
     model = Bam([int(T["conv%d.w" % i].shape[0]) for i in range(len(WIDTHS))])
     x_all = [torch.from_numpy(feats[i:i + bs].astype(np.float32))[:, None] for i in range(0, len(feats), bs)]
     with torch.no_grad():
@@ -418,6 +428,8 @@ def model_from_export(T, feats, bs=8):
             in_scale = 1.0 / XSCALE if i == 0 else 1.0
             c.conv.weight.copy_((q * s).float())
             thr = T["conv%d.thr" % i].double()
+            if i == 0 and xs_file:
+                thr = thr * (XSCALE / xs_file)
             dirn = T["conv%d.dir" % i].double()
             s1 = s2 = None
             n = 0
@@ -564,7 +576,7 @@ def keep_freed_memory():
 
 
 def main():
-    global WIDTHS
+    global WIDTHS, XSCALE, BOUNDS
     keep_freed_memory()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
@@ -597,10 +609,17 @@ def main():
     ap.add_argument("--ema", type=float, default=0.0, help="if > 0, also keep an exponential moving "
                     "average of the weights and batch norm statistics with this decay per step "
                     "(e.g. 0.998: a half-life of ~350 steps) and export it instead of the last weights")
+    ap.add_argument("--x-scale", type=float, default=XSCALE, help="feature steps per decade of power: "
+                    "q = round(x_scale log10 P) clamped to [-128, 127] covers 10^(-128 / x_scale) .. "
+                    "10^(127 / x_scale); the teacher floors P at 1e-12, which 10 reaches and 16 (runs "
+                    "1-5) clips at 1e-8, costing the teacher itself BAK correlation (see models/zoo/README.md)")
     ap.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="the seven convolutions' "
                     "widths, multiples of 8 up to 64 (snnd's limits); with --init from a narrower "
                     "model, its channels are kept and the added ones start with no effect (grow)")
     args = ap.parse_args()
+    if not 1.0 <= args.x_scale <= 64.0:
+        sys.exit("--x-scale %g: must be from 1 to 64" % args.x_scale)
+    XSCALE, BOUNDS = args.x_scale, bounds(args.x_scale)
     try:
         WIDTHS = tuple(int(v) for v in args.widths.split(","))
     except ValueError:
@@ -628,8 +647,9 @@ def main():
         model.load_state_dict(torch.load(args.resume))
     else:
         if args.init and args.init.endswith(".safetensors"):
-            T0, _ = safetensors_writer.read(args.init)
-            model = model_from_export({k: torch.from_numpy(v.copy()) for k, v in T0.items()}, ftr[::16])
+            T0, meta0 = safetensors_writer.read(args.init)
+            model = model_from_export({k: torch.from_numpy(v.copy()) for k, v in T0.items()}, ftr[::16],
+                                      float(meta0.get("x_scale", 16)))
             res, _ = evaluate(model, fte, yte)
             print("initialised from %s: test r SIG %.3f BAK %.3f OVRL %.3f" % (
                 args.init, res["SIG"], res["BAK"], res["OVRL"]), flush=True)

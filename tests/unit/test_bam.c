@@ -37,6 +37,7 @@ typedef struct net {
     int8_t *fw[3];  /* [out][in] */
     float *fs[3], *fb[3];
     float mean[3], std[3];
+    float x_scale;          /* feature steps per decade (metadata "x_scale") */
     const char *format;
     const char *head_meta; /* overrides the metadata "head" when set */
 } net;
@@ -51,6 +52,7 @@ static void net_init(net *n, const int widths[7], int h0, int h1)
     memcpy(n->widths, widths, sizeof n->widths);
     n->head[0] = h0;
     n->head[1] = h1;
+    n->x_scale = 16;
     for (int l = 0; l < 7; l++)
         n->w[l] = calloc((size_t)widths[l] * cin(n, l) * 9, 1);
     for (int j = 0; j < 3; j++) {
@@ -107,15 +109,16 @@ static const char *net_write(const net *n, const char *skip)
     static char path[64];
     snprintf(path, sizeof path, "/tmp/test_bam_%d.safetensors", (int)getpid());
     blob b = {json_object(), NULL, 0};
-    char ws[64], hs[32], nm[32];
+    char ws[64], hs[32], nm[32], xs[32];
     snprintf(ws, sizeof ws, "%d,%d,%d,%d,%d,%d,%d", n->widths[0], n->widths[1], n->widths[2], n->widths[3],
              n->widths[4], n->widths[5], n->widths[6]);
     snprintf(hs, sizeof hs, "%s", n->head_meta ? n->head_meta : "");
     if (!n->head_meta)
         snprintf(hs, sizeof hs, "%d,%d", n->head[0], n->head[1]);
+    snprintf(xs, sizeof xs, "%g", n->x_scale);
     json_object_set_new(b.hdr, "__metadata__",
                         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "format", n->format, "version", "1",
-                                  "widths", ws, "pool_after", "3,4,5", "x_scale", "16", "head", hs));
+                                  "widths", ws, "pool_after", "3,4,5", "x_scale", xs, "head", hs));
 #define PUT(name, dt, p, nb, ...)                                                                  \
     do {                                                                                           \
         if (!skip || strcmp(skip, name))                                                           \
@@ -298,7 +301,7 @@ static void reference(const net *n, const float *x, float raw[3])
     int32_t *a = malloc((size_t)NT * NF * 64 * sizeof *a), *b = malloc((size_t)NT * NF * 64 * sizeof *b);
     float bounds[255];
     for (int j = 0; j < 255; j++)
-        bounds[j] = (float)pow(10.0, (j - 127.5) / 16.0);
+        bounds[j] = (float)pow(10.0, (j - 127.5) / n->x_scale);
     for (int t = 0; t < NT; t++) {
         int32_t p[320];
         for (int i = 0; i < 320; i++) {
@@ -313,7 +316,7 @@ static void reference(const net *n, const float *x, float raw[3])
             }
             float re = (float)sr * n->sre[k] / 32768.0f, im = (float)si * n->sim[k] / 32768.0f;
             float P = re * re + im * im;
-            int cnt = 0; /* bam.h: q = #{j : P > 10^((j - 127.5) / 16)} - 128 */
+            int cnt = 0; /* bam.h: q = #{j : P > 10^((j - 127.5) / x_scale)} - 128 */
             for (int j = 0; j < 255; j++)
                 cnt += P > bounds[j];
             a[t * NF + k] = cnt - 128;
@@ -416,10 +419,11 @@ static void build_random(net *n, const int widths[7], int wmax_wide)
     }
 }
 
-static void check_random(const int widths[7], int wmax_wide)
+static void check_random_x(const int widths[7], int wmax_wide, float x_scale)
 {
     net n;
     build_random(&n, widths, wmax_wide);
+    n.x_scale = x_scale;
     const char *path = net_write(&n, NULL);
     snn_bam *b = load_or_fail(path);
     unlink(path);
@@ -451,6 +455,8 @@ static void check_random(const int widths[7], int wmax_wide)
     net_free(&n);
 }
 
+static void check_random(const int widths[7], int wmax_wide) { check_random_x(widths, wmax_wide, 16); }
+
 static void test_random_shipped_widths(void **state)
 {
     (void)state;
@@ -477,6 +483,16 @@ static void test_random_wide_full_res(void **state)
     static const int w[7] = {32, 32, 32, 32, 32, 32, 64};
     check_random(w, 20);
     check_random(w, 127);
+}
+
+static void test_random_x_scale_10(void **state)
+{
+    (void)state;
+    /* 10 feature steps per decade (floor 10^-12.8, train_dnsmos_bam.py's default since run 7)
+     * and conv 0 32 wide, conv 1 reading 32 inputs with 16 outputs */
+    static const int w[7] = {32, 16, 16, 16, 32, 32, 64};
+    check_random_x(w, 20, 10);
+    check_random_x(w, 127, 10);
 }
 
 static void test_random_other_widths(void **state)
@@ -562,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_random_shipped_widths),
         cmocka_unit_test(test_random_wide_conv3),
         cmocka_unit_test(test_random_wide_full_res),
+        cmocka_unit_test(test_random_x_scale_10),
         cmocka_unit_test(test_random_other_widths),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_model_kind),

@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""dnsmos_feature_ceiling.py -- what the student's input features cost the teacher itself.
+
+dnsmos-bam sees int8 features q = round(x_scale log10 P) clamped to [-128, 127]
+(models/bam.h), where DNSMOS P.835 sees log10 max(P, 1e-12) in float. This runs
+the teacher (train_dnsmos_bam.Teacher) on corpus test windows twice, once on
+its own features and once on each x_scale's rounded and clamped ones, and
+prints the Pearson correlation of the mapped SIG, BAK and OVRL between the two:
+an upper bound on what any student reading those features can reach.
+
+  /usr/bin/python3 models/train/dnsmos_feature_ceiling.py --corpus /tmp/bam/corpus \
+      --teacher models/zoo/dnsmos-p835.onnx --every 3 --x-scale 16 10
+
+Measured on every 3rd test window (100) of the corpus behind the shipped model:
+x_scale 16 (floor 1e-8): SIG 0.991, BAK 0.973, OVRL 0.994; x_scale 10 (floor
+10^-12.8, below the teacher's 1e-12): 0.996, 0.999, 0.998.
+"""
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_dnsmos_bam as t  # noqa: E402
+
+
+def scores(teacher, pcm, xscale):
+    """Teacher raw scores [3] of one window; xscale None: its own features, else the log10
+    power rounded to 1 / xscale of a decade and clamped to int8's range, as the student's."""
+    with torch.no_grad():
+        x = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
+        fr = x.unfold(-1, 320, 160)[..., :t.NT, :]
+        p = (fr @ teacher.kre) ** 2 + (fr @ teacher.kim) ** 2
+        v = torch.log10(torch.clamp(p, min=1e-12))
+        if xscale:
+            v = torch.clamp(torch.round(v * xscale), -128, 127) / xscale
+        x = v[None, None]
+        for layer in teacher.layers:
+            x = F.max_pool2d(x, 2) if layer[0] == "pool" else F.relu(F.conv2d(x, layer[1], layer[2], padding=1))
+        return teacher.head(x.amax(dim=(2, 3)))[0].numpy()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", required=True, help="make_dnsmos_corpus.py's output (test.csv)")
+    ap.add_argument("--teacher", required=True, help="DNSMOS_sig_bak_ovr.onnx")
+    ap.add_argument("--every", type=int, default=1, help="use every N-th test window")
+    ap.add_argument("--x-scale", type=float, nargs="+", default=[16.0, 10.0])
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    if args.every < 1:
+        sys.exit("--every %d: must be at least 1" % args.every)
+    torch.set_num_threads(args.threads)
+    teacher = t.Teacher(args.teacher)
+    rows = list(csv.DictReader(open(os.path.join(args.corpus, "test.csv"))))[::args.every]
+    if len(rows) < 3:
+        sys.exit("%s: %d test windows, need at least 3" % (args.corpus, len(rows)))
+    own, other = [], {xs: [] for xs in args.x_scale}
+    for i, r in enumerate(rows):
+        pcm = t.read_wav16(os.path.join(args.corpus, r["file"]))[:t.WIN]
+        own.append(scores(teacher, pcm, None))
+        for xs in args.x_scale:
+            other[xs].append(scores(teacher, pcm, xs))
+        if (i + 1) % 20 == 0:
+            print("  %d/%d windows" % (i + 1, len(rows)), flush=True)
+    own = np.array(own)
+    for xs in args.x_scale:
+        a = np.array(other[xs])
+        print("x_scale %g (floor 10^%.1f): %d windows, teacher vs itself: %s" % (
+            xs, -128 / xs, len(rows), " ".join("%s %.4f" % (n, t.pearson(t.poly(n, a[:, k]), t.poly(n, own[:, k])))
+                                               for k, n in enumerate(t.NAMES))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
