@@ -491,8 +491,7 @@ static void test_random_x_scale_10(void **state)
     /* 10 feature steps per decade (floor 10^-12.8, train_dnsmos_bam.py's default since run 7)
      * and conv 0 32 wide, conv 1 reading 32 inputs with 16 outputs */
     static const int w[7] = {32, 16, 16, 16, 32, 32, 64};
-    check_random_x(w, 20, 10);
-    check_random_x(w, 127, 10);
+    check_random_x(w, 20, 10); /* int16 kernels; the int32 ones are the cases above (5 min under ASan) */
 }
 
 static void test_random_other_widths(void **state)
