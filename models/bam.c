@@ -485,6 +485,8 @@ BAM_CLONES static void conv_lut(const bam_conv *c, const int16_t *sums, const ui
         conv_lut_body(c, sums, x, y, 16, 32, 4);
     else if (c->lut == 4 && c->ci == 32 && c->co == 32)
         conv_lut_body(c, sums, x, y, 32, 32, 4);
+    else if (c->lut == 2 && c->ci == 32 && c->co == 32)
+        conv_lut_body(c, sums, x, y, 32, 32, 2);
     else
         conv_lut_body(c, sums, x, y, c->ci, c->co, c->lut);
 }

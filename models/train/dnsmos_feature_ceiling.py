@@ -22,26 +22,16 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_dnsmos_bam as t  # noqa: E402
 
 
 def scores(teacher, pcm, xscale):
-    """Teacher raw scores [3] of one window; xscale None: its own features, else the log10
-    power rounded to 1 / xscale of a decade and clamped to int8's range, as the student's."""
+    """Teacher raw scores [3] of one window; xscale None: on its own features, else on the
+    student's (Teacher.maps)."""
     with torch.no_grad():
-        x = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
-        fr = x.unfold(-1, 320, 160)[..., :t.NT, :]
-        p = (fr @ teacher.kre) ** 2 + (fr @ teacher.kim) ** 2
-        v = torch.log10(torch.clamp(p, min=1e-12))
-        if xscale:
-            v = torch.clamp(torch.round(v * xscale), -128, 127) / xscale
-        x = v[None, None]
-        for layer in teacher.layers:
-            x = F.max_pool2d(x, 2) if layer[0] == "pool" else F.relu(F.conv2d(x, layer[1], layer[2], padding=1))
-        return teacher.head(x.amax(dim=(2, 3)))[0].numpy()
+        return teacher.head(teacher.maps(pcm[None], xscale).amax(dim=(2, 3)))[0].numpy()
 
 
 def main():

@@ -129,12 +129,17 @@ class Teacher:
         p = "mos_estimator_logpow/%s/%s/ReadVariableOp/resource:0"
         self.dense = [(init[p % (d, "MatMul")], init[p % (d, "BiasAdd")]) for d in ("dense", "dense_1", "dense_3")]
 
-    def maps(self, pcm):
+    def maps(self, pcm, xscale=None):
+        """xscale: feed the teacher the student's features instead of its own log10 power
+        (rounded to 1 / xscale of a decade, clamped to int8's range; dnsmos_feature_ceiling.py)."""
         with torch.no_grad():
             x = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
             fr = x.unfold(-1, 320, 160)[..., :NT, :]
             p = (fr @ self.kre) ** 2 + (fr @ self.kim) ** 2
-            x = torch.log10(torch.clamp(p, min=1e-12)).unsqueeze(1)
+            x = torch.log10(torch.clamp(p, min=1e-12))
+            if xscale:
+                x = torch.clamp(torch.round(x * xscale), -128, 127) / xscale
+            x = x.unsqueeze(1)
             for layer in self.layers:
                 if layer[0] == "pool":
                     x = F.max_pool2d(x, 2)
