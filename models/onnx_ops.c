@@ -505,13 +505,18 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
             const float *xc = x + ci * xstride(c);
             for (int64_t ty = ty0; ty < ty0 + nr; ty++) {
                 int64_t iy0 = ty * WM - c->pt;
-                for (int i = 0; i < WA; i++) { /* column X of in[] is input column X - pl */
+                /* column X of in[] is input column X - pl; columns outside [lo, hi) keep the
+                 * zeros of the memset above, so only [lo, hi) is written per row */
+                for (int i = 0; i < WA; i++) {
                     float *row = in + i * RW;
                     int64_t iy = iy0 + i;
                     int64_t lo = c->pl, hi = c->pl + W < 4 * TW + 2 ? c->pl + W : 4 * TW + 2;
-                    memset(row, 0, (size_t)RW * sizeof *row);
-                    if (iy >= 0 && iy < H && hi > lo)
+                    if (hi <= lo)
+                        continue;
+                    if (iy >= 0 && iy < H)
                         memcpy(row + lo, xc + iy * W, (size_t)(hi - lo) * sizeof *row);
+                    else
+                        memset(row + lo, 0, (size_t)(hi - lo) * sizeof *row);
                 }
                 for (int64_t X = 0; X < 4 * TW + 2; X += 8) {
                     v8 d[WA], o[WA];
