@@ -129,16 +129,18 @@ class Teacher:
         p = "mos_estimator_logpow/%s/%s/ReadVariableOp/resource:0"
         self.dense = [(init[p % (d, "MatMul")], init[p % (d, "BiasAdd")]) for d in ("dense", "dense_1", "dense_3")]
 
-    def maps(self, pcm, xscale=None):
-        """xscale: feed the teacher the student's features instead of its own log10 power
-        (rounded to 1 / xscale of a decade, clamped to int8's range; dnsmos_feature_ceiling.py)."""
+    def maps(self, pcm):
+        """int16 PCM windows [B, WIN] -> the last map, from the teacher's own features."""
         with torch.no_grad():
             x = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
             fr = x.unfold(-1, 320, 160)[..., :NT, :]
             p = (fr @ self.kre) ** 2 + (fr @ self.kim) ** 2
-            x = torch.log10(torch.clamp(p, min=1e-12))
-            if xscale:
-                x = torch.clamp(torch.round(x * xscale), -128, 127) / xscale
+            return self.convs(torch.log10(torch.clamp(p, min=1e-12)))
+
+    def convs(self, x):
+        """log10 power features [B, NT, NF] -> the last map (dnsmos_feature_ceiling.py feeds it
+        the student's features instead, q / x_scale)."""
+        with torch.no_grad():
             x = x.unsqueeze(1)
             for layer in self.layers:
                 if layer[0] == "pool":
@@ -210,9 +212,12 @@ class QConv(nn.Module):
         self.conv = nn.Conv2d(ci, co, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(co)
 
+    def pre(self, x):
+        """The batch-normalised sum z before the step (the hint loss reads the last one's)."""
+        return self.bn(F.conv2d(x, fake_quant(self.conv.weight), padding=1))
+
     def forward(self, x):
-        z = self.bn(F.conv2d(x, fake_quant(self.conv.weight), padding=1))
-        return Heaviside.apply(z)
+        return Heaviside.apply(self.pre(x))
 
 
 class QLinear(nn.Linear):
@@ -233,10 +238,15 @@ class Bam(nn.Module):
 
     def forward(self, q, rates=False):
         """q: int8-valued features [B, T, 161] -> raw scores [B, 3] (and with rates=True also
-        the last map's firing rates [B, 64], which the auxiliary loss reads)."""
+        the last map's firing rates [B, 64], which the auxiliary loss reads, and the last
+        convolution's z [B, 64, T / 8, 20], which the hint loss reads)."""
         x = (q.float() / XSCALE).unsqueeze(1)
         for i, c in enumerate(self.convs):
-            x = c(x)
+            if i == len(self.convs) - 1:
+                z = c.pre(x)
+                x = Heaviside.apply(z)
+            else:
+                x = c(x)
             if i in POOL_AFTER:
                 x = F.max_pool2d(x, 2)
         r = x.mean(dim=(2, 3))
@@ -246,7 +256,7 @@ class Bam(nn.Module):
             if i < len(self.fcs) - 1:
                 v = F.relu(v)
         v = v * self.out_std + self.out_mean
-        return (v, r) if rates else v
+        return (v, r, z) if rates else v
 
 
 def poly(name, x):
@@ -557,6 +567,46 @@ def fit_aux(model, feats, tmaps, keep, gmean, gstd, every=8, bs=8):
     return aux
 
 
+def hint_stats(tmaps, keep, every=16):
+    """Per-channel mean and standard deviation of the teacher's last map over every EVERY-th
+    training window: the hint loss compares standardised maps, so each channel counts alike."""
+    m = np.stack([np.asarray(tmaps[keep[j]]) for j in range(0, len(keep), every)]).astype(np.float64)
+    mean = m.mean(axis=(0, 2, 3))
+    std = m.std(axis=(0, 2, 3))
+    std = np.where(std > 1e-6, std, 1.0)
+    return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
+
+
+def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, bs=8):
+    """The hint read-out (a 1x1 convolution from the student's last z to the teacher's last map)
+    of a trained MODEL, fitted by least squares over every position of every EVERY-th training
+    window, so a continued run's hint gradient starts from the best linear read-out."""
+    idx = np.arange(0, len(feats), every)
+    model.eval()
+    ata = atb = None
+    n = 0
+    with torch.no_grad():
+        for i in range(0, len(idx), bs):
+            j = idx[i:i + bs]
+            z = model(torch.from_numpy(feats[j].astype(np.float32)), rates=True)[2]
+            t = torch.from_numpy(np.stack([np.asarray(tmaps[keep[k]]) for k in j]))
+            t = (t - hmean[None, :, None, None]) / hstd[None, :, None, None]
+            A = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).double()
+            A = torch.cat([A, torch.ones(len(A), 1, dtype=torch.float64)], 1)
+            g = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).double()
+            ata = A.T @ A if ata is None else ata + A.T @ A
+            atb = A.T @ g if atb is None else atb + A.T @ g
+            n += len(A)
+    model.train()
+    sol = torch.linalg.solve(ata + 1e-3 * n * torch.eye(ata.shape[0], dtype=torch.float64), atb)
+    ro = nn.Conv2d(sol.shape[0] - 1, sol.shape[1], 1)
+    with torch.no_grad():
+        ro.weight.copy_(sol[:-1].T.float()[:, :, None, None])
+        ro.bias.copy_(sol[-1].float())
+    print("hint read-out fitted on %d training windows (%d positions)" % (len(idx), n), flush=True)
+    return ro
+
+
 def ema_update(avg, model, decay):
     """avg <- decay avg + (1 - decay) model, over every parameter and batch norm statistic (the
     average's thresholds then follow its weights); integer buffers (batch counts) are copied."""
@@ -611,6 +661,10 @@ def main():
                     "which every batch is whole 9.01 s windows")
     ap.add_argument("--aux", type=float, default=0.5, help="weight of the loss on the teacher's "
                     "pooled features")
+    ap.add_argument("--hint", type=float, default=0.0, help="weight of the hint loss: a 1x1 "
+                    "convolution (used only in training) from the last convolution's z must "
+                    "reproduce the teacher's last map at every position (standardised per channel), "
+                    "a dense target where the score loss gives 3 numbers per window")
     ap.add_argument("--ema", type=float, default=0.0, help="if > 0, also keep an exponential moving "
                     "average of the weights and batch norm statistics with this decay per step "
                     "(e.g. 0.998: a half-life of ~350 steps) and export it instead of the last weights")
@@ -679,7 +733,14 @@ def main():
         gmean = torch.from_numpy(gmax.mean(0))
         gstd = torch.from_numpy(np.where(gmax.std(0) > 1e-6, gmax.std(0), 1.0).astype(np.float32))
         aux = fit_aux(model, ftr, tmaps, ktr, gmean, gstd) if args.init else nn.Linear(WIDTHS[-1], TMAP[0])
-        opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()), lr=args.lr)
+        # the hint loss: a 1x1 convolution, used only in training, from the last convolution's
+        # z to the teacher's last map (standardised per channel), at every position
+        hmean, hstd = hint_stats(tmaps, ktr)
+        hint = nn.Conv2d(WIDTHS[-1], TMAP[0], 1)
+        if args.hint > 0 and args.init:
+            hint = fit_hint(model, ftr, tmaps, ktr, hmean, hstd)
+        opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()) + list(hint.parameters()),
+                               lr=args.lr)
         ema = copy.deepcopy(model) if args.ema > 0 else None
         steps_per_epoch = len(ftr) // args.batch
         ym, ys = torch.from_numpy(ytr.mean(0)), torch.from_numpy(ytr.std(0))
@@ -688,7 +749,7 @@ def main():
         step = 0
         for ep in range(args.epochs):
             perm = rng.permutation(len(ftr))
-            tot = tot_aux = 0.0
+            tot = tot_aux = tot_hint = 0.0
             for b in range(steps_per_epoch):
                 idx = np.sort(perm[b * args.batch:(b + 1) * args.batch])
                 frac = min(1.0, (time.time() - t0) / budget)
@@ -699,27 +760,33 @@ def main():
                 L = min(8 * k, NT)
                 o = 8 * int(rng.integers(0, (NT - L) // 8 + 1))
                 j0, j1 = o // 8, min(TMAP[1], (o + L) // 8)
-                pooled = torch.from_numpy(np.asarray(tmaps[ktr[idx], :, j0:j1]).max(axis=(2, 3)))
+                tm = torch.from_numpy(np.asarray(tmaps[ktr[idx], :, j0:j1]))
+                pooled = tm.amax(dim=(2, 3))
                 target = teacher.head(pooled)
                 xb = torch.from_numpy(ftr[idx, o:o + L].astype(np.float32))
-                pred, rates = model(xb, rates=True)
+                pred, rates, z = model(xb, rates=True)
                 loss = F.mse_loss((pred - ym) / ys, (target - ym) / ys)
                 loss_aux = F.mse_loss(aux(rates), (pooled - gmean) / gstd)
+                loss_hint = torch.zeros(())
+                if args.hint > 0:
+                    loss_hint = F.mse_loss(hint(z[:, :, :tm.shape[2]]),
+                                           (tm - hmean[None, :, None, None]) / hstd[None, :, None, None])
                 # learning rate by the share of the time budget used: 5 % warm-up, cosine decay
                 lr = args.lr * (frac / 0.05 if frac < 0.05 else 0.5 * (1 + math.cos(math.pi * (frac - 0.05) / 0.95)))
                 for g in opt.param_groups:
                     g["lr"] = max(lr, args.lr * 0.01)
                 opt.zero_grad()
-                (loss + args.aux * loss_aux).backward()
+                (loss + args.aux * loss_aux + args.hint * loss_hint).backward()
                 opt.step()
                 if ema is not None:
                     ema_update(ema, model, args.ema)
                 step += 1
                 tot += loss.item()
                 tot_aux += loss_aux.item()
+                tot_hint += loss_hint.item()
             el = (time.time() - t0) / 60
-            msg = "epoch %d loss %.4f aux %.4f (%.1f min)" % (ep + 1, tot / steps_per_epoch,
-                                                           tot_aux / steps_per_epoch, el)
+            msg = "epoch %d loss %.4f aux %.4f hint %.4f (%.1f min)" % (
+                ep + 1, tot / steps_per_epoch, tot_aux / steps_per_epoch, tot_hint / steps_per_epoch, el)
             if (ep + 1) % args.eval_every == 0 or el > args.minutes or ep + 1 == args.epochs:
                 res, _ = evaluate(model, fte, yte)
                 # progress only: the model kept is the last one (with --ema its moving average),
