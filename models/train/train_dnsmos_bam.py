@@ -31,7 +31,10 @@ own score is a poor label for a 2 s crop (correlation 0.75-0.83 measured on the
 test split). Training uses crops of 2-4 s labelled that way, plus an auxiliary
 loss asking the student's 64 firing rates to predict the teacher's 64 pooled
 features; the last 25 % of the time budget trains on whole windows. Evaluation
-uses whole windows.
+uses whole windows. --hint W adds a dense loss: a 1x1 read-out of the last
+convolution's z must reproduce the teacher's whole last map (measured: from
+scratch, lower training loss and higher test correlation at equal epochs than
+without it; models/zoo/README.md, run 9).
 
 Outputs (--out DIR): dnsmos-bam.safetensors (for models/zoo), dnsmos-bam-float.onnx
 (the same network in float, for ONNX Runtime in tests/bench), eval.json (test
