@@ -34,15 +34,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_dnsmos_bam as t  # noqa: E402
 
 
-def scores(teacher, fe, pcm, xscale):
-    """Teacher raw scores [3] of one window; xscale None: on its own features, else on the
-    student's (FrontEnd FE at that x_scale, scaled back to log10 units)."""
+def scores(teacher, fe, xscale, pcm):
+    """Teacher raw scores [3] of one window; FE None: on its own features, else on the student's
+    (FrontEnd FE, whose steps per decade are XSCALE, scaled back to log10 units)."""
     with torch.no_grad():
-        if xscale is None:
-            m = teacher.maps(pcm[None])
-        else:
-            t.XSCALE, t.BOUNDS = xscale, t.bounds(xscale)  # FrontEnd reads the module's BOUNDS
-            m = teacher.convs(fe(pcm)[None].float() / xscale)
+        m = teacher.maps(pcm[None]) if fe is None else teacher.convs(fe(pcm)[None].float() / xscale)
         return teacher.head(m.amax(dim=(2, 3)))[0].numpy()
 
 
@@ -58,16 +54,17 @@ def main():
         sys.exit("--every %d: must be at least 1" % args.every)
     torch.set_num_threads(args.threads)
     teacher = t.Teacher(args.teacher)
-    fe = t.FrontEnd(*t.teacher_stft(args.teacher))
+    stft = t.teacher_stft(args.teacher)
+    fes = {xs: t.FrontEnd(*stft, xscale=xs) for xs in args.x_scale}
     rows = list(csv.DictReader(open(os.path.join(args.corpus, "test.csv"))))[::args.every]
     if len(rows) < 3:
         sys.exit("%s: %d test windows, need at least 3" % (args.corpus, len(rows)))
     own, other = [], {xs: [] for xs in args.x_scale}
     for i, r in enumerate(rows):
         pcm = t.read_wav16(os.path.join(args.corpus, r["file"]))[:t.WIN]
-        own.append(scores(teacher, fe, pcm, None))
+        own.append(scores(teacher, None, None, pcm))
         for xs in args.x_scale:
-            other[xs].append(scores(teacher, fe, pcm, xs))
+            other[xs].append(scores(teacher, fes[xs], xs, pcm))
         if (i + 1) % 20 == 0:
             print("  %d/%d windows" % (i + 1, len(rows)), flush=True)
     own = np.array(own)

@@ -82,8 +82,6 @@ def bounds(xscale):
     return torch.from_numpy((10.0 ** ((np.arange(255) - 127.5) / xscale)).astype(np.float32))
 
 
-BOUNDS = bounds(XSCALE)
-
 POLY = {  # dnsmos_local.py, numpy poly1d order (highest power first)
     "SIG": (-0.08397278, 1.22083953, 0.0052439),
     "BAK": (-0.13166888, 1.60915514, -0.39604546),
@@ -171,7 +169,9 @@ def quant_rows(k):
 class FrontEnd:
     """int16 PCM window -> int8 features [900, 161] (the equations of models/bam.h)."""
 
-    def __init__(self, re, im):
+    def __init__(self, re, im, xscale=None):
+        """xscale: feature steps per decade (default: the module's XSCALE, set from --x-scale)."""
+        self.bounds = bounds(xscale or XSCALE)
         self.qre, self.sre = quant_rows(re)
         self.qim, self.sim = quant_rows(im)
         self.kre = torch.from_numpy(self.qre.astype(np.float64)).T
@@ -184,8 +184,8 @@ class FrontEnd:
         are = (fr @ self.kre).float() * torch.from_numpy(self.sre) / 32768.0
         aim = (fr @ self.kim).float() * torch.from_numpy(self.sim) / 32768.0
         p = are * are + aim * aim
-        # round(XSCALE log10 p) clamped to [-128, 127], exactly as snnd computes it
-        idx = torch.searchsorted(BOUNDS, p.contiguous(), right=False)
+        # round(xscale log10 p) clamped to [-128, 127], exactly as snnd computes it
+        idx = torch.searchsorted(self.bounds, p.contiguous(), right=False)
         return (idx - 128).to(torch.int8)
 
 
@@ -542,31 +542,50 @@ class FloatNet(nn.Module):
         return r * self.os + self.om
 
 
-def fit_aux(model, feats, tmaps, keep, gmean, gstd, every=8, bs=8):
-    """The auxiliary head of a trained MODEL, fitted by least squares (not random): the firing
-    rates of every EVERY-th training window (eval mode, whole windows) against the teacher's
-    standardised pooled features, so a continued run's auxiliary gradient starts from the best
-    linear read-out of the trained rates instead of from a random head's."""
-    idx = np.arange(0, len(feats), every)
+def ridge_readout(pairs, lam):
+    """Least squares W [k, d], b [k] with G ~= X W^T + b over every row of PAIRS, an iterable of
+    (X [n, d], G [n, k]) batches (normal equations summed in float64, so batches need not be
+    kept), with a ridge of LAM per row on W and b; also returns the mean squared residual."""
+    ata = atb = None
+    gtg, n = 0.0, 0
+    for X, G in pairs:
+        A = torch.cat([X.double(), torch.ones(len(X), 1, dtype=torch.float64)], 1)
+        G = G.double()
+        ata = A.T @ A if ata is None else ata + A.T @ A
+        atb = A.T @ G if atb is None else atb + A.T @ G
+        gtg += float((G * G).sum())
+        n += len(A)
+    sol = torch.linalg.solve(ata + lam * n * torch.eye(ata.shape[0], dtype=torch.float64), atb)
+    resid = (gtg - 2 * float((sol * atb).sum()) + float((sol * (ata @ sol)).sum())) / (n * atb.shape[1])
+    return sol[:-1].T.float(), sol[-1].float(), resid
+
+
+def trained_outputs(model, feats, idx, bs=8):
+    """(idx batch, model(..., rates=True)) for the windows IDX in batches of BS, in eval mode
+    and without gradients: what the read-out fits below are fitted on."""
     model.eval()
-    rates = []
     with torch.no_grad():
         for i in range(0, len(idx), bs):
             j = idx[i:i + bs]
-            rates.append(model(torch.from_numpy(feats[j].astype(np.float32)), rates=True)[1])
+            yield j, model(torch.from_numpy(feats[j].astype(np.float32)), rates=True)
     model.train()
-    r = torch.cat(rates).double()
-    g = torch.from_numpy(np.stack([np.asarray(tmaps[keep[j]]).max(axis=(1, 2)) for j in idx])).double()
-    g = (g - gmean.double()) / gstd.double()
-    A = torch.cat([r, torch.ones(len(r), 1, dtype=torch.float64)], 1)
-    # ridge: the rates of a binary map are few and correlated; 1e-3 keeps the solution bounded
-    sol = torch.linalg.solve(A.T @ A + 1e-3 * torch.eye(A.shape[1], dtype=torch.float64), A.T @ g)
-    aux = nn.Linear(r.shape[1], g.shape[1])
+
+
+def fit_aux(model, feats, tmaps, keep, gmean, gstd, every=8):
+    """The auxiliary head of a trained MODEL, fitted by least squares (not random): the firing
+    rates of every EVERY-th training window (whole windows) against the teacher's standardised
+    pooled features, so a continued run's auxiliary gradient starts from the best linear
+    read-out of the trained rates instead of from a random head's."""
+    idx = np.arange(0, len(feats), every)
+    pairs = ((out[1], (torch.from_numpy(np.stack([np.asarray(tmaps[keep[k]]).max(axis=(1, 2)) for k in j]))
+                       - gmean) / gstd) for j, out in trained_outputs(model, feats, idx))
+    # ridge 1e-3 in all: the rates of a binary map are few and correlated; it keeps W bounded
+    w, b, resid = ridge_readout(pairs, 1e-3 / len(idx))
+    aux = nn.Linear(w.shape[1], w.shape[0])
     with torch.no_grad():
-        aux.weight.copy_(sol[:-1].T.float())
-        aux.bias.copy_(sol[-1].float())
-    print("auxiliary head fitted on %d training windows: loss %.4f" % (
-        len(idx), float(((A @ sol - g) ** 2).mean())), flush=True)
+        aux.weight.copy_(w)
+        aux.bias.copy_(b)
+    print("auxiliary head fitted on %d training windows: loss %.4f" % (len(idx), resid), flush=True)
     return aux
 
 
@@ -580,33 +599,24 @@ def hint_stats(tmaps, keep, every=16):
     return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
 
 
-def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, bs=8):
+def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16):
     """The hint read-out (a 1x1 convolution from the student's last z to the teacher's last map)
     of a trained MODEL, fitted by least squares over every position of every EVERY-th training
     window, so a continued run's hint gradient starts from the best linear read-out."""
     idx = np.arange(0, len(feats), every)
-    model.eval()
-    ata = atb = None
-    n = 0
+
+    def rows(m):  # [B, C, T, F] -> one row per position [B T F, C]
+        return m.permute(0, 2, 3, 1).reshape(-1, m.shape[1])
+
+    pairs = ((rows(out[2]), rows((torch.from_numpy(np.stack([np.asarray(tmaps[keep[k]]) for k in j]))
+                                  - hmean[None, :, None, None]) / hstd[None, :, None, None]))
+             for j, out in trained_outputs(model, feats, idx))
+    w, b, resid = ridge_readout(pairs, 1e-3)
+    ro = nn.Conv2d(w.shape[1], w.shape[0], 1)
     with torch.no_grad():
-        for i in range(0, len(idx), bs):
-            j = idx[i:i + bs]
-            z = model(torch.from_numpy(feats[j].astype(np.float32)), rates=True)[2]
-            t = torch.from_numpy(np.stack([np.asarray(tmaps[keep[k]]) for k in j]))
-            t = (t - hmean[None, :, None, None]) / hstd[None, :, None, None]
-            A = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).double()
-            A = torch.cat([A, torch.ones(len(A), 1, dtype=torch.float64)], 1)
-            g = t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]).double()
-            ata = A.T @ A if ata is None else ata + A.T @ A
-            atb = A.T @ g if atb is None else atb + A.T @ g
-            n += len(A)
-    model.train()
-    sol = torch.linalg.solve(ata + 1e-3 * n * torch.eye(ata.shape[0], dtype=torch.float64), atb)
-    ro = nn.Conv2d(sol.shape[0] - 1, sol.shape[1], 1)
-    with torch.no_grad():
-        ro.weight.copy_(sol[:-1].T.float()[:, :, None, None])
-        ro.bias.copy_(sol[-1].float())
-    print("hint read-out fitted on %d training windows (%d positions)" % (len(idx), n), flush=True)
+        ro.weight.copy_(w[:, :, None, None])
+        ro.bias.copy_(b)
+    print("hint read-out fitted on %d training windows: loss %.4f" % (len(idx), resid), flush=True)
     return ro
 
 
@@ -634,7 +644,7 @@ def keep_freed_memory():
 
 
 def main():
-    global WIDTHS, XSCALE, BOUNDS
+    global WIDTHS, XSCALE
     keep_freed_memory()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
@@ -679,9 +689,11 @@ def main():
                     "widths, multiples of 8 up to 64 (snnd's limits); with --init from a narrower "
                     "model, its channels are kept and the added ones start with no effect (grow)")
     args = ap.parse_args()
+    if args.hint < 0:
+        sys.exit("--hint %g: a loss weight, must be 0 (off) or positive" % args.hint)
     if not 1.0 <= args.x_scale <= 64.0:
         sys.exit("--x-scale %g: must be from 1 to 64" % args.x_scale)
-    XSCALE, BOUNDS = args.x_scale, bounds(args.x_scale)
+    XSCALE = args.x_scale
     try:
         WIDTHS = tuple(int(v) for v in args.widths.split(","))
     except ValueError:
@@ -738,10 +750,11 @@ def main():
         aux = fit_aux(model, ftr, tmaps, ktr, gmean, gstd) if args.init else nn.Linear(WIDTHS[-1], TMAP[0])
         # the hint loss: a 1x1 convolution, used only in training, from the last convolution's
         # z to the teacher's last map (standardised per channel), at every position
-        hmean, hstd = hint_stats(tmaps, ktr)
-        hint = nn.Conv2d(WIDTHS[-1], TMAP[0], 1)
-        if args.hint > 0 and args.init:
-            hint = fit_hint(model, ftr, tmaps, ktr, hmean, hstd)
+        hint = nn.Conv2d(WIDTHS[-1], TMAP[0], 1)  # made either way: the same seed, the same init
+        if args.hint > 0:
+            hmean, hstd = hint_stats(tmaps, ktr)
+            if args.init:
+                hint = fit_hint(model, ftr, tmaps, ktr, hmean, hstd)
         opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()) + list(hint.parameters()),
                                lr=args.lr)
         ema = copy.deepcopy(model) if args.ema > 0 else None
