@@ -46,7 +46,8 @@ the reference outputs the conformance test compares snnd with.
 (--init CKPT continues from an earlier run's bam.pt or an exported .safetensors;
 with --widths wider than CKPT's, grow() adds channels that start with no effect,
 so a trained model gains capacity without starting over; models/zoo/README.md
-lists the runs behind the shipped model.)
+lists the runs behind the shipped model. A run writes OUT/train_state.pt after
+every epoch; an interrupted run carries on with the same command plus --continue.)
 """
 import argparse
 import copy
@@ -620,6 +621,34 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16):
     return ro
 
 
+# options that define a run's training (--continue refuses a change to any of them)
+RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
+               "crop_max", "full_after", "exclude_source", "init")
+
+
+def save_state(path, **state):
+    """Writes the training state to path atomically (a temporary file renamed over it), so an
+    interrupted write leaves the previous epoch's state."""
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_state(path, args):
+    """The state save_state wrote for this --out directory, after checking that args repeats the
+    run's training options; exits with the option that differs."""
+    if not os.path.exists(path):
+        sys.exit("--continue: no %s (a run writes it after its first epoch)" % path)
+    state = torch.load(path)
+    for k in RUN_OPTIONS:
+        if state["args"].get(k) != getattr(args, k):
+            sys.exit("--continue: --%s is %r here but %r in the interrupted run (%s)"
+                     % (k.replace("_", "-"), getattr(args, k), state["args"].get(k), path))
+    if state["args"]["minutes"] != args.minutes:
+        print("--continue: budget %g minutes (the run had %g)" % (args.minutes, state["args"]["minutes"]),
+              flush=True)
+    return state
+
+
 def ema_update(avg, model, decay):
     """avg <- decay avg + (1 - decay) model, over every parameter and batch norm statistic (the
     average's thresholds then follow its weights); integer buffers (batch counts) are copied."""
@@ -664,6 +693,12 @@ def main():
     ap.add_argument("--recalibrate", type=int, default=0, help="1: re-estimate batch norm statistics "
                     "on whole training windows before export")
     ap.add_argument("--resume", help="a checkpoint .pt to export without training")
+    ap.add_argument("--continue", dest="cont", action="store_true", help="carry on this --out "
+                    "directory's interrupted run from its train_state.pt (written after every "
+                    "epoch): weights, moving average, read-outs, optimiser, random generators and "
+                    "the minutes already spent, so the schedule resumes where it stopped; the "
+                    "run's training options must be repeated unchanged (checked), except --minutes, "
+                    "which may extend the budget, and --epochs")
     ap.add_argument("--init", help="start training from a checkpoint .pt, or from an exported "
                     "dnsmos-bam.safetensors (e.g. the shipped one; batch norms rebuilt from data)")
     ap.add_argument("--crop-min", type=int, default=200, help="shortest training crop in frames "
@@ -717,10 +752,16 @@ def main():
     model.out_mean.copy_(torch.from_numpy(ytr.mean(0)))
     model.out_std.copy_(torch.from_numpy(ytr.std(0)))
     ckpt = os.path.join(args.out, "bam.pt")
+    state_path = os.path.join(args.out, "train_state.pt")
+    state = load_state(state_path, args) if args.cont else None
     if args.resume:
         model.load_state_dict(torch.load(args.resume))
     else:
-        if args.init and args.init.endswith(".safetensors"):
+        if state is not None:  # every trained tensor comes from the state below
+            model = Bam(WIDTHS)
+            print("continuing %s: epoch %d, %.1f of %g minutes spent" % (
+                state_path, state["epoch"], state["elapsed"] / 60, args.minutes), flush=True)
+        elif args.init and args.init.endswith(".safetensors"):
             T0, meta0 = safetensors_writer.read(args.init)
             model = model_from_export({k: torch.from_numpy(v.copy()) for k, v in T0.items()}, ftr[::16],
                                       float(meta0.get("x_scale", 16)))
@@ -747,13 +788,14 @@ def main():
         gmax = np.stack([np.asarray(tmaps[i]).max(axis=(1, 2)) for i in ktr])
         gmean = torch.from_numpy(gmax.mean(0))
         gstd = torch.from_numpy(np.where(gmax.std(0) > 1e-6, gmax.std(0), 1.0).astype(np.float32))
-        aux = fit_aux(model, ftr, tmaps, ktr, gmean, gstd) if args.init else nn.Linear(WIDTHS[-1], TMAP[0])
+        fit = args.init and state is None  # least-squares starts for the read-outs
+        aux = fit_aux(model, ftr, tmaps, ktr, gmean, gstd) if fit else nn.Linear(WIDTHS[-1], TMAP[0])
         # the hint loss: a 1x1 convolution, used only in training, from the last convolution's
         # z to the teacher's last map (standardised per channel), at every position
         hint = nn.Conv2d(WIDTHS[-1], TMAP[0], 1)  # made either way: the same seed, the same init
         if args.hint > 0:
             hmean, hstd = hint_stats(tmaps, ktr)
-            if args.init:
+            if fit:
                 hint = fit_hint(model, ftr, tmaps, ktr, hmean, hstd)
         opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()) + list(hint.parameters()),
                                lr=args.lr)
@@ -762,8 +804,21 @@ def main():
         ym, ys = torch.from_numpy(ytr.mean(0)), torch.from_numpy(ytr.std(0))
         budget = args.minutes * 60.0
         t0 = time.time()
-        step = 0
-        for ep in range(args.epochs):
+        step = ep0 = 0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            aux.load_state_dict(state["aux"])
+            hint.load_state_dict(state["hint"])
+            opt.load_state_dict(state["opt"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
+            rng.bit_generator.state = state["rng"]
+            torch.set_rng_state(state["torch_rng"])
+            t0 -= state["elapsed"]
+            step, ep0 = state["step"], state["epoch"]
+        for ep in range(ep0, args.epochs):
+            if (time.time() - t0) / 60 > args.minutes:  # a continued run already at its budget
+                break
             perm = rng.permutation(len(ftr))
             tot = tot_aux = tot_hint = 0.0
             for b in range(steps_per_epoch):
@@ -812,6 +867,10 @@ def main():
                     res, _ = evaluate(ema, fte, yte)
                     msg += " (average: %.3f %.3f %.3f)" % (res["SIG"], res["BAK"], res["OVRL"])
             print(msg, flush=True)
+            save_state(state_path, args=vars(args), epoch=ep + 1, step=step, elapsed=time.time() - t0,
+                       model=model.state_dict(), ema=ema.state_dict() if ema is not None else None,
+                       aux=aux.state_dict(), hint=hint.state_dict(), opt=opt.state_dict(),
+                       rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
             if el > args.minutes:
                 print("time budget reached", flush=True)
                 break
