@@ -724,6 +724,8 @@ def main():
                     "widths, multiples of 8 up to 64 (snnd's limits); with --init from a narrower "
                     "model, its channels are kept and the added ones start with no effect (grow)")
     args = ap.parse_args()
+    if args.cont and args.resume:
+        sys.exit("--continue and --resume: choose one (--resume exports a finished checkpoint)")
     if args.hint < 0:
         sys.exit("--hint %g: a loss weight, must be 0 (off) or positive" % args.hint)
     if not 1.0 <= args.x_scale <= 64.0:
@@ -804,7 +806,7 @@ def main():
         ym, ys = torch.from_numpy(ytr.mean(0)), torch.from_numpy(ytr.std(0))
         budget = args.minutes * 60.0
         t0 = time.time()
-        step = ep0 = 0
+        ep0 = 0
         if state is not None:
             model.load_state_dict(state["model"])
             aux.load_state_dict(state["aux"])
@@ -815,7 +817,7 @@ def main():
             rng.bit_generator.state = state["rng"]
             torch.set_rng_state(state["torch_rng"])
             t0 -= state["elapsed"]
-            step, ep0 = state["step"], state["epoch"]
+            ep0 = state["epoch"]
         for ep in range(ep0, args.epochs):
             if (time.time() - t0) / 60 > args.minutes:  # a continued run already at its budget
                 break
@@ -851,7 +853,6 @@ def main():
                 opt.step()
                 if ema is not None:
                     ema_update(ema, model, args.ema)
-                step += 1
                 tot += loss.item()
                 tot_aux += loss_aux.item()
                 tot_hint += loss_hint.item()
@@ -867,7 +868,7 @@ def main():
                     res, _ = evaluate(ema, fte, yte)
                     msg += " (average: %.3f %.3f %.3f)" % (res["SIG"], res["BAK"], res["OVRL"])
             print(msg, flush=True)
-            save_state(state_path, args=vars(args), epoch=ep + 1, step=step, elapsed=time.time() - t0,
+            save_state(state_path, args=vars(args), epoch=ep + 1, elapsed=time.time() - t0,
                        model=model.state_dict(), ema=ema.state_dict() if ema is not None else None,
                        aux=aux.state_dict(), hint=hint.state_dict(), opt=opt.state_dict(),
                        rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
