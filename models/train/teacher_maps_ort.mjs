@@ -15,6 +15,10 @@
 //     OUT/p835_maps.onnx CORPUS train OUT [JOB NJOBS]
 // JOB/NJOBS split the rows between processes (each writes its own part; run
 // once more without them to join the parts).
+// TEACHER_MAP=mid in the environment computes instead the map --hint-mid reads:
+// conv2d_3's ReLU after the first 2x2 max pool, float32 [N, 32, 450, 80] (4.6 MB
+// per window), written to CACHE/SPLIT_tmaps_mid.f32; add that output to the model
+// the same way ('mos_estimator_logpow/conv2d_3/Relu:0_pooling0').
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -23,8 +27,14 @@ const require = createRequire(import.meta.url);
 const ort = require("onnxruntime-node");
 
 const WIN = 144160;
-const MAP = 64 * 112 * 20;
-const OUT_NAME = "mos_estimator_logpow/conv2d_6/Relu:0";
+const MAPS = {
+  last: { name: "mos_estimator_logpow/conv2d_6/Relu:0", size: 64 * 112 * 20, file: "tmaps" },
+  mid: { name: "mos_estimator_logpow/conv2d_3/Relu:0_pooling0", size: 32 * 450 * 80, file: "tmaps_mid" },
+};
+const which = MAPS[process.env.TEACHER_MAP || "last"];
+if (!which) throw new Error(`TEACHER_MAP=${process.env.TEACHER_MAP}: not one of ${Object.keys(MAPS)}`);
+const MAP = which.size;
+const OUT_NAME = which.name;
 
 // readWav16 returns the samples of a 16-bit mono PCM WAV file as floats in [-1, 1).
 function readWav16(file) {
@@ -52,11 +62,11 @@ if (!cache) {
 const lines = fs.readFileSync(path.join(corpus, `${split}.csv`), "utf8").trim().split("\n");
 const col = lines[0].split(",").indexOf("file");
 const files = lines.slice(1).map((l) => l.split(",")[col]);
-const final = path.join(cache, `${split}_tmaps.f32`);
+const final = path.join(cache, `${split}_${which.file}.f32`);
 const njobs = njobArg ? Number(njobArg) : 1;
 
 const parts = fs.existsSync(cache)
-  ? fs.readdirSync(cache).filter((f) => f.startsWith(`${split}_tmaps.f32.part`) && !f.endsWith(".tmp")).sort()
+  ? fs.readdirSync(cache).filter((f) => f.startsWith(`${split}_${which.file}.f32.part`) && !f.endsWith(".tmp")).sort()
   : [];
 if (jobArg === undefined && parts.length > 0) {
   // join the parts earlier runs with JOB NJOBS wrote: row i is in part i % n

@@ -34,7 +34,10 @@ features; the last 25 % of the time budget trains on whole windows. Evaluation
 uses whole windows. --hint W adds a dense loss: a 1x1 read-out of the last
 convolution's z must reproduce the teacher's whole last map (measured: from
 scratch, lower training loss and higher test correlation at equal epochs than
-without it; models/zoo/README.md, run 9).
+without it; models/zoo/README.md, run 9). --hint-mid W adds the same kind of loss
+one step earlier, where the student is limited (item 5 there): the 2x2-pooled z of
+the convolution before the first pool must reproduce the teacher's conv2d_3 map
+after its first pool (cached per window, 4.6 MB each; teacher_maps_ort.mjs).
 
 Outputs (--out DIR): dnsmos-bam.safetensors (for models/zoo), dnsmos-bam-float.onnx
 (the same network in float, for ONNX Runtime in tests/bench), eval.json (test
@@ -134,25 +137,31 @@ class Teacher:
         p = "mos_estimator_logpow/%s/%s/ReadVariableOp/resource:0"
         self.dense = [(init[p % (d, "MatMul")], init[p % (d, "BiasAdd")]) for d in ("dense", "dense_1", "dense_3")]
 
-    def maps(self, pcm):
-        """int16 PCM windows [B, WIN] -> the last map, from the teacher's own features."""
-        with torch.no_grad():
-            x = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
-            fr = x.unfold(-1, 320, 160)[..., :NT, :]
-            p = (fr @ self.kre) ** 2 + (fr @ self.kim) ** 2
-            return self.convs(torch.log10(torch.clamp(p, min=1e-12)))
+    def maps(self, pcm, stop=None):
+        """int16 PCM windows [B, WIN] -> the last map (or with stop, see convs), from the
+        teacher's own features."""
+        return self.convs(self.features(pcm), stop)
 
-    def convs(self, x):
+    def convs(self, x, stop=None):
         """log10 power features [B, NT, NF] -> the last map (dnsmos_feature_ceiling.py feeds it
-        the student's features instead, q / x_scale)."""
+        the student's features instead, q / x_scale); with stop=k, the map after the first k
+        layers instead (k = 5: conv2d_3's ReLU after the first max pool, the --hint-mid map)."""
         with torch.no_grad():
             x = x.unsqueeze(1)
-            for layer in self.layers:
+            for layer in self.layers[:stop]:
                 if layer[0] == "pool":
                     x = F.max_pool2d(x, 2)
                 else:
                     x = F.relu(F.conv2d(x, layer[1], layer[2], padding=1))
             return x
+
+    def features(self, pcm):
+        """int16 PCM windows [B, WIN] -> the teacher's own log10 power features [B, NT, NF]."""
+        with torch.no_grad():
+            x = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
+            fr = x.unfold(-1, 320, 160)[..., :NT, :]
+            p = (fr @ self.kre) ** 2 + (fr @ self.kim) ** 2
+            return torch.log10(torch.clamp(p, min=1e-12))
 
     def head(self, v):
         for k, (w, b) in enumerate(self.dense):
@@ -246,12 +255,17 @@ class Bam(nn.Module):
     def forward(self, q, rates=False):
         """q: int8-valued features [B, T, 161] -> raw scores [B, 3] (and with rates=True also
         the last map's firing rates [B, 64], which the auxiliary loss reads, and the last
-        convolution's z [B, 64, T / 8, 20], which the hint loss reads)."""
+        convolution's z [B, 64, T / 8, 20], which the hint loss reads, and the z of the
+        convolution before the first pool, max-pooled 2x2 [B, C, T / 2, 80], which --hint-mid
+        reads: the pool of the bits is the step of the pooled z)."""
         x = (q.float() / XSCALE).unsqueeze(1)
+        zmid = None
         for i, c in enumerate(self.convs):
-            if i == len(self.convs) - 1:
+            if i == len(self.convs) - 1 or i == POOL_AFTER[0]:
                 z = c.pre(x)
                 x = Heaviside.apply(z)
+                if i == POOL_AFTER[0]:
+                    zmid = F.max_pool2d(z, 2)
             else:
                 x = c(x)
             if i in POOL_AFTER:
@@ -264,7 +278,7 @@ class Bam(nn.Module):
                 if i < len(self.fcs) - 1:
                     v = F.relu(v)
             v = v * self.out_std + self.out_mean
-        return (v, r, z) if rates else v
+        return (v, r, z, zmid) if rates else v
 
 
 def poly(name, x):
@@ -331,6 +345,42 @@ def load_teacher_maps(corpus, split, teacher, cache):
     print("teacher maps %s: head(global max) vs corpus raw scores max |diff| %.2e" % (split, worst), flush=True)
     if worst > 1e-3:
         sys.exit("teacher maps in %s disagree with the corpus scores (%.3g): delete it" % (path, worst))
+    return maps
+
+
+MIDMAP = (32, NT // 2, NF // 2)  # the teacher's conv2d_3 ReLU after the first pool, per window
+MID_STOP = 5  # Teacher.layers up to and including that pool
+
+
+def load_teacher_mid(corpus, split, teacher, cache):
+    """The --hint-mid target of every window of SPLIT.csv: the teacher's conv2d_3 ReLU after the
+    first 2x2 max pool, float32 [N, 32, 450, 80] (4.6 MB per window), memory-mapped from
+    CACHE/SPLIT_tmaps_mid.f32. Absent, it is computed here with the torch rebuild (slow: about
+    2 s per window; teacher_maps_ort.mjs with TEACHER_MAP=mid is faster). Three windows of the
+    cache are checked against the torch rebuild before training on it."""
+    path = os.path.join(cache, split + "_tmaps_mid.f32")
+    rows = list(csv.DictReader(open(os.path.join(corpus, split + ".csv"))))
+    per = int(np.prod(MIDMAP))
+    if not (os.path.exists(path) and os.path.getsize(path) == len(rows) * per * 4):
+        t0 = time.time()
+        with open(path + ".tmp", "wb") as f:
+            for i, r in enumerate(rows):
+                pcm = read_wav16(os.path.join(corpus, r["file"]))[:WIN]
+                f.write(teacher.maps(pcm[None], MID_STOP).numpy().astype("<f4").tobytes())
+                if (i + 1) % 50 == 0:
+                    print("  teacher mid maps %s %d/%d (%.0f s)" % (split, i + 1, len(rows), time.time() - t0),
+                          flush=True)
+        os.replace(path + ".tmp", path)
+    maps = np.memmap(path, dtype=np.float32, mode="r", shape=(len(rows),) + MIDMAP)
+    worst = 0.0
+    for i in (0, len(rows) // 2, len(rows) - 1):
+        pcm = read_wav16(os.path.join(corpus, rows[i]["file"]))[:WIN]
+        ref = teacher.maps(pcm[None], MID_STOP)[0].numpy()
+        worst = max(worst, float(np.abs(ref - maps[i]).max() / max(1e-6, np.abs(ref).max())))
+    print("teacher mid maps %s: 3 windows against the torch rebuild, max |diff| / max %.2e" % (split, worst),
+          flush=True)
+    if worst > 1e-3:
+        sys.exit("teacher mid maps in %s disagree with the teacher (%.3g): delete it" % (path, worst))
     return maps
 
 
@@ -595,8 +645,9 @@ def fit_aux(model, feats, tmaps, keep, gmean, gstd, every=8):
 
 
 def hint_stats(tmaps, keep, every=16):
-    """Per-channel mean and standard deviation of the teacher's last map over every EVERY-th
-    training window: the hint loss compares standardised maps, so each channel counts alike."""
+    """Per-channel mean and standard deviation of a teacher map (the last, or the mid) over
+    every EVERY-th training window: the hint losses compare standardised maps, so each channel
+    counts alike."""
     m = np.stack([np.asarray(tmaps[keep[j]]) for j in range(0, len(keep), every)]).astype(np.float64)
     mean = m.mean(axis=(0, 2, 3))
     std = m.std(axis=(0, 2, 3))
@@ -604,16 +655,18 @@ def hint_stats(tmaps, keep, every=16):
     return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
 
 
-def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16):
-    """The hint read-out (a 1x1 convolution from the student's last z to the teacher's last map)
-    of a trained MODEL, fitted by least squares over every position of every EVERY-th training
-    window, so a continued run's hint gradient starts from the best linear read-out."""
+def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, out=2):
+    """The hint read-out (a 1x1 convolution from the student's last z to the teacher's last map;
+    with out=3, from the pooled z before the first pool to the teacher's mid map) of a trained
+    MODEL, fitted by least squares over every position of every EVERY-th training window, so a
+    continued run's hint gradient starts from the best linear read-out."""
     idx = np.arange(0, len(feats), every)
+    k_out = out
 
     def rows(m):  # [B, C, T, F] -> one row per position [B T F, C]
         return m.permute(0, 2, 3, 1).reshape(-1, m.shape[1])
 
-    pairs = ((rows(out[2]), rows((torch.from_numpy(np.stack([np.asarray(tmaps[keep[k]]) for k in j]))
+    pairs = ((rows(out[k_out]), rows((torch.from_numpy(np.stack([np.asarray(tmaps[keep[k]]) for k in j]))
                                   - hmean[None, :, None, None]) / hstd[None, :, None, None]))
              for j, out in trained_outputs(model, feats, idx))
     w, b, resid = ridge_readout(pairs, 1e-3)
@@ -627,7 +680,8 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16):
 
 # options that define a run's training (--continue refuses a change to any of them)
 RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
-               "crop_max", "full_after", "exclude_source", "init")
+               "crop_max", "full_after", "exclude_source", "init", "hint_mid")
+ADDED_LATER = {"hint_mid": 0.0}  # options newer than some saved states: their value there
 
 
 def save_state(path, **state):
@@ -644,9 +698,10 @@ def load_state(path, args):
         sys.exit("--continue: no %s (a run writes it after its first epoch)" % path)
     state = torch.load(path)
     for k in RUN_OPTIONS:
-        if state["args"].get(k) != getattr(args, k):
+        was = state["args"].get(k, ADDED_LATER.get(k))
+        if was != getattr(args, k):
             sys.exit("--continue: --%s is %r here but %r in the interrupted run (%s)"
-                     % (k.replace("_", "-"), getattr(args, k), state["args"].get(k), path))
+                     % (k.replace("_", "-"), getattr(args, k), was, path))
     if state["args"]["minutes"] != args.minutes:
         print("--continue: budget %g minutes (the run had %g)" % (args.minutes, state["args"]["minutes"]),
               flush=True)
@@ -717,6 +772,12 @@ def main():
                     "convolution (used only in training) from the last convolution's z must "
                     "reproduce the teacher's last map at every position (standardised per channel), "
                     "a dense target where the score loss gives 3 numbers per window")
+    ap.add_argument("--hint-mid", type=float, default=0.0, help="weight of a second hint loss, on the "
+                    "layers that limit the student (models/zoo/README.md, item 5): a 1x1 convolution "
+                    "from the 2x2-pooled z of the convolution before the first pool must reproduce the "
+                    "teacher's conv2d_3 map after its first pool (32 x 450 x 80 per window, "
+                    "standardised per channel; cached in OUT/train_tmaps_mid.f32, 6.9 GB for the "
+                    "1 500 train windows, see teacher_maps_ort.mjs)")
     ap.add_argument("--ema", type=float, default=0.0, help="if > 0, also keep an exponential moving "
                     "average of the weights and batch norm statistics with this decay per step "
                     "(e.g. 0.998: a half-life of ~350 steps) and export it instead of the last weights")
@@ -740,6 +801,8 @@ def main():
         sys.exit("--continue and --resume: choose one (--resume exports a finished checkpoint)")
     if args.hint < 0:
         sys.exit("--hint %g: a loss weight, must be 0 (off) or positive" % args.hint)
+    if args.hint_mid < 0:
+        sys.exit("--hint-mid %g: a loss weight, must be 0 (off) or positive" % args.hint_mid)
     if not 1.0 <= args.x_scale <= 64.0:
         sys.exit("--x-scale %g: must be from 1 to 64" % args.x_scale)
     XSCALE = args.x_scale
@@ -811,8 +874,17 @@ def main():
             hmean, hstd = hint_stats(tmaps, ktr)
             if fit:
                 hint = fit_hint(model, ftr, tmaps, ktr, hmean, hstd)
-        opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()) + list(hint.parameters()),
-                               lr=args.lr)
+        # the mid hint: a 1x1 convolution from the pooled z before the first pool to the
+        # teacher's map after its first pool (made only when used: older runs' seeds unchanged)
+        hint_mid, mids = None, None
+        if args.hint_mid > 0:
+            mids = load_teacher_mid(args.corpus, "train", teacher, args.out)
+            mmean, mstd = hint_stats(mids, ktr)
+            hint_mid = nn.Conv2d(WIDTHS[POOL_AFTER[0]], MIDMAP[0], 1)
+            if fit:
+                hint_mid = fit_hint(model, ftr, mids, ktr, mmean, mstd, out=3)
+        opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()) + list(hint.parameters())
+                               + (list(hint_mid.parameters()) if hint_mid is not None else []), lr=args.lr)
         ema = copy.deepcopy(model) if args.ema > 0 else None
         steps_per_epoch = len(ftr) // args.batch
         ym, ys = torch.from_numpy(ytr.mean(0)), torch.from_numpy(ytr.std(0))
@@ -823,6 +895,8 @@ def main():
             model.load_state_dict(state["model"])
             aux.load_state_dict(state["aux"])
             hint.load_state_dict(state["hint"])
+            if hint_mid is not None:
+                hint_mid.load_state_dict(state["hint_mid"])
             opt.load_state_dict(state["opt"])
             if ema is not None:
                 ema.load_state_dict(state["ema"])
@@ -834,7 +908,7 @@ def main():
             if (time.time() - t0) / 60 > args.minutes:  # a continued run already at its budget
                 break
             perm = rng.permutation(len(ftr))
-            tot = tot_aux = tot_hint = 0.0
+            tot = tot_aux = tot_hint = tot_mid = 0.0
             for b in range(steps_per_epoch):
                 idx = np.sort(perm[b * args.batch:(b + 1) * args.batch])
                 frac = min(1.0, (time.time() - t0) / budget)
@@ -850,11 +924,15 @@ def main():
                 target = teacher.head(pooled)
                 xb = torch.from_numpy(ftr[idx, o:o + L].astype(np.float32))
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=frac < args.bf16):
-                    pred, rates, z = model(xb, rates=True)
-                    loss_hint = torch.zeros(())
+                    pred, rates, z, zmid = model(xb, rates=True)
+                    loss_hint = loss_mid = torch.zeros(())
                     if args.hint > 0:
                         loss_hint = F.mse_loss(hint(z[:, :, :tm.shape[2]]).float(),
                                                (tm - hmean[None, :, None, None]) / hstd[None, :, None, None])
+                    if hint_mid is not None:
+                        mm = torch.from_numpy(np.asarray(mids[ktr[idx], :, o // 2:(o + L) // 2]))
+                        loss_mid = F.mse_loss(hint_mid(zmid).float(),
+                                              (mm - mmean[None, :, None, None]) / mstd[None, :, None, None])
                     loss_aux = F.mse_loss(aux(rates.float()).float(), (pooled - gmean) / gstd)
                 loss = F.mse_loss((pred.float() - ym) / ys, (target - ym) / ys)
                 # learning rate by the share of the time budget used: 5 % warm-up, cosine decay
@@ -862,16 +940,19 @@ def main():
                 for g in opt.param_groups:
                     g["lr"] = max(lr, args.lr * 0.01)
                 opt.zero_grad()
-                (loss + args.aux * loss_aux + args.hint * loss_hint).backward()
+                (loss + args.aux * loss_aux + args.hint * loss_hint + args.hint_mid * loss_mid).backward()
                 opt.step()
                 if ema is not None:
                     ema_update(ema, model, args.ema)
                 tot += loss.item()
                 tot_aux += loss_aux.item()
                 tot_hint += loss_hint.item()
+                tot_mid += loss_mid.item()
             el = (time.time() - t0) / 60
             msg = "epoch %d loss %.4f aux %.4f hint %.4f (%.1f min)" % (
                 ep + 1, tot / steps_per_epoch, tot_aux / steps_per_epoch, tot_hint / steps_per_epoch, el)
+            if hint_mid is not None:
+                msg = msg.replace(" (", " mid %.4f (" % (tot_mid / steps_per_epoch), 1)
             if (ep + 1) % args.eval_every == 0 or el > args.minutes or ep + 1 == args.epochs:
                 res, _ = evaluate(model, fte, yte)
                 # progress only: the model kept is the last one (with --ema its moving average),
@@ -884,6 +965,7 @@ def main():
             save_state(state_path, args=vars(args), epoch=ep + 1, elapsed=time.time() - t0,
                        model=model.state_dict(), ema=ema.state_dict() if ema is not None else None,
                        aux=aux.state_dict(), hint=hint.state_dict(), opt=opt.state_dict(),
+                       hint_mid=hint_mid.state_dict() if hint_mid is not None else None,
                        rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
             if el > args.minutes:
                 print("time budget reached", flush=True)
