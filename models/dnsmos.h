@@ -75,6 +75,12 @@ int snn_dnsmos_step_samples(const snn_model *m, snn_state *s, const float *x, si
  * effect after the next reset. New states start with reuse on. */
 void snn_dnsmos_set_reuse(snn_state *s, int on);
 
+/* P.835 windows from scratch (snn_dnsmos_window, and a stream's windows without reuse) run the
+ * four full-resolution convolutions in chunks of frames, as a stream does, so their layers stay
+ * in cache (dnsmos.c). on = 0 runs the whole ONNX graph node by node instead (for comparisons;
+ * the scores agree up to float rounding). New P.835 states start with it on. */
+void snn_dnsmos_set_chunked(snn_state *s, int on);
+
 /* The model's ONNX graph (for benchmarks: snn_onnx_set_fast_conv, snn_onnx_flops). */
 struct snn_onnx_graph *snn_dnsmos_graph(const snn_model *m);
 

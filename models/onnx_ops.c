@@ -243,12 +243,21 @@ static const double GM[WA][3] = {
     {1.0 / 24, -1.0 / 12, 1.0 / 6},
     {0, 0, 1},
 };
-/* Tile rows per block: V and M (36 (C + Co) floats per tile) of ~2 MB stay in cache
- * between the transforms and the sgemm (measured faster than 4 or 16 MB). */
+/* Tile rows per block: V and M (36 (C + Co) floats per tile) of up to 4 MB stay in cache
+ * between the transforms and the sgemm, and each of the 36 sgemms (Co x C times C x tiles)
+ * keeps Co C tiles <= 10^6 multiply-adds, the bound under which OpenBLAS 0.3.21's SkylakeX
+ * target uses its small-matrix kernel (no packing; sgemm_small_kernel_permit_skylakex.c).
+ * Measured on Zen 5 (1 MB L2), P.835 windows, paired: 4 MB 7 % faster than 2 MB, 8 MB 8 %
+ * slower; with the 10^6 bound, chunked windows (dnsmos.c) 110.5 instead of 123.5 ms (the
+ * 128 -> 64 Conv's 164-tile blocks had gone through the packing kernel); bounds of 5e5 or 2e6
+ * 7-9 % slower than 10^6. */
 static int64_t wino_rows(const snn_conv2d *c)
 {
     int64_t TW = (c->OW + WM - 1) / WM, TH = (c->OH + WM - 1) / WM;
-    int64_t r = (int64_t)(1 << 19) / (WT * (c->C + c->Co) * TW);
+    int64_t r = (int64_t)(1 << 20) / (WT * (c->C + c->Co) * TW);
+    int64_t cap = (int64_t)1000000 / (c->Co * c->C * TW);
+    if (cap >= 1 && r > cap)
+        r = cap;
     if (r < 1)
         r = 1;
     return r < TH ? r : TH;

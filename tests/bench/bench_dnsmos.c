@@ -6,8 +6,10 @@
  * Input: a deterministic noise stream (LCG, amplitude 0.1; ort_dnsmos.mjs makes the same one) of
  * windows + 9 seconds and one sample more; window i is samples [16000 i, 16000 i + 144160).
  * With 1 OpenBLAS thread it times, alternating, per window:
- *   winograd   the window from scratch (snn_dnsmos_window), Winograd 3x3 convolutions
- *   im2col     the same with im2col + sgemm convolutions (not with --lines)
+ *   winograd   the window from scratch (snn_dnsmos_window): the four full-resolution
+ *              convolutions in chunks of frames (snn_dnsmos_set_chunked), Winograd 3x3
+ *   graph      the same through the whole ONNX graph, node by node (not with --lines)
+ *   im2col     the graph with im2col + sgemm convolutions (not with --lines)
  *   stream     the step() of a stream with reuse that outputs window i: one new second of
  *              convolutions, the window's edges and the tail (dnsmos.c); window 0's step also
  *              needs the 9 steps before it, reported apart as stream-warmup
@@ -28,8 +30,8 @@
 
 SNN_BLAS_PREINIT
 
-enum { M_WINO, M_IM2COL, M_STREAM, NMODE };
-static const char *const mode_name[NMODE] = {"winograd", "im2col", "stream"};
+enum { M_WINO, M_GRAPH, M_IM2COL, M_STREAM, NMODE };
+static const char *const mode_name[NMODE] = {"winograd", "graph", "im2col", "stream"};
 
 int main(int argc, char **argv)
 {
@@ -87,9 +89,10 @@ int main(int argc, char **argv)
         if (lines)
             printf("snnd stream %d %.3f %.3f %.6f %.6f %.6f\n", w, c, wl, out[3], out[4], out[5]);
         for (int k = M_WINO; k <= M_IM2COL; k++) {
-            if (lines && k == M_IM2COL)
+            if (lines && k > M_WINO)
                 break;
-            snn_onnx_set_fast_conv(g, k == M_WINO);
+            snn_onnx_set_fast_conv(g, k != M_IM2COL);
+            snn_dnsmos_set_chunked(scratch_st, k == M_WINO);
             w0 = bench_ms(CLOCK_MONOTONIC);
             c0 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
             snn_dnsmos_window(m, scratch_st, x + (size_t)w * SNN_DNSMOS_HOP, out);

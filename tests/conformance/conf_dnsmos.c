@@ -9,7 +9,8 @@
  *
  * What must hold (|snnd - ORT| <= 0.01 everywhere; the maxima are printed):
  *   - per segment: raw SIG/BAK/OVRL, mapped SIG/BAK/OVRL (DNSMOS and personalized pDNSMOS) and the
- *     P.808 MOS (snnd computes the mel input itself from the audio);
+ *     P.808 MOS (snnd computes the mel input itself from the audio); P.835 both in chunks of
+ *     frames (the default) and through the whole graph;
  *   - per clip: streaming the clip in 1 s hops through step() (a partial last hop through
  *     snn_dnsmos_step_samples) and finish(), the mean of the outputs equals the clip summary,
  *     for P.835 and P.808 (the personalized clip means are checked from its segments);
@@ -130,11 +131,14 @@ static void check(double got, double want, double *maxerr, const char *what, con
         fail_msg("%s seg %d %s: snnd %.6f, ORT %.6f", clip, seg, what, got, want);
 }
 
-static void segments(snn_model *m, const char *raw_key, const char *map_key)
+/* chunked: P.835 windows from scratch in chunks of frames (the default) or, 0, through the
+ * whole graph (snn_dnsmos_set_chunked). */
+static void segments(snn_model *m, const char *raw_key, const char *map_key, int chunked)
 {
     snn_state *s;
     snn_err e;
     assert_int_equal(m->ops->state_new(m, &s, &e), 0);
+    snn_dnsmos_set_chunked(s, chunked);
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(ref, "results"), i, r) {
@@ -147,7 +151,7 @@ static void segments(snn_model *m, const char *raw_key, const char *map_key)
         float out[6];
         double t0 = now_ms();
         assert_int_equal(snn_dnsmos_window(m, s, x + (size_t)seg * 16000, out), 0);
-        if (!snn_dnsmos_is_p808(m)) {
+        if (!snn_dnsmos_is_p808(m) && chunked) {
             ms_total += now_ms() - t0;
             n_windows++;
         }
@@ -167,18 +171,25 @@ static void segments(snn_model *m, const char *raw_key, const char *map_key)
     m->ops->state_free(m, s);
 }
 
-/* DNSMOS P.835 per segment, raw and mapped. */
+/* DNSMOS P.835 per segment, raw and mapped: windows in chunks of frames (the default). */
 static void test_p835_segments(void **st)
 {
     (void)st;
-    segments(p835, "DNSMOS_sig_bak_ovr_raw", "DNSMOS_polyfit_SIG_BAK_OVRL");
+    segments(p835, "DNSMOS_sig_bak_ovr_raw", "DNSMOS_polyfit_SIG_BAK_OVRL", 1);
+}
+
+/* The same through the whole ONNX graph, node by node. */
+static void test_p835_segments_graph(void **st)
+{
+    (void)st;
+    segments(p835, "DNSMOS_sig_bak_ovr_raw", "DNSMOS_polyfit_SIG_BAK_OVRL", 0);
 }
 
 /* Personalized pDNSMOS per segment (its own polynomials), and its clip means. */
 static void test_p835_personalized_segments(void **st)
 {
     (void)st;
-    segments(pp835, "pDNSMOS_sig_bak_ovr_raw", "pDNSMOS_polyfit_SIG_BAK_OVRL");
+    segments(pp835, "pDNSMOS_sig_bak_ovr_raw", "pDNSMOS_polyfit_SIG_BAK_OVRL", 1);
     /* clip mean of the mapped values = mean over segments of mapped (dnsmos_local.py) */
     const char *clip;
     json_t *cs;
@@ -211,7 +222,7 @@ static void test_p835_personalized_segments(void **st)
 static void test_p808_segments(void **st)
 {
     (void)st;
-    segments(p808, "model_v8_raw", NULL);
+    segments(p808, "model_v8_raw", NULL, 1);
 }
 
 /* Streams clip through m in 1 s hops + finish(); returns the mean outputs. */
@@ -327,8 +338,9 @@ static void append_clip(float *x, size_t *len, const char *clip, int tile, size_
 }
 
 /* Streaming with reuse: every window as from scratch (1e-3) and as ORT where it has the window. */
-/* The fast path (Winograd, stem Conv fused with the next in strips) against im2col + sgemm one
- * node at a time, on a real clip's first window: the same numbers up to float rounding. */
+/* The fast paths against im2col + sgemm one node at a time, on a real clip's first window: the
+ * whole graph with Winograd and the stem Conv fused with the next in strips, and the default
+ * chunked windows (Winograd on chunks of frames); the same numbers up to float rounding. */
 static void test_p835_fast_path(void **st)
 {
     (void)st;
@@ -339,16 +351,22 @@ static void test_p835_fast_path(void **st)
     snn_state *s;
     snn_err e;
     assert_int_equal(p835->ops->state_new(p835, &s, &e), 0);
-    float fast[6], plain[6];
+    float chunked[6], fast[6], plain[6];
+    assert_int_equal(snn_dnsmos_window(p835, s, x, chunked), 0);
+    snn_dnsmos_set_chunked(s, 0);
     assert_int_equal(snn_dnsmos_window(p835, s, x, fast), 0);
     snn_onnx_set_fast_conv(g, 0);
     assert_int_equal(snn_dnsmos_window(p835, s, x, plain), 0);
     snn_onnx_set_fast_conv(g, 1);
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 6; k++) {
         if (fabs(fast[k] - plain[k]) > 1e-4)
             fail_msg("output %d: fast path %.7f, im2col %.7f", k, fast[k], plain[k]);
-    printf("fast path vs im2col, one window: %.7f %.7f %.7f raw vs %.7f %.7f %.7f\n", fast[3], fast[4],
-           fast[5], plain[3], plain[4], plain[5]);
+        if (fabs(chunked[k] - plain[k]) > 1e-4)
+            fail_msg("output %d: chunked %.7f, im2col %.7f", k, chunked[k], plain[k]);
+    }
+    printf("one window, raw: chunked %.7f %.7f %.7f, graph %.7f %.7f %.7f, im2col %.7f %.7f %.7f\n",
+           chunked[3], chunked[4], chunked[5], fast[3], fast[4], fast[5], plain[3], plain[4],
+           plain[5]);
     p835->ops->state_free(p835, s);
     free(x);
 }
@@ -373,6 +391,7 @@ static void test_stream_reuse(void **st)
     snn_err e;
     assert_int_equal(p835->ops->state_new(p835, &s, &e), 0);
     assert_int_equal(p835->ops->state_new(p835, &ref_s, &e), 0);
+    snn_dnsmos_set_chunked(ref_s, 0); /* the reference: the whole graph, an independent path */
     float out[6], want[6];
     size_t w = 0, n_ort = 0;
     uint64_t eff = 0, dense = 0;
@@ -428,6 +447,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_p835_segments),
+        cmocka_unit_test(test_p835_segments_graph),
         cmocka_unit_test(test_p835_personalized_segments),
         cmocka_unit_test(test_p808_segments),
         cmocka_unit_test(test_clip_streaming),
