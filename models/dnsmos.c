@@ -264,6 +264,7 @@ static void stream_advance(const dnsmos_model *m, snn_state *s)
     }
 }
 
+/* Forgets every frame st computed (the buffers stay): the next chunk is frame 0 of a stream. */
 static void stream_reset(p835_stream *st)
 {
     memset(st->e, 0, sizeof st->e);
@@ -471,7 +472,6 @@ static void stream_free(const snn_allocator *a, p835_stream *st)
     a->free(st->edge[1]);
     a->free(st->scratch);
 }
-
 
 void snn_dnsmos_set_reuse(snn_state *s, int on)
 {
