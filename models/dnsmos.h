@@ -78,7 +78,9 @@ void snn_dnsmos_set_reuse(snn_state *s, int on);
 /* P.835 windows from scratch (snn_dnsmos_window, and a stream's windows without reuse) run the
  * four full-resolution convolutions in chunks of frames, as a stream does, so their layers stay
  * in cache (dnsmos.c). on = 0 runs the whole ONNX graph node by node instead (for comparisons;
- * the scores agree up to float rounding). New P.835 states start with it on. */
+ * the scores agree up to float rounding). New P.835 states start with it on; it costs each
+ * state a second set of layer buffers and pooled ring (9.9 MB, next to the graph's 124 MB work
+ * buffer). */
 void snn_dnsmos_set_chunked(snn_state *s, int on);
 
 /* The model's ONNX graph (for benchmarks: snn_onnx_set_fast_conv, snn_onnx_flops). */
