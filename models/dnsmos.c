@@ -480,7 +480,11 @@ void snn_dnsmos_set_reuse(snn_state *s, int on)
     s->st.reuse = on && s->st.scratch != NULL;
 }
 
-void snn_dnsmos_set_chunked(snn_state *s, int on) { s->chunked = on && s->scr.ring != NULL; }
+int snn_dnsmos_set_chunked(snn_state *s, int on)
+{
+    s->chunked = on && s->scr.ring != NULL;
+    return s->chunked;
+}
 
 int snn_dnsmos_window(const snn_model *bm, snn_state *s, const float *x, float *out)
 {

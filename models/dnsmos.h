@@ -80,8 +80,10 @@ void snn_dnsmos_set_reuse(snn_state *s, int on);
  * in cache (dnsmos.c). on = 0 runs the whole ONNX graph node by node instead (for comparisons;
  * the scores agree up to float rounding). New P.835 states start with it on; it costs each
  * state a second set of layer buffers and pooled ring (9.9 MB, next to the graph's 124 MB work
- * buffer). */
-void snn_dnsmos_set_chunked(snn_state *s, int on);
+ * buffer). Returns 1 when s's windows from scratch are now chunked, 0 when they run the whole
+ * graph (on = 0, or a state without the chunked pass: P.808, dnsmos-bam, a graph of another
+ * layout). */
+int snn_dnsmos_set_chunked(snn_state *s, int on);
 
 /* The model's ONNX graph (for benchmarks: snn_onnx_set_fast_conv, snn_onnx_flops). */
 struct snn_onnx_graph *snn_dnsmos_graph(const snn_model *m);

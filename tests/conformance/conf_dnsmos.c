@@ -138,7 +138,8 @@ static void segments(snn_model *m, const char *raw_key, const char *map_key, int
     snn_state *s;
     snn_err e;
     assert_int_equal(m->ops->state_new(m, &s, &e), 0);
-    snn_dnsmos_set_chunked(s, chunked);
+    /* P.835 states can run chunked windows; P.808 ones never do */
+    assert_int_equal(snn_dnsmos_set_chunked(s, chunked), chunked && !snn_dnsmos_is_p808(m));
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(ref, "results"), i, r) {
@@ -352,8 +353,9 @@ static void test_p835_fast_path(void **st)
     snn_err e;
     assert_int_equal(p835->ops->state_new(p835, &s, &e), 0);
     float chunked[6], fast[6], plain[6];
+    assert_int_equal(snn_dnsmos_set_chunked(s, 1), 1); /* a P.835 state has the chunked pass */
     assert_int_equal(snn_dnsmos_window(p835, s, x, chunked), 0);
-    snn_dnsmos_set_chunked(s, 0);
+    assert_int_equal(snn_dnsmos_set_chunked(s, 0), 0);
     assert_int_equal(snn_dnsmos_window(p835, s, x, fast), 0);
     snn_onnx_set_fast_conv(g, 0);
     assert_int_equal(snn_dnsmos_window(p835, s, x, plain), 0);
@@ -391,7 +393,8 @@ static void test_stream_reuse(void **st)
     snn_err e;
     assert_int_equal(p835->ops->state_new(p835, &s, &e), 0);
     assert_int_equal(p835->ops->state_new(p835, &ref_s, &e), 0);
-    snn_dnsmos_set_chunked(ref_s, 0); /* the reference: the whole graph, an independent path */
+    /* the reference: the whole graph, an independent path */
+    assert_int_equal(snn_dnsmos_set_chunked(ref_s, 0), 0);
     float out[6], want[6];
     size_t w = 0, n_ort = 0;
     uint64_t eff = 0, dense = 0;
