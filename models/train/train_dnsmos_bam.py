@@ -758,8 +758,10 @@ def main():
                     "the minutes already spent, so the schedule resumes where it stopped; the "
                     "run's training options must be repeated unchanged (checked), except --minutes, "
                     "which may extend the budget, and --epochs")
-    ap.add_argument("--init", help="start training from a checkpoint .pt, or from an exported "
-                    "dnsmos-bam.safetensors (e.g. the shipped one; batch norms rebuilt from data)")
+    ap.add_argument("--init", help="start training from a checkpoint .pt (bam.pt: the exported "
+                    "weights; a run's train_state.pt: its last weights, not their moving average), "
+                    "or from an exported dnsmos-bam.safetensors (e.g. the shipped one; batch norms "
+                    "rebuilt from data); read-outs are refitted, the optimiser and schedule start afresh")
     ap.add_argument("--crop-min", type=int, default=200, help="shortest training crop in frames "
                     "(10 ms); crops are labelled by the teacher on the crop itself")
     ap.add_argument("--crop-max", type=int, default=400, help="longest training crop in frames "
@@ -847,6 +849,8 @@ def main():
                 args.init, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
         elif args.init:
             sd = torch.load(args.init)
+            if "model" in sd and "opt" in sd:  # a run's train_state.pt: where --continue would go on
+                sd = sd["model"]
             model = Bam([int(sd["convs.%d.conv.weight" % i].shape[0]) for i in range(len(WIDTHS))])
             model.load_state_dict(sd)
             print("initialised from", args.init, flush=True)
