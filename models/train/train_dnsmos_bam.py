@@ -850,6 +850,9 @@ def main():
         elif args.init:
             sd = torch.load(args.init)
             if "model" in sd and "opt" in sd:  # a run's train_state.pt: where --continue would go on
+                if sd["args"]["x_scale"] != args.x_scale:  # its thresholds assume its features
+                    sys.exit("--init %s: trained with --x-scale %g, not %g" % (
+                        args.init, sd["args"]["x_scale"], args.x_scale))
                 sd = sd["model"]
             model = Bam([int(sd["convs.%d.conv.weight" % i].shape[0]) for i in range(len(WIDTHS))])
             model.load_state_dict(sd)
