@@ -25,7 +25,10 @@ Sources (/work/shared/data/dnsmos/clips, provenance in /work/shared/data/SOURCES
   * alsa_Front_Center_48k.wav, alsa_Noise_48k.wav -- Debian package alsa-utils 1.2.8-1,
     GPL-2 (alsa_Noise is used only as a noise source);
   * synthetic speech generated here with espeak-ng (GPL-3 program; its output audio
-    carries no licence restriction), sentences written for this script.
+    carries no licence restriction), sentences written for this script;
+  * with --flite N (train pool only): flite 2.2 (Debian package flite, BSD-style licence),
+    voices awb, rms and slt (built from the CMU ARCTIC recordings of three real speakers)
+    and kal16, the same sentences, random speed and pitch.
 
 Split rule (held out BY SOURCE, no speech material shared between splits):
   test speech  = codec2_vk5qi_8k, pesq_speech, the last 22 s of codec2_ve9qrp_8k,
@@ -35,13 +38,17 @@ Split rule (held out BY SOURCE, no speech material shared between splits):
                  alsa_Front_Center, pesq_speech_bab_0dB (note: the same utterance as
                  the test clip pesq_speech, under babble: train_dnsmos_bam.py drops
                  the items that use it, --exclude-source),
-                 espeak-ng with TRAIN_VOICES x TRAIN_TEXTS.
+                 espeak-ng with TRAIN_VOICES x TRAIN_TEXTS (and flite with --flite).
   Voices (language AND variant sets) and texts are disjoint between splits.
   Noise sources (synthetic noise, hum, alsa_Noise) are shared; babble and competing
   talkers come from the item's own split.
 
 Deterministic for a given --seed (each item draws from its own generator seeded by
 (seed, split, index); sox synth runs with -R).
+
+A second corpus to add to a first one (other seed, train split only, more voices and
+reverberation; run 18 in models/zoo/README.md):
+  ... --out /work/bamwork/extra --train 1500 --test 0 --seed 2 --flite 48 --reverb-weight 2
 
 Command (needs sox, libsox-fmt-all, codec2 (c2enc/c2dec) and espeak-ng from Debian; numpy
 only); the shipped dnsmos-bam was trained on this run (977 s on the 2-vCPU VM):
@@ -53,6 +60,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -194,8 +202,28 @@ def espeak(voice, text, speed, pitch):
     return x[nz[0]:nz[-1] + 1] if len(nz) else x
 
 
-def build_pools(seed):
-    """Speech pools per split: list of (source name, 16 kHz float array)."""
+def flite(voice, text, stretch, f0):
+    """One utterance from flite (Debian package flite: CMU's synthesiser; awb, rms and slt are
+    voices built from the CMU ARCTIC recordings of three real speakers, kal16 a diphone voice),
+    16 kHz, digital silence trimmed."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run(["flite", "-voice", voice, "--setf", "duration_stretch=%.2f" % stretch,
+                        "--setf", "int_f0_target_mean=%d" % f0, "-t", text, "-o", f.name],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        x, r = read_wav(f.name)
+    x = resample(x, r, SR)
+    nz = np.nonzero(np.abs(x) > 30)[0]
+    return x[nz[0]:nz[-1] + 1] if len(nz) else x
+
+
+FLITE_VOICES = ["awb", "rms", "slt", "kal16"]
+FLITE_F0 = {"awb": (95, 140), "rms": (85, 130), "slt": (150, 220), "kal16": (90, 130)}
+
+
+def build_pools(seed, n_flite=0):
+    """Speech pools per split: list of (source name, 16 kHz float array). N_FLITE > 0 adds that
+    many flite utterances of TRAIN_TEXTS to the train pool only (drawn after everything else,
+    so the default of 0 gives the pools of earlier corpora unchanged)."""
     rng = np.random.default_rng([seed, 7])
     ve9 = load_clip("codec2_ve9qrp_8k.wav")
     cut = len(ve9) - 22 * SR
@@ -216,6 +244,12 @@ def build_pools(seed):
             sp = int(rng.integers(120, 201))
             pi = int(rng.integers(20, 81))
             pool.append(("espeak:%s" % v, espeak(v, t, sp, pi)))
+    for i in range(n_flite):
+        v = FLITE_VOICES[i % len(FLITE_VOICES)]
+        t = TRAIN_TEXTS[int(rng.integers(len(TRAIN_TEXTS)))]
+        st = float(rng.uniform(0.8, 1.3))
+        f0 = int(rng.integers(*FLITE_F0[v]))
+        train.append(("flite:%s" % v, flite(v, t, st, f0)))
     return {"train": train, "test": test}
 
 
@@ -239,10 +273,10 @@ NOISES = None
 # ---------------------------------------------------------------- item synthesis
 
 def pick_weights(rng, pool):
-    """Per-item source weights: natural-only (50 %), espeak-only (20 %) or mixed
+    """Per-item source weights: natural-only (50 %), synthetic-only (20 %: espeak, flite) or mixed
     (30 %, natural 65 % of segments); within a group by sqrt(duration)."""
     d = np.array([len(x) for _, x in pool], dtype=np.float64)
-    syn = np.array([n.startswith("espeak:") for n, _ in pool])
+    syn = np.array([n.startswith(("espeak:", "flite:")) for n, _ in pool])
     u = rng.random()
     share = 1.0 if u < 0.5 else (0.0 if u < 0.7 else 0.65)
     w = np.sqrt(d)
@@ -492,14 +526,25 @@ def main():
     ap.add_argument("--snn", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--flite", type=int, default=0, help="add this many flite utterances (voices "
+                    "awb, rms, slt, kal16; Debian package flite) to the TRAIN speech pool; 0 keeps "
+                    "the pools of the shipped corpus")
+    ap.add_argument("--reverb-weight", type=float, default=1.0, help="multiply the chance that an "
+                    "item's chain includes reverb by about this factor (its weight among the "
+                    "degradations; 1 is the shipped corpus's)")
     ARGS = ap.parse_args()
+    if ARGS.flite < 0 or ARGS.reverb_weight <= 0:
+        sys.exit("--flite must be >= 0 and --reverb-weight > 0")
+    if ARGS.flite and not shutil.which("flite"):
+        sys.exit("--flite %d: the flite program is missing (apt-get install flite)" % ARGS.flite)
+    DEG_WEIGHTS[DEGRADATIONS.index("reverb")] *= ARGS.reverb_weight
     # the jobs already fill the cores: a multi-threaded OpenBLAS in each snn child oversubscribes
     # them (measured: 5.1 s per item instead of 1.3 s with two jobs on 2 vCPUs)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     t0 = time.time()
     for s in ("train", "test"):
         os.makedirs(os.path.join(ARGS.out, s), exist_ok=True)
-    POOLS = build_pools(ARGS.seed)
+    POOLS = build_pools(ARGS.seed, ARGS.flite)
     NOISES = build_noises()
     for s in ("train", "test"):
         dur = sum(len(x) for _, x in POOLS[s]) / SR
