@@ -190,30 +190,30 @@ def load_clip(name):
     return resample(x, r, SR)
 
 
-def espeak(voice, text, speed, pitch):
+def synthesize(argv):
+    """Runs a speech synthesiser whose ARGV writes a WAV to the path ARGV receives; the
+    utterance at 16 kHz with leading and trailing digital silence trimmed."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
-                        "-w", f.name, text], check=True, stdout=subprocess.DEVNULL,
+        subprocess.run(argv(f.name), check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         x, r = read_wav(f.name)
     x = resample(x, r, SR)
-    # trim leading/trailing digital silence
     nz = np.nonzero(np.abs(x) > 30)[0]
     return x[nz[0]:nz[-1] + 1] if len(nz) else x
+
+
+def espeak(voice, text, speed, pitch):
+    """One utterance from espeak-ng (synthesize's conventions)."""
+    return synthesize(lambda path: ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch),
+                                    "-w", path, text])
 
 
 def flite(voice, text, stretch, f0):
     """One utterance from flite (Debian package flite: CMU's synthesiser; awb, rms and slt are
     voices built from the CMU ARCTIC recordings of three real speakers, kal16 a diphone voice),
-    16 kHz, digital silence trimmed."""
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["flite", "-voice", voice, "--setf", "duration_stretch=%.2f" % stretch,
-                        "--setf", "int_f0_target_mean=%d" % f0, "-t", text, "-o", f.name],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        x, r = read_wav(f.name)
-    x = resample(x, r, SR)
-    nz = np.nonzero(np.abs(x) > 30)[0]
-    return x[nz[0]:nz[-1] + 1] if len(nz) else x
+    synthesize's conventions."""
+    return synthesize(lambda path: ["flite", "-voice", voice, "--setf", "duration_stretch=%.2f" % stretch,
+                                    "--setf", "int_f0_target_mean=%d" % f0, "-t", text, "-o", path])
 
 
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]

@@ -51,9 +51,9 @@ def main():
             if not os.path.exists(os.path.join(c, r[0])):
                 sys.exit("%s: listed in %s/train.csv but missing" % (r[0], c))
         parts.append((c, rows))
+    th, trows = read_rows(corpora[0], "test")
     os.makedirs(os.path.join(args.out, "train"))
     os.symlink(os.path.join(corpora[0], "test"), os.path.join(args.out, "test"))
-    th, trows = read_rows(corpora[0], "test")
     with open(os.path.join(args.out, "test.csv"), "w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows([th] + trows)
     out = [header]
