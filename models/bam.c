@@ -7,16 +7,18 @@
  * c in bit c. A channel with dir = -1 has its weights negated at load, so every
  * channel fires when its integer sum S' > T with T = floor(dir thr).
  *
- * Full-resolution layers (1 .. 3) add, per tap and per group of 4 input
- * channels, a precomputed sum of the weights of the set bits (16 patterns, int16
- * lanes; the load checks no sum can leave int16). The pooled layers walk the
- * set bits and add int8 weight rows in int32. Neither multiplies.
+ * Binary layers whose sums fit LUT_BUDGET (up to 32 inputs and 32 outputs: layers 1 .. 5 of
+ * the shipped widths) add, per tap and per group of 4 input channels (2 where 4 do not fit),
+ * a precomputed sum of the weights of the set bits (16 patterns, int16 lanes; the load checks
+ * no sum can leave int16). The others (the last layer) add int8 weight rows masked by each
+ * input bit. Neither multiplies.
  *
  * Kernels, chosen at run time, all giving the same bits (snn_bam_set_simd()):
  * portable C; AVX2 + BMI2 (sums looked up per position in scalar code, outputs
  * in lanes); AVX-512 where the CPU has F, BW, VL and VNNI: VPDPWSSD for the
- * front end and conv 0 (the two integer-times-integer layers), and, for group-sum
- * layers with 16 or 32 inputs and outputs, VPERMW table lookups with 32 positions in lanes.
+ * front end and conv 0 (the two integer-times-integer layers); for group-sum layers with 32
+ * outputs, one position at a time with the 32 sums in one vector (one aligned 64-byte row
+ * per tap and nibble); with 16 outputs, VPERMW table lookups with 32 positions in lanes.
  */
 #include "bam.h"
 
@@ -33,11 +35,9 @@
 #define MAXC 64
 #define NFC 3
 #define MAXH 256 /* widest dense layer */
-/* scratch for group sums: a 16 -> 32 layer's nibble sums (36 KiB); wider layers use pairs of
- * bits or masked rows, so the sums never outweigh the int8 weights by much. A full-resolution
- * layer (the bulk of the work) may take twice that: a 32 -> 32 layer's nibble sums. */
-#define LUT_BUDGET ((size_t)9 * 4 * 16 * 32 * 2)
-#define LUT_BUDGET_FULL (2 * LUT_BUDGET)
+/* scratch for group sums: at most a 32 -> 32 layer's nibble sums (72 KiB); wider layers use
+ * pairs of bits or masked rows. */
+#define LUT_BUDGET ((size_t)9 * 8 * 16 * 32 * 2)
 
 #if defined(__has_attribute)
 #if __has_attribute(target_clones) && defined(__x86_64__)
@@ -164,7 +164,7 @@ static int load_conv(snn_bam *n, snn_st *st, const char *path, int l, snn_err *e
     c->safe16 = l >= 1 && bound <= 32767;
     c->lut = 0;
     for (int b = 4; c->safe16 && b >= 2 && !c->lut; b -= 2)
-        if (c->ci % b == 0 && lut_size(c->ci, c->co, b) <= (l <= 3 ? LUT_BUDGET_FULL : LUT_BUDGET))
+        if (c->ci % b == 0 && lut_size(c->ci, c->co, b) <= LUT_BUDGET)
             c->lut = b;
     if (c->safe16)
         for (int o = 0; o < c->co; o++)
@@ -316,7 +316,7 @@ void snn_bam_free(snn_bam *n)
 
 uint64_t snn_bam_params(const snn_bam *n) { return n->params; }
 
-size_t snn_bam_work_size(const snn_bam *n) { return n->feat_bytes + 2 * n->map_bytes + n->lut_bytes; }
+size_t snn_bam_work_size(const snn_bam *n) { return n->feat_bytes + 2 * n->map_bytes + n->lut_bytes + 64; }
 
 /* ---- inference ---------------------------------------------------------- */
 
@@ -645,84 +645,112 @@ BAM_AVX2 static int front_end_avx2(const snn_bam *n, const float *x, int8_t *q)
     return 0;
 }
 
-/* conv 0 with 16 outputs: taps in pairs through madd (int16 x int16 -> int32). */
-BAM_AVX2 static int conv_first_avx2(const bam_conv *c, const int8_t *q, uint8_t *y)
+/* conv 0 with 16 or 32 outputs: taps in pairs through madd (int16 x int16 -> int32), 8
+ * outputs per vector. */
+BAM_AVX2 static inline __attribute__((always_inline)) void conv_first_avx2_body(
+    const bam_conv *c, const int8_t *q, uint8_t *y, const int co)
 {
-    if (!have_avx2() || c->co != 16)
-        return -1;
-    const int Wp = c->W + 2;
-    __m256i W[5][2], T[2];
+    const int Wp = c->W + 2, NV = co / 8;
+    __m256i W[5][4], T[4];
     for (int p = 0; p < 5; p++)
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < NV; h++) {
             int32_t v[8];
             for (int o = 0; o < 8; o++) {
-                int a = c->w[(size_t)(2 * p) * 16 + 8 * h + o];
-                int b = 2 * p + 1 < 9 ? c->w[(size_t)(2 * p + 1) * 16 + 8 * h + o] : 0;
+                int a = c->w[(size_t)(2 * p) * co + 8 * h + o];
+                int b = 2 * p + 1 < 9 ? c->w[(size_t)(2 * p + 1) * co + 8 * h + o] : 0;
                 v[o] = (int32_t)((uint32_t)(uint16_t)(int16_t)a | (uint32_t)(uint16_t)(int16_t)b << 16);
             }
             W[p][h] = _mm256_loadu_si256((const __m256i *)v);
         }
-    T[0] = _mm256_loadu_si256((const __m256i *)c->T);
-    T[1] = _mm256_loadu_si256((const __m256i *)(c->T + 8));
+    for (int h = 0; h < NV; h++)
+        T[h] = _mm256_loadu_si256((const __m256i *)(c->T + 8 * h));
     for (int t = 0; t < c->H; t++) {
         const int8_t *r0 = q + (size_t)t * Wp, *r1 = r0 + Wp, *r2 = r1 + Wp;
         for (int k = 0; k < c->W; k++) {
             int16_t v[10] = {r0[k], r0[k + 1], r0[k + 2], r1[k], r1[k + 1], r1[k + 2],
                              r2[k], r2[k + 1], r2[k + 2], 0};
-            __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+            __m256i a[4];
+            for (int h = 0; h < NV; h++)
+                a[h] = _mm256_setzero_si256();
             for (int p = 0; p < 5; p++) {
                 __m256i b = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)v[2 * p] |
                                                         (uint32_t)(uint16_t)v[2 * p + 1] << 16));
-                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(b, W[p][0]));
-                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(b, W[p][1]));
+                for (int h = 0; h < NV; h++)
+                    a[h] = _mm256_add_epi32(a[h], _mm256_madd_epi16(b, W[p][h]));
             }
-            unsigned lo = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a0, T[0])));
-            unsigned hi = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a1, T[1])));
-            uint16_t bits = (uint16_t)(lo | hi << 8);
-            memcpy(y + ((size_t)(t + 1) * Wp + k + 1) * 2, &bits, 2);
+            uint64_t bits = 0;
+            for (int h = 0; h < NV; h++)
+                bits |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(a[h], T[h])))
+                        << (8 * h);
+            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * (co / 8), bits, co / 8);
         }
     }
+}
+
+BAM_AVX2 static int conv_first_avx2(const bam_conv *c, const int8_t *q, uint8_t *y)
+{
+    if (!have_avx2())
+        return -1;
+    if (c->co == 16)
+        conv_first_avx2_body(c, q, y, 16);
+    else if (c->co == 32)
+        conv_first_avx2_body(c, q, y, 32);
+    else
+        return -1;
     return 0;
 }
 
 /* Group-sum layer (groups of b = 4 or 2 bits) with 16 or 32 inputs and outputs, int16 lanes,
- * four independent add chains. */
+ * four independent add chains; aligned row loads (sums 64-byte aligned). */
 BAM_AVX2 static inline __attribute__((always_inline)) void conv_lut_avx2_body(
     const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y, const int ci, const int co,
     const int b)
 {
     const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8, G = ci / b, NV = co / 16, P = 1 << b;
+    const int sh = co == 32 ? 6 : 5; /* log2 of a row's bytes */
     int16_t t16[MAXC];
     for (int o = 0; o < co; o++)
         t16[o] = (int16_t)c->T[o];
     __m256i T0 = _mm256_loadu_si256((const __m256i *)t16);
     __m256i T1 = NV > 1 ? _mm256_loadu_si256((const __m256i *)(t16 + 16)) : T0;
-    for (int t = 0; t < c->H; t++)
+    for (int t = 0; t < c->H; t++) {
+        const uint8_t *r0 = x + (size_t)t * Wp * nbi;
+        uint8_t *dst = y + ((size_t)(t + 1) * Wp + 1) * nbo;
         for (int k = 0; k < c->W; k++) {
-            __m256i p0[4], p1[4];
-            for (int g = 0; g < 4; g++)
-                p0[g] = p1[g] = _mm256_setzero_si256();
-#pragma GCC unroll 9
-            for (int tap = 0; tap < 9; tap++) {
-                int dt = tap / 3, dk = tap % 3;
-                uint64_t m = load_bits(x + ((size_t)(t + dt) * Wp + k + dk) * nbi, nbi);
-                const int16_t *s = sums + (size_t)tap * G * P * co;
+            /* named accumulators: GCC keeps an array of them in memory */
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            /* one tap per iteration: fully unrolled, GCC computes all 9 G row addresses first
+             * and spills them */
+            const char *s = (const char *)sums;
+#pragma GCC unroll 1
+            for (int dt = 0; dt < 3; dt++)
+#pragma GCC unroll 1
+            for (int dk = 0; dk < 3; dk++, s += (size_t)G * P * co * 2) {
+                /* the byte offset of group g's row: its bits shifted and masked out of m << sh */
+                const uint64_t ms = load_bits(r0 + ((size_t)dt * Wp + k + dk) * nbi, nbi) << sh;
 #pragma GCC unroll 16
                 for (int g = 0; g < G; g++) {
-                    const int16_t *r = s + ((size_t)g * P + (m >> (b * g) & (uint64_t)(P - 1))) * co;
-                    p0[g & 3] = _mm256_add_epi16(p0[g & 3], _mm256_loadu_si256((const __m256i *)r));
-                    if (NV > 1)
-                        p1[g & 3] = _mm256_add_epi16(p1[g & 3], _mm256_loadu_si256((const __m256i *)(r + 16)));
+                    const char *r = s + (size_t)g * P * co * 2 + (ms >> (b * g) & ((uint64_t)(P - 1) << sh));
+                    __m256i v = _mm256_load_si256((const __m256i *)r);
+                    __m256i w = NV > 1 ? _mm256_load_si256((const __m256i *)(r + 32)) : v;
+                    switch (g & 3) {
+                    case 0: a0 = _mm256_add_epi16(a0, v); b0 = _mm256_add_epi16(b0, w); break;
+                    case 1: a1 = _mm256_add_epi16(a1, v); b1 = _mm256_add_epi16(b1, w); break;
+                    case 2: a2 = _mm256_add_epi16(a2, v); b2 = _mm256_add_epi16(b2, w); break;
+                    default: a3 = _mm256_add_epi16(a3, v); b3 = _mm256_add_epi16(b3, w); break;
+                    }
                 }
             }
-            __m256i a0 = _mm256_add_epi16(_mm256_add_epi16(p0[0], p0[1]), _mm256_add_epi16(p0[2], p0[3]));
-            __m256i a1 = _mm256_add_epi16(_mm256_add_epi16(p1[0], p1[1]), _mm256_add_epi16(p1[2], p1[3]));
-            uint64_t bits = _pext_u32((unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi16(a0, T0)), 0x55555555u);
-            if (NV > 1)
-                bits |= (uint64_t)_pext_u32((unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi16(a1, T1)),
+            __m256i s0 = _mm256_add_epi16(_mm256_add_epi16(a0, a1), _mm256_add_epi16(a2, a3));
+            uint64_t bits = _pext_u32((unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi16(s0, T0)), 0x55555555u);
+            if (NV > 1) {
+                __m256i s1 = _mm256_add_epi16(_mm256_add_epi16(b0, b1), _mm256_add_epi16(b2, b3));
+                bits |= (uint64_t)_pext_u32((unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi16(s1, T1)),
                                             0x55555555u) << 16;
-            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
+            }
+            store_bits(dst + (size_t)k * nbo, bits, nbo);
         }
+    }
 }
 
 BAM_AVX2 static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
@@ -1031,6 +1059,59 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_b
         }
 }
 
+/* A group-sum layer with 32 outputs and 16 or 32 inputs in groups of 4 bits, one position at a
+ * time with the 32 outputs' int16 sums in one vector: per tap and group, one aligned vector add
+ * of the 64-byte row of build_sums() that the group's nibble selects (its byte offset is the
+ * nibble shifted and masked out of the input word); the 32 comparisons are the position's
+ * output word. Four independent add chains. Needs sums 64-byte aligned. */
+BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_avx512_body(
+    const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y, const int ci)
+{
+    const int Wp = c->W + 2, nbi = ci / 8, G = ci / 4;
+    const size_t row = 32 * sizeof(int16_t), tapb = (size_t)G * 16 * row;
+    int16_t t16[32];
+    for (int o = 0; o < 32; o++)
+        t16[o] = (int16_t)c->T[o];
+    const __m512i T = _mm512_loadu_si512((const void *)t16);
+    const char *S = (const char *)sums;
+    for (int t = 0; t < c->H; t++) {
+        const uint8_t *r0 = x + (size_t)t * Wp * nbi;
+        uint8_t *dst = y + ((size_t)(t + 1) * Wp + 1) * 4;
+        for (int k = 0; k < c->W; k++) {
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+#pragma GCC unroll 9
+            for (int tap = 0; tap < 9; tap++) {
+                const uint64_t m6 = load_bits(r0 + ((size_t)(tap / 3) * Wp + k + tap % 3) * nbi, nbi) << 6;
+                const char *s = S + tap * tapb;
+#pragma GCC unroll 8
+                for (int g = 0; g < G; g++) {
+                    __m512i v = _mm512_load_si512((const void *)(s + (size_t)g * 16 * row + (m6 >> (4 * g) & 0x3c0)));
+                    switch (g & 3) {
+                    case 0: a0 = _mm512_add_epi16(a0, v); break;
+                    case 1: a1 = _mm512_add_epi16(a1, v); break;
+                    case 2: a2 = _mm512_add_epi16(a2, v); break;
+                    default: a3 = _mm512_add_epi16(a3, v); break;
+                    }
+                }
+            }
+            __m512i a = _mm512_add_epi16(_mm512_add_epi16(a0, a1), _mm512_add_epi16(a2, a3));
+            uint32_t bits = (uint32_t)_mm512_cmpgt_epi16_mask(a, T);
+            memcpy(dst + (size_t)k * 4, &bits, 4);
+        }
+    }
+}
+
+BAM_AVX512 static int conv_rows_avx512(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
+{
+    if (!have_avx512() || c->lut != 4 || c->co != 32 || (c->ci != 16 && c->ci != 32) || c->W + 2 > NF + 2)
+        return -1;
+    if (c->ci == 16)
+        conv_rows_avx512_body(c, sums, x, y, 16);
+    else
+        conv_rows_avx512_body(c, sums, x, y, 32);
+    return 0;
+}
+
 BAM_AVX512 static int conv_lut16_avx512(const bam_conv *c, int16_t *tab, const uint8_t *x, uint8_t *y)
 {
     if (!have_avx512() || c->lut != 4 || (c->ci != 16 && c->ci != 32) || (c->co != 16 && c->co != 32))
@@ -1073,6 +1154,11 @@ static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const uint8_t *
     (void)c, (void)sums, (void)x, (void)y;
     return -1;
 }
+static int conv_rows_avx512(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
+{
+    (void)c, (void)sums, (void)x, (void)y;
+    return -1;
+}
 static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
 {
     (void)c, (void)x, (void)y, (void)counts;
@@ -1098,7 +1184,8 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
 {
     int8_t *q = work;
     uint8_t *A = (uint8_t *)work + n->feat_bytes, *B = A + n->map_bytes;
-    int16_t *sums = (int16_t *)(B + n->map_bytes);
+    /* the sums' rows are 64-byte vectors: aligned, no load spans two cache lines */
+    int16_t *sums = (int16_t *)(((uintptr_t)(B + n->map_bytes) + 63) & ~(uintptr_t)63);
     memset(q, 0, padded(NT, NF, 8));
     /* each *_avx512 / *_avx2 kernel returns -1 where it does not apply (CPU, widths): then the
      * next narrower one, down to the portable C */
@@ -1117,8 +1204,16 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
         }
         memset(B, 0, padded(c->H, c->W, c->co));
         if (c->lut) {
-            if (conv_lut16_avx512(c, sums, A, B)) { /* its tables take the sums' place */
+            /* 32 outputs: the rows kernel; 16: VPERMW, whose tables take the sums' place */
+            int rc = -1, built = 0;
+            if (c->co == 32) {
                 build_sums(c, sums);
+                built = 1;
+                rc = conv_rows_avx512(c, sums, A, B);
+            }
+            if (rc && conv_lut16_avx512(c, sums, A, B)) {
+                if (!built)
+                    build_sums(c, sums);
                 if (conv_lut_avx2(c, sums, A, B))
                     conv_lut(c, sums, A, B);
             }

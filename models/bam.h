@@ -34,7 +34,7 @@
  *   raw       raw_j = y_j * out.std_j + out.mean_j      (SIG, BAK, OVRL before the
  *             P.835 polynomials of dnsmos.h)
  * The kernel keeps each bit map packed (C/8 bytes per position) and adds
- * precomputed sums of 4 weights per set nibble on the full-resolution layers.
+ * precomputed sums of 4 weights per set nibble on the binary layers of up to 32 x 32 channels.
  */
 #ifndef SNN_BAM_H
 #define SNN_BAM_H
