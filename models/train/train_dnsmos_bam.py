@@ -53,7 +53,10 @@ lists the runs behind the shipped model. A run writes OUT/train_state.pt after
 every epoch; an interrupted run carries on with the same command plus --continue.
 --bf16 F trains the first share F of the time budget under bfloat16 autocast: about
 twice the steps per minute on a CPU with AVX512-BF16, with rounded convolution sums;
-evaluation, the rest of the budget and the export stay float32.)
+evaluation, the rest of the budget and the export stay float32.
+--val-source S ... holds out the training windows whose source names one of S (they are
+never trained on) and exports the evaluation best on them instead of the last one, so a
+run's moving average can be kept at its peak without choosing on the test split.)
 """
 import argparse
 import copy
@@ -680,8 +683,8 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, out=2):
 
 # options that define a run's training (--continue refuses a change to any of them)
 RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
-               "crop_max", "full_after", "exclude_source", "init", "hint_mid")
-ADDED_LATER = {"hint_mid": 0.0}  # options newer than some saved states: their value there
+               "crop_max", "full_after", "exclude_source", "init", "hint_mid", "val_source")
+ADDED_LATER = {"hint_mid": 0.0, "val_source": []}  # options newer than some saved states: their value there
 
 
 def save_state(path, **state):
@@ -746,6 +749,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--ref-clips", nargs="*", default=[], help="16 kHz WAVs: write reference outputs")
+    ap.add_argument("--val-source", nargs="*", default=[],
+                    help="hold out the train windows whose source names one of these as a validation "
+                         "split (never trained on): evaluated with the test split, and the model (with "
+                         "--ema its average) with the best mean of the three mapped Pearson correlations "
+                         "on it is the one exported, so no choice is made on the test split")
     ap.add_argument("--exclude-source", nargs="*", default=["pesq_speech_bab"],
                     help="drop train items whose source names these (pesq_speech_bab_0dB is the "
                          "test clip pesq_speech's utterance with babble)")
@@ -824,7 +832,17 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     fe = FrontEnd(*teacher_stft(args.teacher))
     print("features ...", flush=True)
-    ftr, ytr, _, ktr = load_split(args.corpus, "train", fe, args.out, args.exclude_source)
+    ftr, ytr, rtr, ktr = load_split(args.corpus, "train", fe, args.out, args.exclude_source)
+    fva = yva = None
+    if args.val_source:
+        isval = np.array([any(x in r["source"] for x in args.val_source) for r in rtr])
+        if not 0 < isval.sum() < len(rtr):
+            sys.exit("--val-source %s: names %d of the %d training windows (need some, not all)"
+                     % (" ".join(args.val_source), int(isval.sum()), len(rtr)))
+        fva, yva = ftr[isval], ytr[isval]
+        ftr, ytr, ktr = ftr[~isval], ytr[~isval], ktr[~isval]
+        print("validation: %d training windows held out (sources naming %s)"
+              % (len(fva), " ".join(args.val_source)), flush=True)
     fte, yte, rte, _ = load_split(args.corpus, "test", fe, args.out)
     print("train %d windows, test %d" % (len(ftr), len(fte)), flush=True)
     model = Bam()
@@ -893,6 +911,7 @@ def main():
         opt = torch.optim.Adam(list(model.parameters()) + list(aux.parameters()) + list(hint.parameters())
                                + (list(hint_mid.parameters()) if hint_mid is not None else []), lr=args.lr)
         ema = copy.deepcopy(model) if args.ema > 0 else None
+        best = {"score": -2.0, "epoch": 0, "model": None}  # the best on the validation split
         steps_per_epoch = len(ftr) // args.batch
         ym, ys = torch.from_numpy(ytr.mean(0)), torch.from_numpy(ytr.std(0))
         budget = args.minutes * 60.0
@@ -911,6 +930,7 @@ def main():
             torch.set_rng_state(state["torch_rng"])
             t0 -= state["elapsed"]
             ep0 = state["epoch"]
+            best = state.get("best") or best
         for ep in range(ep0, args.epochs):
             if (time.time() - t0) / 60 > args.minutes:  # a continued run already at its budget
                 break
@@ -968,11 +988,20 @@ def main():
                 if ema is not None:
                     res, _ = evaluate(ema, fte, yte)
                     msg += " (average: %.3f %.3f %.3f)" % (res["SIG"], res["BAK"], res["OVRL"])
+                if fva is not None:
+                    cand = ema if ema is not None else model
+                    rv, _ = evaluate(cand, fva, yva)
+                    score = (rv["SIG"] + rv["BAK"] + rv["OVRL"]) / 3
+                    msg += " validation%s %.3f %.3f %.3f" % (" (average)" if ema is not None else "",
+                                                               rv["SIG"], rv["BAK"], rv["OVRL"])
+                    if score > best["score"]:
+                        best = {"score": score, "epoch": ep + 1, "model": copy.deepcopy(cand.state_dict())}
+                        msg += " best"
             print(msg, flush=True)
             save_state(state_path, args=vars(args), epoch=ep + 1, elapsed=time.time() - t0,
                        model=model.state_dict(), ema=ema.state_dict() if ema is not None else None,
                        aux=aux.state_dict(), hint=hint.state_dict(), opt=opt.state_dict(),
-                       hint_mid=hint_mid.state_dict() if hint_mid is not None else None,
+                       hint_mid=hint_mid.state_dict() if hint_mid is not None else None, best=best,
                        rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
             if el > args.minutes:
                 print("time budget reached", flush=True)
@@ -980,6 +1009,10 @@ def main():
         if ema is not None:  # the last epoch's line above gives both models' test figures
             print("exporting the moving average", flush=True)
             model = ema
+        if best["model"] is not None:  # --val-source: the evaluation best on validation
+            model.load_state_dict(best["model"])
+            print("exporting epoch %d's, the best on the validation split (mean r %.3f)"
+                  % (best["epoch"], best["score"]), flush=True)
         torch.save(model.state_dict(), ckpt)
     if args.recalibrate:
         before, _ = evaluate(model, fte, yte)
@@ -993,6 +1026,9 @@ def main():
     agree = [float(np.abs(integer_forward(T, fte[i]) - pred[i]).max()) for i in range(min(20, len(fte)))]
     res["export_max_abs_diff_first20"] = max(agree)
     res["n_train"], res["n_test"] = len(ftr), len(fte)
+    if fva is not None:
+        rv, _ = evaluate(model, fva, yva)
+        res["n_val"], res["val"] = len(fva), {n: rv[n] for n in NAMES}
     res["widths"] = list(WIDTHS)
     print(json.dumps(res, indent=1), flush=True)
     json.dump(res, open(os.path.join(args.out, "eval.json"), "w"), indent=1)

@@ -6,8 +6,8 @@
  *        (default models/zoo/dnsmos-bam.safetensors, 5 windows)
  * Input: the noise stream of bench_dnsmos.c / ort_dnsmos.mjs; window i = samples
  * [16000 i, 16000 i + 144160). Per window it times, alternating:
- *   scratch    snn_dnsmos_window() with the widest kernels the CPU has (AVX-512 VNNI for the
- *              front end and conv 0, AVX2 for the binary layers)
+ *   scratch    snn_dnsmos_window() with the widest kernels the CPU has (AVX-512: VNNI for the
+ *              front end and conv 0, vector row sums or VPERMW lookups for the binary layers)
  *   avx2       the same with at most AVX2 (snn_bam_set_simd(1))
  *   portable   the same with the portable C kernels (snn_bam_set_simd(0))
  * and prints the median process-CPU and wall milliseconds with quartiles. --lines prints one
