@@ -386,14 +386,22 @@ static inline __attribute__((always_inline)) void store_bits(uint8_t *p, uint64_
     }
 }
 
-/* The output bits of one position: bit o = acc[o] > T[o]. */
+/* The output bits of one position: bit o = acc[o] > T[o]. The comparisons are bytes of 0 or 1;
+ * each 8 of them, read as a little-endian word x, become 8 bits by one multiplication:
+ * x * sum_{j=1..8} 2^(7 j) puts byte i's bit at bit 56 + i with no carries below it. */
 #define FIRE(co, acc, T, bits)                                                                     \
     do {                                                                                           \
         uint8_t f_[MAXC];                                                                          \
         for (int o_ = 0; o_ < (co); o_++)                                                          \
             f_[o_] = (uint8_t)((acc)[o_] > (T)[o_]);                                               \
         bits = 0;                                                                                  \
-        for (int o_ = 0; o_ < (co); o_++)                                                          \
+        int o_ = 0;                                                                                \
+        for (; o_ + 8 <= (co); o_ += 8) {                                                          \
+            uint64_t x_;                                                                           \
+            memcpy(&x_, f_ + o_, 8);                                                               \
+            bits |= (x_ * 0x0102040810204080ull) >> 56 << o_;                                      \
+        }                                                                                          \
+        for (; o_ < (co); o_++)                                                                    \
             bits |= (uint64_t)f_[o_] << o_;                                                        \
     } while (0)
 
@@ -461,10 +469,13 @@ static inline __attribute__((always_inline)) void conv_lut_body(const bam_conv *
         for (int k = 0; k < c->W; k++) {
             for (int o = 0; o < co; o++)
                 acc[o] = 0;
+#pragma GCC unroll 1
             for (int dt = 0; dt < 3; dt++)
+#pragma GCC unroll 1
                 for (int dk = 0; dk < 3; dk++) {
                     uint64_t m = load_bits(x + ((size_t)(t + dt) * Wp + k + dk) * nbi, nbi);
                     const int16_t *s = sums + (size_t)(dt * 3 + dk) * G * P * co;
+#pragma GCC unroll 16
                     for (int g = 0; g < G; g++) {
                         const int16_t *r = s + ((size_t)g * P + (m >> (b * g) & (uint64_t)(P - 1))) * co;
                         for (int o = 0; o < co; o++)
