@@ -989,18 +989,19 @@ BAM_AVX512 static int conv_first_avx512(const bam_conv *c, const int8_t *q, uint
     return 0;
 }
 
-/* A group-sum layer with 16 or 32 inputs in groups of 4 bits and 16 or 32 outputs, 32
- * positions per vector: VPERMW looks up each position's nibble in a tap's sums for one output
- * channel (two groups per 32-entry table: the odd group's nibbles index entries 16 .. 31), so
- * nothing is decoded in scalar code; each output's comparisons are then gathered into the
- * positions' output words. With 32 inputs, the positions' 32-bit words are split into their
+/* A group-sum layer with 16 or 32 inputs in groups of 4 bits and 16 outputs (32 outputs go
+ * through conv_rows_avx512), 32 positions per vector: VPERMW looks up each position's nibble
+ * in a tap's sums for one output channel (two groups per 32-entry table: the odd group's
+ * nibbles index entries 16 .. 31), so nothing is decoded in scalar code; each output's
+ * comparisons are then gathered into the positions' 16-bit output words. With 32 inputs, the positions' 32-bit words are split into their
  * low and high halves first (inputs 0-15 and 16-31, one 16-bit lane per position each).
  * tab[tap][group pair][output][32] (the sums of build_sums() in another order: the same bytes)
  * is built here from the weights. */
 BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_body(
-    const bam_conv *c, const int16_t *tab, const uint8_t *x, uint8_t *y, const int ci, const int co)
+    const bam_conv *c, const int16_t *tab, const uint8_t *x, uint8_t *y, const int ci)
 {
-    const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8, GP = ci / 8;
+    enum { co = 16 };
+    const int Wp = c->W + 2, nbi = ci / 8, GP = ci / 8;
     const __m512i nib = _mm512_set1_epi16(15), hi = _mm512_set1_epi16(16);
     /* word 2 j (even) and 2 j + 1 (odd) of two vectors: the halves of 32 positions' inputs */
     const __m512i even = _mm512_set_epi16(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32,
@@ -1011,7 +1012,7 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_b
             int nk = c->W - k0 < 32 ? c->W - k0 : 32;
             __mmask32 live = nk == 32 ? ~(__mmask32)0 : ((__mmask32)1 << nk) - 1;
             __mmask16 live0 = (__mmask16)(live & 0xffff), live1 = (__mmask16)(live >> 16);
-            __m512i out[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}; /* outputs 0-15, 16-31 */
+            __m512i out = _mm512_setzero_si512();
             for (int o0 = 0; o0 < co; o0 += 8) { /* 8 outputs per pass: no register spills */
                 __m512i acc[8];
 #pragma GCC unroll 8
@@ -1049,24 +1050,10 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_b
                 }
 #pragma GCC unroll 8
                 for (int o = 0; o < 8; o++)
-                    out[o0 >= 16] = _mm512_mask_add_epi16(
-                        out[o0 >= 16], _mm512_cmpgt_epi16_mask(acc[o], _mm512_set1_epi16((short)c->T[o0 + o])),
-                        out[o0 >= 16], _mm512_set1_epi16((short)(1 << ((o0 + o) & 15))));
+                    out = _mm512_mask_add_epi16(out, _mm512_cmpgt_epi16_mask(acc[o], _mm512_set1_epi16((short)c->T[o0 + o])),
+                                                out, _mm512_set1_epi16((short)(1 << (o0 + o))));
             }
-            uint8_t *dst = y + ((size_t)(t + 1) * Wp + k0 + 1) * nbo;
-            if (co == 16) {
-                _mm512_mask_storeu_epi16(dst, live, out[0]);
-            } else { /* interleave the halves: position j's word is (out[0] lane j, out[1] lane j) */
-                const __m512i ilo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
-                                                     39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
-                const __m512i ihi = _mm512_add_epi16(ilo, _mm512_set1_epi16(16));
-                __m512i w0 = _mm512_permutex2var_epi16(out[0], ilo, out[1]);
-                __m512i w1 = _mm512_permutex2var_epi16(out[0], ihi, out[1]);
-                __mmask32 l0 = nk >= 16 ? ~(__mmask32)0 : (__mmask32)(((uint64_t)1 << (2 * nk)) - 1);
-                __mmask32 l1 = nk >= 32 ? ~(__mmask32)0 : nk <= 16 ? 0 : (__mmask32)(((uint64_t)1 << (2 * (nk - 16))) - 1);
-                _mm512_mask_storeu_epi16(dst, l0, w0);
-                _mm512_mask_storeu_epi16(dst + 64, l1, w1);
-            }
+            _mm512_mask_storeu_epi16(y + ((size_t)(t + 1) * Wp + k0 + 1) * 2, live, out);
         }
 }
 
@@ -1114,7 +1101,7 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_avx512_bo
 
 BAM_AVX512 static int conv_rows_avx512(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
 {
-    if (!have_avx512() || c->lut != 4 || c->co != 32 || (c->ci != 16 && c->ci != 32) || c->W + 2 > NF + 2)
+    if (!have_avx512() || c->lut != 4 || c->co != 32 || (c->ci != 16 && c->ci != 32))
         return -1;
     if (c->ci == 16)
         conv_rows_avx512_body(c, sums, x, y, 16);
@@ -1125,9 +1112,9 @@ BAM_AVX512 static int conv_rows_avx512(const bam_conv *c, const int16_t *sums, c
 
 BAM_AVX512 static int conv_lut16_avx512(const bam_conv *c, int16_t *tab, const uint8_t *x, uint8_t *y)
 {
-    if (!have_avx512() || c->lut != 4 || (c->ci != 16 && c->ci != 32) || (c->co != 16 && c->co != 32))
+    if (!have_avx512() || c->lut != 4 || (c->ci != 16 && c->ci != 32) || c->co != 16)
         return -1;
-    const int ci = c->ci, co = c->co, GP = ci / 8;
+    const int ci = c->ci, co = 16, GP = ci / 8;
     for (int tap = 0; tap < 9; tap++)
         for (int gp = 0; gp < GP; gp++)
             for (int o = 0; o < co; o++)
@@ -1138,14 +1125,10 @@ BAM_AVX512 static int conv_lut16_avx512(const bam_conv *c, int16_t *tab, const u
                             sum += c->w[((size_t)tap * ci + 4 * g + j) * co + o];
                     tab[(((size_t)tap * GP + gp) * co + o) * 32 + e] = (int16_t)sum;
                 }
-    if (ci == 16 && co == 16)
-        conv_lut16_avx512_body(c, tab, x, y, 16, 16);
-    else if (ci == 16)
-        conv_lut16_avx512_body(c, tab, x, y, 16, 32);
-    else if (co == 16)
-        conv_lut16_avx512_body(c, tab, x, y, 32, 16);
+    if (ci == 16)
+        conv_lut16_avx512_body(c, tab, x, y, 16);
     else
-        conv_lut16_avx512_body(c, tab, x, y, 32, 32);
+        conv_lut16_avx512_body(c, tab, x, y, 32);
     return 0;
 }
 
@@ -1215,17 +1198,11 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
         }
         memset(B, 0, padded(c->H, c->W, c->co));
         if (c->lut) {
-            /* 32 outputs: the rows kernel; 16: VPERMW, whose tables take the sums' place */
-            int rc = -1, built = 0;
-            if (c->co == 32) {
+            /* 16 outputs: VPERMW, whose tables take the sums' place; else the sums, then the
+             * widest kernel that applies (the rows kernel for 32 outputs) */
+            if (conv_lut16_avx512(c, sums, A, B)) {
                 build_sums(c, sums);
-                built = 1;
-                rc = conv_rows_avx512(c, sums, A, B);
-            }
-            if (rc && conv_lut16_avx512(c, sums, A, B)) {
-                if (!built)
-                    build_sums(c, sums);
-                if (conv_lut_avx2(c, sums, A, B))
+                if (conv_rows_avx512(c, sums, A, B) && conv_lut_avx2(c, sums, A, B))
                     conv_lut(c, sums, A, B);
             }
         } else if (conv_mask_avx2(c, A, B, NULL)) {

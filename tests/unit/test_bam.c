@@ -481,7 +481,7 @@ static void test_random_wide_conv3(void **state)
 static void test_random_wide_full_res(void **state)
 {
     (void)state;
-    /* the shipped widths (run 20): conv 0 with 32 outputs, conv 1 .. 5 32 -> 32 by nibble
+    /* the shipped widths (runs 20 and 22): conv 0 with 32 outputs, conv 1 .. 5 32 -> 32 by nibble
      * sums (AVX-512: the 32-output rows kernel) */
     static const int w[7] = {32, 32, 32, 32, 32, 32, 64};
     check_random(w, 20);
