@@ -32,7 +32,7 @@
 #define NF 161
 #define FRAME 320
 #define FHOP 160
-#define MAXC 64
+#define MAXC 128 /* DNSMOS's own widest layer (conv 0) */
 #define NFC 3
 #define MAXH 256 /* widest dense layer */
 /* scratch for group sums: at most a 32 -> 32 layer's nibble sums (72 KiB); wider layers use
@@ -386,24 +386,31 @@ static inline __attribute__((always_inline)) void store_bits(uint8_t *p, uint64_
     }
 }
 
-/* The output bits of one position: bit o = acc[o] > T[o]. The comparisons are bytes of 0 or 1;
- * each 8 of them, read as a little-endian word x, become 8 bits by one multiplication:
- * x * sum_{j=1..8} 2^(7 j) puts byte i's bit at bit 56 + i with no carries below it. */
-#define FIRE(co, acc, T, bits)                                                                     \
+/* The output bits of one position, co / 8 bytes at dst: bit o = acc[o] > T[o] (co is a
+ * multiple of 8). The comparisons are bytes of 0 or 1; each 8 of them, read as a little-endian
+ * word x, become 8 bits by one multiplication: x * sum_{j=1..8} 2^(7 j) puts byte i's bit at
+ * bit 56 + i with no carries below it. */
+#define FIRE(co, acc, T, dst)                                                                      \
     do {                                                                                           \
         uint8_t f_[MAXC];                                                                          \
         for (int o_ = 0; o_ < (co); o_++)                                                          \
             f_[o_] = (uint8_t)((acc)[o_] > (T)[o_]);                                               \
-        bits = 0;                                                                                  \
-        int o_ = 0;                                                                                \
-        for (; o_ + 8 <= (co); o_ += 8) {                                                          \
+        for (int o_ = 0; o_ < (co); o_ += 8) {                                                     \
             uint64_t x_;                                                                           \
             memcpy(&x_, f_ + o_, 8);                                                               \
-            bits |= (x_ * 0x0102040810204080ull) >> 56 << o_;                                      \
+            (dst)[o_ / 8] = (uint8_t)((x_ * 0x0102040810204080ull) >> 56);                         \
         }                                                                                          \
-        for (; o_ < (co); o_++)                                                                    \
-            bits |= (uint64_t)f_[o_] << o_;                                                        \
     } while (0)
+
+/* The pattern of input bits b g .. b g + b - 1 of a position (b = 2 or 4 divides 8, so a group
+ * never straddles a byte); m holds the position's bits when it has at most 64 (nb <= 8). */
+static inline __attribute__((always_inline)) unsigned group_bits(const uint8_t *p, uint64_t m, int nb,
+                                                                int b, int g)
+{
+    if (nb <= 8)
+        return (unsigned)(m >> (b * g)) & ((1u << b) - 1);
+    return (unsigned)(p[(b * g) >> 3] >> ((b * g) & 7)) & ((1u << b) - 1);
+}
 
 /* Layer 0: int8 features times int8 weights (the one layer whose input is not binary). */
 static inline __attribute__((always_inline)) void conv_first_body(const bam_conv *c, const int8_t *q,
@@ -422,9 +429,7 @@ static inline __attribute__((always_inline)) void conv_first_body(const bam_conv
                     for (int o = 0; o < co; o++)
                         acc[o] += v * w[o];
                 }
-            uint64_t bits;
-            FIRE(co, acc, c->T, bits);
-            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nb, bits, nb);
+            FIRE(co, acc, c->T, y + ((size_t)(t + 1) * Wp + k + 1) * nb);
         }
 }
 
@@ -473,18 +478,17 @@ static inline __attribute__((always_inline)) void conv_lut_body(const bam_conv *
             for (int dt = 0; dt < 3; dt++)
 #pragma GCC unroll 1
                 for (int dk = 0; dk < 3; dk++) {
-                    uint64_t m = load_bits(x + ((size_t)(t + dt) * Wp + k + dk) * nbi, nbi);
+                    const uint8_t *xp = x + ((size_t)(t + dt) * Wp + k + dk) * nbi;
+                    uint64_t m = nbi <= 8 ? load_bits(xp, nbi) : 0;
                     const int16_t *s = sums + (size_t)(dt * 3 + dk) * G * P * co;
 #pragma GCC unroll 16
                     for (int g = 0; g < G; g++) {
-                        const int16_t *r = s + ((size_t)g * P + (m >> (b * g) & (uint64_t)(P - 1))) * co;
+                        const int16_t *r = s + ((size_t)g * P + group_bits(xp, m, nbi, b, g)) * co;
                         for (int o = 0; o < co; o++)
                             acc[o] = (int16_t)(acc[o] + r[o]);
                     }
                 }
-            uint64_t bits;
-            FIRE(co, acc, T, bits);
-            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
+            FIRE(co, acc, T, y + ((size_t)(t + 1) * Wp + k + 1) * nbo);
         }
 }
 
@@ -516,22 +520,24 @@ static inline __attribute__((always_inline)) void conv_bits_body(const bam_conv 
                 acc[o] = 0;
             for (int dt = 0; dt < 3; dt++)
                 for (int dk = 0; dk < 3; dk++) {
-                    uint64_t m = load_bits(x + ((size_t)(t + dt) * Wp + k + dk) * nbi, nbi);
+                    const uint8_t *xp = x + ((size_t)(t + dt) * Wp + k + dk) * nbi;
                     const int8_t *w = c->w + (size_t)(dt * 3 + dk) * ci * co;
-                    for (int i = 0; i < ci; i++) {
-                        int32_t on = -(int32_t)(m >> i & 1);
-                        const int8_t *r = w + (size_t)i * co;
-                        for (int o = 0; o < co; o++)
-                            acc[o] += r[o] & on;
+                    for (int i0 = 0; i0 < ci; i0 += 64) { /* 64 input bits per word */
+                        const int ni = ci - i0 < 64 ? ci - i0 : 64;
+                        uint64_t m = load_bits(xp + i0 / 8, ni / 8);
+                        for (int i = 0; i < ni; i++) {
+                            int32_t on = -(int32_t)(m >> i & 1);
+                            const int8_t *r = w + (size_t)(i0 + i) * co;
+                            for (int o = 0; o < co; o++)
+                                acc[o] += r[o] & on;
+                        }
                     }
                 }
-            uint64_t bits;
-            FIRE(co, acc, c->T, bits);
             if (counts) {
                 for (int o = 0; o < co; o++)
-                    counts[o] += (uint32_t)(bits >> o & 1);
+                    counts[o] += (uint32_t)(acc[o] > c->T[o]);
             } else {
-                store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
+                FIRE(co, acc, c->T, y + ((size_t)(t + 1) * Wp + k + 1) * nbo);
             }
         }
 }
@@ -1169,8 +1175,12 @@ static void pool_or(const uint8_t *x, int H, int W, int nb, uint8_t *y)
         for (int k = 0; k < W2; k++) {
             const uint8_t *r0 = x + ((size_t)(2 * t + 1) * Wp + 2 * k + 1) * nb;
             const uint8_t *r1 = r0 + (size_t)Wp * nb;
-            uint64_t v = load_bits(r0, nb) | load_bits(r0 + nb, nb) | load_bits(r1, nb) | load_bits(r1 + nb, nb);
-            store_bits(y + ((size_t)(t + 1) * Wp2 + k + 1) * nb, v, nb);
+            for (int j = 0; j < nb; j += 8) { /* 64 channels per word */
+                const int n8 = nb - j < 8 ? nb - j : 8;
+                uint64_t v = load_bits(r0 + j, n8) | load_bits(r0 + nb + j, n8) | load_bits(r1 + j, n8) |
+                             load_bits(r1 + nb + j, n8);
+                store_bits(y + ((size_t)(t + 1) * Wp2 + k + 1) * nb + j, v, n8);
+            }
         }
 }
 

@@ -5,7 +5,9 @@
  * handles windows and streams; this file scores one window).
  *
  * File: safetensors, metadata "format": "snnd-dnsmos-bam", "version": "1",
- * "widths": "C0,...,C6", "pool_after": "3,4,5", "x_scale": "16", "head": "H0,H1".
+ * "widths": "C0,...,C6" (multiples of 8 up to 128, DNSMOS's own widths being 128,64,64,32,32,32,64;
+ * the SIMD kernels cover layers of up to 64 channels, wider ones run the portable C),
+ * "pool_after": "3,4,5", "x_scale": "16", "head": "H0,H1".
  * Tensors (I8 = int8, F32 = float32):
  *   stft.re, stft.im          I8  [161, 320]   the teacher's STFT kernels, per row
  *   stft.re_scale, im_scale   F32 [161]        K[k][n] ~= q[k][n] * scale[k]

@@ -32,8 +32,8 @@ typedef struct net {
     int8_t kre[NF * 320], kim[NF * 320];
     float sre[NF], sim[NF];
     int8_t *w[7];   /* [co][ci][3][3] */
-    float thr[7][64];
-    int8_t dir[7][64];
+    float thr[7][128];
+    int8_t dir[7][128];
     int8_t *fw[3];  /* [out][in] */
     float *fs[3], *fb[3];
     float mean[3], std[3];
@@ -63,7 +63,7 @@ static void net_init(net *n, const int widths[7], int h0, int h1)
     for (int k = 0; k < NF; k++)
         n->sre[k] = n->sim[k] = 1;
     for (int l = 0; l < 7; l++)
-        for (int c = 0; c < 64; c++)
+        for (int c = 0; c < 128; c++)
             n->dir[l][c] = 1;
     for (int i = 0; i < 3; i++)
         n->std[i] = 1;
@@ -300,7 +300,7 @@ static int rint_in(int lo, int hi) { return lo + (int)(rnd() % (uint32_t)(hi - l
 static void reference(const net *n, const float *x, float raw[3])
 {
     int H = NT, W = NF, C = 1;
-    int32_t *a = malloc((size_t)NT * NF * 64 * sizeof *a), *b = malloc((size_t)NT * NF * 64 * sizeof *b);
+    int32_t *a = malloc((size_t)NT * NF * 128 * sizeof *a), *b = malloc((size_t)NT * NF * 128 * sizeof *b);
     float bounds[255];
     for (int j = 0; j < 255; j++)
         bounds[j] = (float)pow(10.0, (j - 127.5) / n->x_scale);
@@ -504,6 +504,16 @@ static void test_random_other_widths(void **state)
     check_random(w, 60);
 }
 
+static void test_random_128_channels(void **state)
+{
+    (void)state;
+    /* 128 channels, DNSMOS's own conv 0 width: a position's bits span two 64-bit words, in
+     * conv 0's output, as the input and output of full-resolution and pooled binary layers, in
+     * a pool and in the last layer's counts (the wide layers take the portable kernels) */
+    static const int w[7] = {128, 16, 8, 128, 8, 16, 128};
+    check_random_x(w, 20, 10);
+}
+
 /* ---- refused files -------------------------------------------------------- */
 
 static void expect_error(const net *n, const char *skip, const char *needle)
@@ -536,6 +546,8 @@ static void test_refused(void **state)
     expect_error(&n, NULL, "head");
     n.head_meta = NULL;
     n.widths[2] = 12;
+    expect_error(&n, NULL, "width");
+    n.widths[2] = 136; /* wider than DNSMOS's widest layer */
     expect_error(&n, NULL, "width");
     net_free(&n);
 }
@@ -582,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_random_wide_full_res),
         cmocka_unit_test(test_random_x_scale_10),
         cmocka_unit_test(test_random_other_widths),
+        cmocka_unit_test(test_random_128_channels),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_model_kind),
     };
