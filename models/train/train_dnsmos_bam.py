@@ -56,7 +56,9 @@ twice the steps per minute on a CPU with AVX512-BF16, with rounded convolution s
 evaluation, the rest of the budget and the export stay float32.
 --val-source S ... holds out the training windows whose source names one of S (they are
 never trained on) and exports the evaluation best on them instead of the last one, so a
-run's moving average can be kept at its peak without choosing on the test split.)
+run's moving average can be kept at its peak without choosing on the test split.
+--act relu trains the same network with float (ReLU) activations as a control: what
+binarisation costs at given widths and recipe; it writes eval.json and test_pred.csv only.)
 """
 import argparse
 import copy
@@ -85,6 +87,7 @@ POOL_AFTER = (3, 4, 5)  # a 2x2 max pool follows these convolutions
 XSCALE = 10.0  # --x-scale; runs 1-5 used 16
 HEAD = (128, 64)
 CROP = 200
+ACT = "step"  # --act: "relu" trains a float-activation control that is evaluated, never exported
 
 
 def bounds(xscale):
@@ -225,6 +228,11 @@ class Heaviside(torch.autograd.Function):
         return g / (1.0 + 2.0 * z.abs()) ** 2
 
 
+def act(z):
+    """The activation: the Heaviside step (surrogate gradient), or ReLU for --act relu."""
+    return F.relu(z) if ACT == "relu" else Heaviside.apply(z)
+
+
 class QConv(nn.Module):
     def __init__(self, ci, co):
         super().__init__()
@@ -236,7 +244,7 @@ class QConv(nn.Module):
         return self.bn(F.conv2d(x, fake_quant(self.conv.weight), padding=1))
 
     def forward(self, x):
-        return Heaviside.apply(self.pre(x))
+        return act(self.pre(x))
 
 
 class QLinear(nn.Linear):
@@ -266,7 +274,7 @@ class Bam(nn.Module):
         for i, c in enumerate(self.convs):
             if i == len(self.convs) - 1 or i == POOL_AFTER[0]:
                 z = c.pre(x)
-                x = Heaviside.apply(z)
+                x = act(z)
                 if i == POOL_AFTER[0]:
                     zmid = F.max_pool2d(z, 2)
             else:
@@ -563,6 +571,43 @@ def grow(old, widths):
     return new
 
 
+def init_from_teacher(teacher, feats):
+    """A Bam of the teacher's widths whose steps fire where the teacher's ReLUs are positive, as
+    far as bits can: convolution l gets the teacher's weights, each input channel c scaled by
+    m_c, the teacher's mean positive activation of c (a bit stands for "c > 0", m_c for how much),
+    and its batch norm is set so that z = (sum + teacher bias) / sd on FEATS (int8 windows, a
+    calibration batch); the dense head starts fresh (it reads firing rates, the teacher's reads
+    global maxima). Prints, per layer, how often the student's bit equals [teacher ReLU > 0]."""
+    convs = [l for l in teacher.layers if l[0] == "conv"]
+    model = Bam(tuple(int(l[1].shape[0]) for l in convs))
+    with torch.no_grad():
+        t = (torch.from_numpy(feats.astype(np.float32)) / XSCALE).unsqueeze(1)  # the teacher's path
+        s = t  # the student's path: the same features, then bits
+        m, li = None, 0
+        for layer in teacher.layers:
+            if layer[0] == "pool":
+                t, s = F.max_pool2d(t, 2), F.max_pool2d(s, 2)
+                continue
+            w, b = layer[1], layer[2]
+            c = model.convs[li]
+            c.conv.weight.copy_(w if m is None else w * m[None, :, None, None])
+            y = F.conv2d(s, fake_quant(c.conv.weight), padding=1)
+            mu, var = y.mean(dim=(0, 2, 3)), y.var(dim=(0, 2, 3))
+            sd = torch.sqrt(var + c.bn.eps)
+            c.bn.running_mean.copy_(mu)
+            c.bn.running_var.copy_(var)
+            c.bn.weight.fill_(1.0)
+            c.bn.bias.copy_((mu + b) / sd)
+            s = ((y + b[None, :, None, None]) > 0).float()
+            t = F.relu(F.conv2d(t, w, b, padding=1))
+            pos = (t > 0).float()
+            m = t.sum(dim=(0, 2, 3)) / pos.sum(dim=(0, 2, 3)).clamp(min=1.0)
+            print("  conv%d: bits agree with the teacher's ReLU > 0 at %.1f %% of positions, %.1f %% set"
+                  % (li, 100.0 * float((s == pos).float().mean()), 100.0 * float(s.mean())), flush=True)
+            li += 1
+    return model
+
+
 class FloatNet(nn.Module):
     """The same network in float32 for ONNX Runtime: samples in [-1, 1] [1, 144160] in (as
     DNSMOS P.835 takes them), raw scores out; dequantised weights, float convolutions, the
@@ -683,8 +728,9 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, out=2):
 
 # options that define a run's training (--continue refuses a change to any of them)
 RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
-               "crop_max", "full_after", "exclude_source", "init", "hint_mid", "val_source")
-ADDED_LATER = {"hint_mid": 0.0, "val_source": []}  # options newer than some saved states: their value there
+               "crop_max", "full_after", "exclude_source", "init", "hint_mid", "val_source", "act",
+               "init_teacher")
+ADDED_LATER = {"hint_mid": 0.0, "val_source": [], "act": "step", "init_teacher": False}  # options newer than some saved states: their value there
 
 
 def save_state(path, **state):
@@ -735,7 +781,7 @@ def keep_freed_memory():
 
 
 def main():
-    global WIDTHS, XSCALE
+    global WIDTHS, XSCALE, ACT
     keep_freed_memory()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
@@ -770,6 +816,9 @@ def main():
                     "weights; a run's train_state.pt: its last weights, not their moving average), "
                     "or from an exported dnsmos-bam.safetensors (e.g. the shipped one; batch norms "
                     "rebuilt from data); read-outs are refitted, the optimiser and schedule start afresh")
+    ap.add_argument("--init-teacher", action="store_true", help="start from the teacher's own "
+                    "convolution weights (init_from_teacher); --widths must be the teacher's, "
+                    "128,64,64,32,32,32,64")
     ap.add_argument("--crop-min", type=int, default=200, help="shortest training crop in frames "
                     "(10 ms); crops are labelled by the teacher on the crop itself")
     ap.add_argument("--crop-max", type=int, default=400, help="longest training crop in frames "
@@ -796,7 +845,7 @@ def main():
                     "10^(127 / x_scale); the teacher floors P at 1e-12, which 10 reaches and 16 (runs "
                     "1-5) clips at 1e-8, costing the teacher itself BAK correlation (see models/zoo/README.md)")
     ap.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="the seven convolutions' "
-                    "widths, multiples of 8 up to 64 (snnd's limits); with --init from a narrower "
+                    "widths, multiples of 8 up to 128 (snnd's limits); with --init from a narrower "
                     "model, its channels are kept and the added ones start with no effect (grow)")
     ap.add_argument("--bf16", type=float, default=0.0, help="share of the time budget (from its start) "
                     "trained under bfloat16 autocast: the convolutions run about twice as fast on a CPU "
@@ -804,6 +853,9 @@ def main():
                     "bits near the thresholds (measured on run 12's model: 0.2 %% of conv 0's, 10 %% "
                     "of conv 6's); the rest of the budget, evaluation and export are float32. "
                     "May change on --continue")
+    ap.add_argument("--act", choices=("step", "relu"), default="step", help="relu: a control, the "
+                    "same network with float (ReLU) activations, to measure what binarisation costs; "
+                    "it is evaluated on the test split (eval.json, test_pred.csv) and not exported")
     args = ap.parse_args()
     if not 0.0 <= args.bf16 <= 1.0:
         sys.exit("--bf16 %g: a share of the time budget, from 0 to 1" % args.bf16)
@@ -816,6 +868,7 @@ def main():
     if not 1.0 <= args.x_scale <= 64.0:
         sys.exit("--x-scale %g: must be from 1 to 64" % args.x_scale)
     XSCALE = args.x_scale
+    ACT = args.act
     try:
         WIDTHS = tuple(int(v) for v in args.widths.split(","))
     except ValueError:
@@ -823,8 +876,8 @@ def main():
     if len(WIDTHS) != 7:
         sys.exit("--widths %s: %d widths, need 7 (one per convolution)" % (args.widths, len(WIDTHS)))
     for i, w in enumerate(WIDTHS):
-        if w % 8 or not 8 <= w <= 64:
-            sys.exit("--widths %s: conv%d's %d is not a multiple of 8 from 8 to 64 (snnd's limits)"
+        if w % 8 or not 8 <= w <= 128:
+            sys.exit("--widths %s: conv%d's %d is not a multiple of 8 from 8 to 128 (snnd's limits)"
                      % (args.widths, i, w))
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -858,6 +911,13 @@ def main():
             model = Bam(WIDTHS)
             print("continuing %s: epoch %d, %.1f of %g minutes spent" % (
                 state_path, state["epoch"], state["elapsed"] / 60, args.minutes), flush=True)
+        elif args.init_teacher:
+            model = init_from_teacher(Teacher(args.teacher), ftr[::max(1, len(ftr) // 6), :400])
+            if tuple(int(c.conv.weight.shape[0]) for c in model.convs) != WIDTHS:
+                sys.exit("--init-teacher: --widths %s differ from the teacher's %s" % (
+                    args.widths, ",".join(str(int(c.conv.weight.shape[0])) for c in model.convs)))
+            model.out_mean.copy_(torch.from_numpy(ytr.mean(0)))
+            model.out_std.copy_(torch.from_numpy(ytr.std(0)))
         elif args.init and args.init.endswith(".safetensors"):
             T0, meta0 = safetensors_writer.read(args.init)
             model = model_from_export({k: torch.from_numpy(v.copy()) for k, v in T0.items()}, ftr[::16],
@@ -890,7 +950,7 @@ def main():
         gmax = np.stack([np.asarray(tmaps[i]).max(axis=(1, 2)) for i in ktr])
         gmean = torch.from_numpy(gmax.mean(0))
         gstd = torch.from_numpy(np.where(gmax.std(0) > 1e-6, gmax.std(0), 1.0).astype(np.float32))
-        fit = args.init and state is None  # least-squares starts for the read-outs
+        fit = (args.init or args.init_teacher) and state is None  # least-squares starts for the read-outs
         aux = fit_aux(model, ftr, tmaps, ktr, gmean, gstd) if fit else nn.Linear(WIDTHS[-1], TMAP[0])
         # the hint loss: a 1x1 convolution, used only in training, from the last convolution's
         # z to the teacher's last map (standardised per channel), at every position
@@ -1021,10 +1081,12 @@ def main():
               "before: SIG %.3f BAK %.3f OVRL %.3f" % (len(ftr), before["SIG"], before["BAK"], before["OVRL"]),
               flush=True)
     res, pred = evaluate(model, fte, yte)
-    T = export_tensors(model, fe)
-    # the integer path must agree with the QAT model it was folded from
-    agree = [float(np.abs(integer_forward(T, fte[i]) - pred[i]).max()) for i in range(min(20, len(fte)))]
-    res["export_max_abs_diff_first20"] = max(agree)
+    if ACT == "step":
+        T = export_tensors(model, fe)
+        # the integer path must agree with the QAT model it was folded from
+        agree = [float(np.abs(integer_forward(T, fte[i]) - pred[i]).max()) for i in range(min(20, len(fte)))]
+        res["export_max_abs_diff_first20"] = max(agree)
+    res["act"] = ACT
     res["n_train"], res["n_test"] = len(ftr), len(fte)
     if fva is not None:
         rv, _ = evaluate(model, fva, yva)
@@ -1034,6 +1096,9 @@ def main():
     json.dump(res, open(os.path.join(args.out, "eval.json"), "w"), indent=1)
     np.savetxt(os.path.join(args.out, "test_pred.csv"), np.concatenate([pred, yte], 1), delimiter=",",
                header="SIG_raw,BAK_raw,OVRL_raw,teacher_SIG_raw,teacher_BAK_raw,teacher_OVRL_raw")
+    if ACT == "relu":
+        print("--act relu: a control, evaluated only (no safetensors, ONNX or reference outputs)", flush=True)
+        return
     meta = {"format": "snnd-dnsmos-bam", "version": "1", "widths": ",".join(map(str, WIDTHS)),
             "pool_after": ",".join(map(str, POOL_AFTER)), "x_scale": str(XSCALE),
             "head": ",".join(map(str, HEAD)),
