@@ -818,7 +818,10 @@ def main():
                     "rebuilt from data); read-outs are refitted, the optimiser and schedule start afresh")
     ap.add_argument("--init-teacher", action="store_true", help="start from the teacher's own "
                     "convolution weights (init_from_teacher); --widths must be the teacher's, "
-                    "128,64,64,32,32,32,64")
+                    "128,64,64,32,32,32,64. At these widths keep_freed_memory's setting grew past 24 GB "
+                    "(killed by the OOM killer on a 24 GB machine): run with MALLOC_MMAP_THRESHOLD_="
+                    "268435456 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_ARENA_MAX=2 in the environment "
+                    "(measured: 12-14 GB)")
     ap.add_argument("--crop-min", type=int, default=200, help="shortest training crop in frames "
                     "(10 ms); crops are labelled by the teacher on the crop itself")
     ap.add_argument("--crop-max", type=int, default=400, help="longest training crop in frames "
