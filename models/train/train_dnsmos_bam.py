@@ -768,21 +768,28 @@ def ema_update(avg, model, decay):
                 a.copy_(m)
 
 
-def keep_freed_memory():
+def keep_freed_memory(widths):
     """Re-executes this script with glibc's malloc told to keep freed memory: each training step
     allocates and frees maps of tens of MB, which glibc otherwise returns to the kernel and
     faults back in, page by page, on the next step. Measured on the 2-vCPU VM: 20 s per step
-    of 16 x 3 s crops without, 1.2-2.1 s with (most of the difference was kernel time)."""
+    of 16 x 3 s crops without, 1.2-2.1 s with (most of the difference was kernel time).
+    With a layer wider than 64 (the teacher's 128) a step's maps reach 0.5 GB and keeping them
+    all grew the process past 24 GB (killed by the OOM killer, run 24): there, maps of 256 MB and
+    more are returned to the kernel and two arenas are used (measured: 12-14 GB, slower steps).
+    A MALLOC_MMAP_THRESHOLD_ already in the environment is left as it is."""
     if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
         return
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 32), MALLOC_TRIM_THRESHOLD_=str(1 << 32),
-               MALLOC_TOP_PAD_=str(1 << 30))
+    if max(widths) > 64:
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 28), MALLOC_TRIM_THRESHOLD_=str(1 << 28),
+                   MALLOC_ARENA_MAX="2")
+    else:
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 32), MALLOC_TRIM_THRESHOLD_=str(1 << 32),
+                   MALLOC_TOP_PAD_=str(1 << 30))
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
 def main():
     global WIDTHS, XSCALE, ACT
-    keep_freed_memory()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--teacher", required=True)
@@ -818,10 +825,7 @@ def main():
                     "rebuilt from data); read-outs are refitted, the optimiser and schedule start afresh")
     ap.add_argument("--init-teacher", action="store_true", help="start from the teacher's own "
                     "convolution weights (init_from_teacher); --widths must be the teacher's, "
-                    "128,64,64,32,32,32,64. At these widths keep_freed_memory's setting grew past 24 GB "
-                    "(killed by the OOM killer on a 24 GB machine): run with MALLOC_MMAP_THRESHOLD_="
-                    "268435456 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_ARENA_MAX=2 in the environment "
-                    "(measured: 12-14 GB)")
+                    "128,64,64,32,32,32,64 (about 12-14 GB of memory, see keep_freed_memory)")
     ap.add_argument("--crop-min", type=int, default=200, help="shortest training crop in frames "
                     "(10 ms); crops are labelled by the teacher on the crop itself")
     ap.add_argument("--crop-max", type=int, default=400, help="longest training crop in frames "
@@ -882,6 +886,9 @@ def main():
         if w % 8 or not 8 <= w <= 128:
             sys.exit("--widths %s: conv%d's %d is not a multiple of 8 from 8 to 128 (snnd's limits)"
                      % (args.widths, i, w))
+    if args.init_teacher and args.init:
+        sys.exit("--init-teacher and --init: choose one")
+    keep_freed_memory(WIDTHS)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -915,10 +922,12 @@ def main():
             print("continuing %s: epoch %d, %.1f of %g minutes spent" % (
                 state_path, state["epoch"], state["elapsed"] / 60, args.minutes), flush=True)
         elif args.init_teacher:
-            model = init_from_teacher(Teacher(args.teacher), ftr[::max(1, len(ftr) // 6), :400])
-            if tuple(int(c.conv.weight.shape[0]) for c in model.convs) != WIDTHS:
-                sys.exit("--init-teacher: --widths %s differ from the teacher's %s" % (
-                    args.widths, ",".join(str(int(c.conv.weight.shape[0])) for c in model.convs)))
+            teacher = Teacher(args.teacher)
+            tw = tuple(int(l[1].shape[0]) for l in teacher.layers if l[0] == "conv")
+            if tw != WIDTHS:
+                sys.exit("--init-teacher: --widths %s differ from the teacher's %s"
+                         % (args.widths, ",".join(map(str, tw))))
+            model = init_from_teacher(teacher, ftr[::max(1, len(ftr) // 6), :400])
             model.out_mean.copy_(torch.from_numpy(ytr.mean(0)))
             model.out_std.copy_(torch.from_numpy(ytr.std(0)))
         elif args.init and args.init.endswith(".safetensors"):
