@@ -108,6 +108,16 @@ static int read_f32(snn_st *st, const char *name, uint64_t n, float *dst, snn_er
 /* Bytes of the sums of a layer with groups of b input bits. */
 static size_t lut_size(int ci, int co, int b) { return (size_t)9 * (ci / b) * ((size_t)1 << b) * co * 2; }
 
+/* Bytes of the work conv_rows_avx512() needs for a binary layer: the tables of one 32-output
+ * pass (9 taps, ci / 4 nibbles, 16 patterns, 32 int16) and, for 64 or 128 inputs, a row of W
+ * positions' 32 sums in int32; 0 where that kernel does not apply. */
+static size_t rows_size(int ci, int co, int W)
+{
+    if (co % 32 || (ci != 16 && ci != 32 && ci != 64 && ci != 128))
+        return 0;
+    return (size_t)9 * ci * 256 + (ci >= 64 ? (size_t)W * 128 : 0);
+}
+
 static int load_conv(snn_bam *n, snn_st *st, const char *path, int l, snn_err *err)
 {
     bam_conv *c = &n->conv[l];
@@ -271,6 +281,8 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
         }
         if (c->lut && lut_size(c->ci, c->co, c->lut) > n->lut_bytes)
             n->lut_bytes = lut_size(c->ci, c->co, c->lut);
+        if (l > 0 && l < SNN_BAM_NCONV - 1 && rows_size(c->ci, c->co, c->W) > n->lut_bytes)
+            n->lut_bytes = rows_size(c->ci, c->co, c->W);
         ci = c->co;
     }
     int dims[NFC + 1] = {widths[SNN_BAM_NCONV - 1], head[0], head[1], 3};
@@ -442,20 +454,22 @@ BAM_CLONES static void conv_first(const bam_conv *c, const int8_t *q, uint8_t *y
     }
 }
 
-/* sums[tap][g][pat][co] = sum of the weights of input channels b g + j, j in pat (b = c->lut). */
-static void build_sums(const bam_conv *c, int16_t *sums)
+/* sums[tap][g][pat][o] (o < no) = sum of the weights into output o0 + o of input channels
+ * b g + j, j in pat (groups of b bits; b = c->lut for the whole layer, 4 for a 32-output slice of
+ * conv_rows_avx512()). |sum| <= 4 * 127: int16. */
+static void build_sums(const bam_conv *c, int b, int o0, int no, int16_t *sums)
 {
-    const int b = c->lut, G = c->ci / b, co = c->co, P = 1 << b;
+    const int G = c->ci / b, co = c->co, P = 1 << b;
     for (int t = 0; t < 9; t++)
         for (int g = 0; g < G; g++) {
-            int16_t *s = sums + (size_t)(t * G + g) * P * co;
-            const int8_t *w = c->w + ((size_t)t * c->ci + b * g) * co;
-            for (int o = 0; o < co; o++)
+            int16_t *s = sums + (size_t)(t * G + g) * P * no;
+            const int8_t *w = c->w + ((size_t)t * c->ci + b * g) * co + o0;
+            for (int o = 0; o < no; o++)
                 s[o] = 0;
             for (int pat = 1; pat < P; pat++) {
                 int low = pat & -pat, j = __builtin_ctz((unsigned)pat);
-                for (int o = 0; o < co; o++)
-                    s[(size_t)pat * co + o] = (int16_t)(s[(size_t)(pat ^ low) * co + o] + w[(size_t)j * co + o]);
+                for (int o = 0; o < no; o++)
+                    s[(size_t)pat * no + o] = (int16_t)(s[(size_t)(pat ^ low) * no + o] + w[(size_t)j * co + o]);
             }
         }
 }
@@ -929,7 +943,7 @@ BAM_AVX512 static int front_end_avx512(const snn_bam *n, const float *x, int8_t 
     return 0;
 }
 
-/* conv 0 with 16 or 32 outputs, one int32 lane each: the 9 taps as 5 int16 pairs, each pair
+/* conv 0 with 16, 32, 64 or 128 outputs, one int32 lane each: the 9 taps as 5 int16 pairs, each pair
  * one VPDPWSSD per 16 outputs with its inputs broadcast. The pairs (input row r, column
  * offset): (r0 +0, r0 +1), (r1 +0, r1 +1), (r2 +0, r2 +1), (r0 +2, r1 +2), (r2 +2, none), read
  * as 32-bit words from per-row int16 copies: the three rows themselves, r0 and r1
@@ -941,7 +955,7 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_first_avx512_b
     int16_t r16[3][NF + 2 + 2];
     int32_t r01[NF + 2], r2w[NF + 2];
     static const int pair[5][2] = {{0, 1}, {3, 4}, {6, 7}, {2, 5}, {8, -1}}; /* taps dt * 3 + dk */
-    __m512i W[5][2], T[2];
+    __m512i W[5][MAXC / 16], T[MAXC / 16];
     for (int v = 0; v < NV; v++) {
         for (int p = 0; p < 5; p++) {
             int32_t wv[16];
@@ -972,26 +986,29 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_first_avx512_b
             memcpy(&b[2], &r16[2][k], 4);
             b[3] = r01[k + 2];
             b[4] = r2w[k + 2];
-            uint64_t bits = 0;
+            uint8_t *dst = y + ((size_t)(t + 1) * Wp + k + 1) * (co / 8);
             for (int v = 0; v < NV; v++) {
                 __m512i acc = _mm512_setzero_si512();
                 for (int p = 0; p < 5; p++)
                     acc = _mm512_dpwssd_epi32(acc, _mm512_set1_epi32(b[p]), W[p][v]);
-                bits |= (uint64_t)_mm512_cmpgt_epi32_mask(acc, T[v]) << (16 * v);
+                uint16_t bits = (uint16_t)_mm512_cmpgt_epi32_mask(acc, T[v]);
+                memcpy(dst + 2 * v, &bits, 2);
             }
-            store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * (co / 8), bits, co / 8);
         }
     }
 }
 
 BAM_AVX512 static int conv_first_avx512(const bam_conv *c, const int8_t *q, uint8_t *y)
 {
-    if (!have_avx512() || (c->co != 16 && c->co != 32) || c->W + 2 > NF + 2)
+    if (!have_avx512() || c->W + 2 > NF + 2)
         return -1;
-    if (c->co == 16)
-        conv_first_avx512_body(c, q, y, 16);
-    else
-        conv_first_avx512_body(c, q, y, 32);
+    switch (c->co) {
+    case 16: conv_first_avx512_body(c, q, y, 16); break;
+    case 32: conv_first_avx512_body(c, q, y, 32); break;
+    case 64: conv_first_avx512_body(c, q, y, 64); break;
+    case 128: conv_first_avx512_body(c, q, y, 128); break;
+    default: return -1;
+    }
     return 0;
 }
 
@@ -1063,56 +1080,155 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_b
         }
 }
 
-/* A group-sum layer with 32 outputs and 16 or 32 inputs in groups of 4 bits, one position at a
- * time with the 32 outputs' int16 sums in one vector: per tap and group, one aligned vector add
- * of the 64-byte row of build_sums() that the group's nibble selects (its byte offset is the
- * nibble shifted and masked out of the input word); the 32 comparisons are the position's
- * output word. Four independent add chains. Needs sums 64-byte aligned. */
+/* A group-sum layer with 16 or 32 inputs in groups of 4 bits and a multiple of 32 outputs, in
+ * passes of 32 outputs, one position at a time with the pass's 32 int16 sums in one vector (the
+ * nine taps' tables, 9 * ci * 256 bytes, fit the L1 and L2 caches): per tap and group, one
+ * aligned vector add of the 64-byte row of build_sums() that the group's nibble selects (its
+ * byte offset is the nibble shifted and masked out of the input word); four independent add
+ * chains. When the layer is not int16-safe (wide = 1), a tap's sum (at most 32 * 127 in
+ * magnitude) is widened to int32 before the taps are added. tab: 64-byte aligned, rows_size()
+ * bytes. */
 BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_avx512_body(
-    const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y, const int ci)
+    const bam_conv *c, int16_t *tab, const uint8_t *x, uint8_t *y, const int ci, const int wide)
 {
-    const int Wp = c->W + 2, nbi = ci / 8, G = ci / 4;
+    const int Wp = c->W + 2, nbi = ci / 8, nbo = c->co / 8, G = ci / 4;
     const size_t row = 32 * sizeof(int16_t), tapb = (size_t)G * 16 * row;
-    int16_t t16[32];
-    for (int o = 0; o < 32; o++)
-        t16[o] = (int16_t)c->T[o];
-    const __m512i T = _mm512_loadu_si512((const void *)t16);
-    const char *S = (const char *)sums;
-    for (int t = 0; t < c->H; t++) {
-        const uint8_t *r0 = x + (size_t)t * Wp * nbi;
-        uint8_t *dst = y + ((size_t)(t + 1) * Wp + 1) * 4;
-        for (int k = 0; k < c->W; k++) {
-            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    const char *S = (const char *)tab;
+    for (int o0 = 0; o0 < c->co; o0 += 32) {
+        build_sums(c, 4, o0, 32, tab);
+        int16_t t16[32];
+        for (int o = 0; o < 32; o++) /* int16-safe layers: T was clamped to int16 at load */
+            t16[o] = (int16_t)c->T[o0 + o];
+        const __m512i T = _mm512_loadu_si512((const void *)t16);
+        const __m512i TL = _mm512_loadu_si512((const void *)(c->T + o0));
+        const __m512i TH = _mm512_loadu_si512((const void *)(c->T + o0 + 16));
+        for (int t = 0; t < c->H; t++) {
+            const uint8_t *r0 = x + (size_t)t * Wp * nbi;
+            uint8_t *dst = y + ((size_t)(t + 1) * Wp + 1) * nbo + o0 / 8;
+            for (int k = 0; k < c->W; k++) {
+                __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, lo = a0, hi = a0;
 #pragma GCC unroll 9
-            for (int tap = 0; tap < 9; tap++) {
-                const uint64_t m6 = load_bits(r0 + ((size_t)(tap / 3) * Wp + k + tap % 3) * nbi, nbi) << 6;
-                const char *s = S + tap * tapb;
+                for (int tap = 0; tap < 9; tap++) {
+                    uint32_t w32 = 0;
+                    memcpy(&w32, r0 + ((size_t)(tap / 3) * Wp + k + tap % 3) * nbi, (size_t)nbi);
+                    const uint64_t m6 = (uint64_t)w32 << 6;
+                    const char *s = S + tap * tapb;
 #pragma GCC unroll 8
-                for (int g = 0; g < G; g++) {
-                    __m512i v = _mm512_load_si512((const void *)(s + (size_t)g * 16 * row + (m6 >> (4 * g) & 0x3c0)));
-                    switch (g & 3) {
-                    case 0: a0 = _mm512_add_epi16(a0, v); break;
-                    case 1: a1 = _mm512_add_epi16(a1, v); break;
-                    case 2: a2 = _mm512_add_epi16(a2, v); break;
-                    default: a3 = _mm512_add_epi16(a3, v); break;
+                    for (int g = 0; g < G; g++) {
+                        __m512i v =
+                            _mm512_load_si512((const void *)(s + (size_t)g * 16 * row + (m6 >> (4 * g) & 0x3c0)));
+                        switch (g & 3) {
+                        case 0: a0 = _mm512_add_epi16(a0, v); break;
+                        case 1: a1 = _mm512_add_epi16(a1, v); break;
+                        case 2: a2 = _mm512_add_epi16(a2, v); break;
+                        default: a3 = _mm512_add_epi16(a3, v); break;
+                        }
+                    }
+                    if (wide) {
+                        __m512i a = _mm512_add_epi16(_mm512_add_epi16(a0, a1), _mm512_add_epi16(a2, a3));
+                        lo = _mm512_add_epi32(lo, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(a)));
+                        hi = _mm512_add_epi32(hi, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(a, 1)));
+                        a0 = a1 = a2 = a3 = _mm512_setzero_si512();
                     }
                 }
+                uint32_t bits;
+                if (wide) {
+                    bits = (uint32_t)_mm512_cmpgt_epi32_mask(lo, TL) |
+                           (uint32_t)_mm512_cmpgt_epi32_mask(hi, TH) << 16;
+                } else {
+                    __m512i a = _mm512_add_epi16(_mm512_add_epi16(a0, a1), _mm512_add_epi16(a2, a3));
+                    bits = (uint32_t)_mm512_cmpgt_epi16_mask(a, T);
+                }
+                memcpy(dst + (size_t)k * nbo, &bits, 4);
             }
-            __m512i a = _mm512_add_epi16(_mm512_add_epi16(a0, a1), _mm512_add_epi16(a2, a3));
-            uint32_t bits = (uint32_t)_mm512_cmpgt_epi16_mask(a, T);
-            memcpy(dst + (size_t)k * 4, &bits, 4);
         }
     }
 }
 
-BAM_AVX512 static int conv_rows_avx512(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
+/* A group-sum layer with 64 or 128 inputs in groups of 4 bits and a multiple of 32
+ * outputs, in passes of 32 outputs, one output row at a time and one tap at a time over the row,
+ * so that the tap's tables (ci / 4 groups of 16 64-byte rows of build_sums(): 32 KiB for 128
+ * inputs) stay in the L1 cache across the row (position by position, the nine taps' 288 KiB
+ * would be read from L2). Per position and tap, one aligned vector add per group of the row its
+ * nibble selects (the byte offset: the nibble shifted and masked out of the input bits, 32 at a
+ * time), four independent add chains; the tap's int16 sum (at most 128 * 127 in magnitude) is
+ * added to the position's int32 sums in acc, compared with the thresholds after the ninth tap.
+ * work: 64-byte aligned, rows_size() bytes. */
+BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_wide_avx512_body(
+    const bam_conv *c, void *work, const uint8_t *x, uint8_t *y, const int ci)
 {
-    if (!have_avx512() || c->lut != 4 || c->co != 32 || (c->ci != 16 && c->ci != 32))
+    const int Wp = c->W + 2, nbi = ci / 8, nbo = c->co / 8, G = ci / 4;
+    const size_t row = 32 * sizeof(int16_t), tapb = (size_t)G * 16 * row;
+    int16_t *tab = work;
+    __m512i *acc = (__m512i *)((char *)work + 9 * tapb); /* [W][2]: outputs 0-15, 16-31 */
+    const char *S = (const char *)tab;
+    for (int o0 = 0; o0 < c->co; o0 += 32) {
+        build_sums(c, 4, o0, 32, tab);
+        const __m512i TL = _mm512_loadu_si512((const void *)(c->T + o0));
+        const __m512i TH = _mm512_loadu_si512((const void *)(c->T + o0 + 16));
+        for (int t = 0; t < c->H; t++) {
+#pragma GCC unroll 1
+            for (int tap = 0; tap < 9; tap++) {
+                const uint8_t *r0 = x + ((size_t)(t + tap / 3) * Wp + tap % 3) * nbi;
+                const char *s = S + tap * tapb;
+                for (int k = 0; k < c->W; k++) {
+                    const uint8_t *xp = r0 + (size_t)k * nbi;
+                    uint64_t m6[4]; /* 32 input bits each, shifted to byte offsets of 64-byte rows */
+#pragma GCC unroll 4
+                    for (int h = 0; h < (G + 7) / 8; h++) {
+                        uint32_t w32 = 0;
+                        memcpy(&w32, xp + 4 * h, nbi < 4 ? (size_t)nbi : 4);
+                        m6[h] = (uint64_t)w32 << 6;
+                    }
+                    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+#pragma GCC unroll 32
+                    for (int g = 0; g < G; g++) {
+                        __m512i v = _mm512_load_si512((const void *)(s + (size_t)g * 16 * row +
+                                                                     (m6[g / 8] >> (4 * (g % 8)) & 0x3c0)));
+                        switch (g & 3) {
+                        case 0: a0 = _mm512_add_epi16(a0, v); break;
+                        case 1: a1 = _mm512_add_epi16(a1, v); break;
+                        case 2: a2 = _mm512_add_epi16(a2, v); break;
+                        default: a3 = _mm512_add_epi16(a3, v); break;
+                        }
+                    }
+                    __m512i a = _mm512_add_epi16(_mm512_add_epi16(a0, a1), _mm512_add_epi16(a2, a3));
+                    __m512i lo = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(a));
+                    __m512i hi = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(a, 1));
+                    if (tap) {
+                        lo = _mm512_add_epi32(lo, _mm512_load_si512((const void *)&acc[2 * k]));
+                        hi = _mm512_add_epi32(hi, _mm512_load_si512((const void *)&acc[2 * k + 1]));
+                    }
+                    _mm512_store_si512((void *)&acc[2 * k], lo);
+                    _mm512_store_si512((void *)&acc[2 * k + 1], hi);
+                }
+            }
+            uint8_t *dst = y + ((size_t)(t + 1) * Wp + 1) * nbo + o0 / 8;
+            for (int k = 0; k < c->W; k++) {
+                uint32_t bits = (uint32_t)_mm512_cmpgt_epi32_mask(acc[2 * k], TL) |
+                                (uint32_t)_mm512_cmpgt_epi32_mask(acc[2 * k + 1], TH) << 16;
+                memcpy(dst + (size_t)k * nbo, &bits, 4);
+            }
+        }
+    }
+}
+
+/* Runs conv_rows_avx512_body() or, for 64 or 128 inputs, conv_rows_wide_avx512_body() where one
+ * applies (a binary layer with 16, 32, 64 or 128 inputs and 32, 64, 96 or 128 outputs); work
+ * as there. */
+BAM_AVX512 static int conv_rows_avx512(const bam_conv *c, void *work, const uint8_t *x, uint8_t *y)
+{
+    if (!have_avx512() || !rows_size(c->ci, c->co, c->W))
         return -1;
-    if (c->ci == 16)
-        conv_rows_avx512_body(c, sums, x, y, 16);
-    else
-        conv_rows_avx512_body(c, sums, x, y, 32);
+    const int wide = !c->safe16;
+    switch (c->ci * 2 + wide) {
+    case 32: conv_rows_avx512_body(c, work, x, y, 16, 0); break;
+    case 33: conv_rows_avx512_body(c, work, x, y, 16, 1); break;
+    case 64: conv_rows_avx512_body(c, work, x, y, 32, 0); break;
+    case 65: conv_rows_avx512_body(c, work, x, y, 32, 1); break;
+    case 128: case 129: conv_rows_wide_avx512_body(c, work, x, y, 64); break;
+    default: conv_rows_wide_avx512_body(c, work, x, y, 128); break;
+    }
     return 0;
 }
 
@@ -1154,9 +1270,9 @@ static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const uint8_t *
     (void)c, (void)sums, (void)x, (void)y;
     return -1;
 }
-static int conv_rows_avx512(const bam_conv *c, const int16_t *sums, const uint8_t *x, uint8_t *y)
+static int conv_rows_avx512(const bam_conv *c, void *work, const uint8_t *x, uint8_t *y)
 {
-    (void)c, (void)sums, (void)x, (void)y;
+    (void)c, (void)work, (void)x, (void)y;
     return -1;
 }
 static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
@@ -1207,16 +1323,16 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
             break;
         }
         memset(B, 0, padded(c->H, c->W, c->co));
-        if (c->lut) {
-            /* 16 outputs: VPERMW, whose tables take the sums' place; else the sums, then the
-             * widest kernel that applies (the rows kernel for 32 outputs) */
-            if (conv_lut16_avx512(c, sums, A, B)) {
-                build_sums(c, sums);
-                if (conv_rows_avx512(c, sums, A, B) && conv_lut_avx2(c, sums, A, B))
+        /* AVX-512: 16 outputs by VPERMW, multiples of 32 by the rows kernel, each building its
+         * tables in the sums' place; else the layer's sums and the widest kernel that applies */
+        if (conv_lut16_avx512(c, sums, A, B) && conv_rows_avx512(c, sums, A, B)) {
+            if (c->lut) {
+                build_sums(c, c->lut, 0, c->co, sums);
+                if (conv_lut_avx2(c, sums, A, B))
                     conv_lut(c, sums, A, B);
+            } else if (conv_mask_avx2(c, A, B, NULL)) {
+                conv_bits(c, A, B, NULL);
             }
-        } else if (conv_mask_avx2(c, A, B, NULL)) {
-            conv_bits(c, A, B, NULL);
         }
         if (c->pool) {
             pool_or(B, c->H, c->W, c->co / 8, A);

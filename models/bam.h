@@ -6,7 +6,9 @@
  *
  * File: safetensors, metadata "format": "snnd-dnsmos-bam", "version": "1",
  * "widths": "C0,...,C6" (multiples of 8 up to 128, DNSMOS's own widths being 128,64,64,32,32,32,64;
- * the SIMD kernels cover layers of up to 64 channels, wider ones run the portable C),
+ * the AVX-512 kernels cover conv 0 with 16, 32, 64 or 128 outputs and binary layers with 16, 32,
+ * 64 or 128 inputs and 16 or a multiple of 32 outputs; the AVX2 ones layers of up to 64
+ * channels; other shapes run the portable C),
  * "pool_after": "3,4,5", "x_scale": "16", "head": "H0,H1".
  * Tensors (I8 = int8, F32 = float32):
  *   stft.re, stft.im          I8  [161, 320]   the teacher's STFT kernels, per row
@@ -35,8 +37,9 @@
  *   head      h = relu(fc0.w r * fc0.scale + fc0.b), h' = relu(fc1 ...), y = fc2 ...
  *   raw       raw_j = y_j * out.std_j + out.mean_j      (SIG, BAK, OVRL before the
  *             P.835 polynomials of dnsmos.h)
- * The kernel keeps each bit map packed (C/8 bytes per position) and adds
- * precomputed sums of 4 weights per set nibble on the binary layers of up to 32 x 32 channels.
+ * The kernel keeps each bit map packed (C/8 bytes per position) and, on the binary layers,
+ * adds precomputed sums of 4 weights per nibble of input bits (built per layer, for AVX-512 per
+ * 32 outputs: at most 288 KiB of tables for 128 inputs).
  */
 #ifndef SNN_BAM_H
 #define SNN_BAM_H

@@ -517,6 +517,18 @@ static void test_random_128_channels(void **state)
     check_random_x(w, 20, 10);
 }
 
+static void test_random_dnsmos_widths(void **state)
+{
+    (void)state;
+    /* DNSMOS's own widths (train_dnsmos_bam.py --init-teacher): conv 0 with 128 outputs, conv 1
+     * 128 -> 64, conv 2 64 -> 64 and conv 3 64 -> 32 at full resolution (AVX-512: the rows kernel
+     * in passes of 32 outputs); int16-safe sums, then conv 1 .. 3 past int16 (each tap's sum
+     * widened to int32) */
+    static const int w[7] = {128, 64, 64, 32, 32, 32, 64};
+    check_random_x(w, 20, 10);
+    check_random_x(w, 127, 10);
+}
+
 /* ---- refused files -------------------------------------------------------- */
 
 static void expect_error(const net *n, const char *skip, const char *needle)
@@ -600,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_random_x_scale_10),
         cmocka_unit_test(test_random_other_widths),
         cmocka_unit_test(test_random_128_channels),
+        cmocka_unit_test(test_random_dnsmos_widths),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_model_kind),
     };
