@@ -570,6 +570,59 @@ BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y
         conv_bits_body(c, x, y, counts, c->ci, c->co);
 }
 
+/* Binary layer with 64 or 128 inputs and a multiple of 32 outputs, by nibble sums: in passes of
+ * 32 outputs, one output row and one tap at a time (the tap's tables, ci / 4 groups of 16 rows
+ * of 32 int16, stay in the cache across the row), the tap's int16 sum (at most 128 * 127 in
+ * magnitude) added to the position's int32 sums in acc. work: rows_size() bytes, any alignment
+ * of int32. The loops over 32 outputs are what the compiler vectorises. */
+static inline __attribute__((always_inline)) void conv_rows_body(const bam_conv *c, void *work, const uint8_t *x,
+                                                                 uint8_t *y, const int ci)
+{
+    const int Wp = c->W + 2, nbi = ci / 8, nbo = c->co / 8, G = ci / 4;
+    int16_t *tab = work;
+    int32_t *acc = (int32_t *)(tab + (size_t)9 * G * 16 * 32);
+    for (int o0 = 0; o0 < c->co; o0 += 32) {
+        build_sums(c, 4, o0, 32, tab);
+        for (int t = 0; t < c->H; t++) {
+            for (int tap = 0; tap < 9; tap++) {
+                const uint8_t *r0 = x + ((size_t)(t + tap / 3) * Wp + tap % 3) * nbi;
+                const int16_t *s = tab + (size_t)tap * G * 16 * 32;
+                for (int k = 0; k < c->W; k++) {
+                    const uint8_t *xp = r0 + (size_t)k * nbi;
+                    int16_t a[32] = {0};
+                    for (int g = 0; g < G; g++) {
+                        const int16_t *r = s + ((size_t)g * 16 + (xp[g >> 1] >> (4 * (g & 1)) & 15)) * 32;
+                        for (int o = 0; o < 32; o++)
+                            a[o] = (int16_t)(a[o] + r[o]);
+                    }
+                    int32_t *ac = acc + (size_t)k * 32;
+                    if (tap == 0)
+                        for (int o = 0; o < 32; o++)
+                            ac[o] = a[o];
+                    else
+                        for (int o = 0; o < 32; o++)
+                            ac[o] += a[o];
+                }
+            }
+            uint8_t *dst = y + ((size_t)(t + 1) * Wp + 1) * nbo + o0 / 8;
+            for (int k = 0; k < c->W; k++)
+                FIRE(32, acc + (size_t)k * 32, c->T + o0, dst + (size_t)k * nbo);
+        }
+    }
+}
+
+/* Runs conv_rows_body() where it applies (64 or 128 inputs, a multiple of 32 outputs); -1 if not. */
+BAM_CLONES static int conv_rows(const bam_conv *c, void *work, const uint8_t *x, uint8_t *y)
+{
+    if (!rows_size(c->ci, c->co, c->W) || c->ci < 64)
+        return -1;
+    if (c->ci == 64)
+        conv_rows_body(c, work, x, y, 64);
+    else
+        conv_rows_body(c, work, x, y, 128);
+    return 0;
+}
+
 /* ---- x86-64 AVX2 + BMI2 kernels (chosen at run time; same results as the C above) ---- */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -1323,9 +1376,10 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
             break;
         }
         memset(B, 0, padded(c->H, c->W, c->co));
-        /* AVX-512: 16 outputs by VPERMW, multiples of 32 by the rows kernel, each building its
-         * tables in the sums' place; else the layer's sums and the widest kernel that applies */
-        if (conv_lut16_avx512(c, sums, A, B) && conv_rows_avx512(c, sums, A, B)) {
+        /* AVX-512: 16 outputs by VPERMW, multiples of 32 by the rows kernels; else 64 or 128
+         * inputs by the portable rows kernel, each building its tables in the sums' place; else
+         * the layer's sums and the widest kernel that applies */
+        if (conv_lut16_avx512(c, sums, A, B) && conv_rows_avx512(c, sums, A, B) && conv_rows(c, sums, A, B)) {
             if (c->lut) {
                 build_sums(c, c->lut, 0, c->co, sums);
                 if (conv_lut_avx2(c, sums, A, B))

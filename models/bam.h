@@ -8,7 +8,8 @@
  * "widths": "C0,...,C6" (multiples of 8 up to 128, DNSMOS's own widths being 128,64,64,32,32,32,64;
  * the AVX-512 kernels cover conv 0 with 16, 32, 64 or 128 outputs and binary layers with 16, 32,
  * 64 or 128 inputs and 16 or a multiple of 32 outputs; the AVX2 ones layers of up to 64
- * channels; other shapes run the portable C),
+ * channels; binary layers with 64 or 128 inputs and a multiple of 32 outputs have a portable
+ * nibble-sum kernel; other shapes run the plain portable C),
  * "pool_after": "3,4,5", "x_scale": "16", "head": "H0,H1".
  * Tensors (I8 = int8, F32 = float32):
  *   stft.re, stft.im          I8  [161, 320]   the teacher's STFT kernels, per row
