@@ -35,8 +35,9 @@
 #define MAXC 128 /* DNSMOS's own widest layer (conv 0) */
 #define NFC 3
 #define MAXH 256 /* widest dense layer */
-/* scratch for group sums: at most a 32 -> 32 layer's nibble sums (72 KiB); wider layers use
- * pairs of bits or masked rows. */
+/* scratch for a whole layer's group sums (conv_lut*): at most a 32 -> 32 layer's nibble sums
+ * (72 KiB); wider layers use pairs of bits, masked rows or the rows kernels, whose tables cover
+ * 32 outputs at a time (rows_size()). */
 #define LUT_BUDGET ((size_t)9 * 8 * 16 * 32 * 2)
 
 #if defined(__has_attribute)
@@ -1138,11 +1139,11 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_lut16_avx512_b
  * nine taps' tables, 9 * ci * 256 bytes, fit the L1 and L2 caches): per tap and group, one
  * aligned vector add of the 64-byte row of build_sums() that the group's nibble selects (its
  * byte offset is the nibble shifted and masked out of the input word); four independent add
- * chains. When the layer is not int16-safe (wide = 1), a tap's sum (at most 32 * 127 in
+ * chains. When the layer is not int16-safe (sum32 = 1), a tap's sum (at most 32 * 127 in
  * magnitude) is widened to int32 before the taps are added. tab: 64-byte aligned, rows_size()
  * bytes. */
 BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_avx512_body(
-    const bam_conv *c, int16_t *tab, const uint8_t *x, uint8_t *y, const int ci, const int wide)
+    const bam_conv *c, int16_t *tab, const uint8_t *x, uint8_t *y, const int ci, const int sum32)
 {
     const int Wp = c->W + 2, nbi = ci / 8, nbo = c->co / 8, G = ci / 4;
     const size_t row = 32 * sizeof(int16_t), tapb = (size_t)G * 16 * row;
@@ -1177,7 +1178,7 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_avx512_bo
                         default: a3 = _mm512_add_epi16(a3, v); break;
                         }
                     }
-                    if (wide) {
+                    if (sum32) {
                         __m512i a = _mm512_add_epi16(_mm512_add_epi16(a0, a1), _mm512_add_epi16(a2, a3));
                         lo = _mm512_add_epi32(lo, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(a)));
                         hi = _mm512_add_epi32(hi, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(a, 1)));
@@ -1185,7 +1186,7 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_avx512_bo
                     }
                 }
                 uint32_t bits;
-                if (wide) {
+                if (sum32) {
                     bits = (uint32_t)_mm512_cmpgt_epi32_mask(lo, TL) |
                            (uint32_t)_mm512_cmpgt_epi32_mask(hi, TH) << 16;
                 } else {
@@ -1207,7 +1208,7 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_avx512_bo
  * time), four independent add chains; the tap's int16 sum (at most 128 * 127 in magnitude) is
  * added to the position's int32 sums in acc, compared with the thresholds after the ninth tap.
  * work: 64-byte aligned, rows_size() bytes. */
-BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_wide_avx512_body(
+BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_bytap_avx512_body(
     const bam_conv *c, void *work, const uint8_t *x, uint8_t *y, const int ci)
 {
     const int Wp = c->W + 2, nbi = ci / 8, nbo = c->co / 8, G = ci / 4;
@@ -1228,9 +1229,9 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_wide_avx5
                     const uint8_t *xp = r0 + (size_t)k * nbi;
                     uint64_t m6[4]; /* 32 input bits each, shifted to byte offsets of 64-byte rows */
 #pragma GCC unroll 4
-                    for (int h = 0; h < (G + 7) / 8; h++) {
-                        uint32_t w32 = 0;
-                        memcpy(&w32, xp + 4 * h, nbi < 4 ? (size_t)nbi : 4);
+                    for (int h = 0; h < ci / 32; h++) {
+                        uint32_t w32;
+                        memcpy(&w32, xp + 4 * h, 4);
                         m6[h] = (uint64_t)w32 << 6;
                     }
                     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
@@ -1266,21 +1267,21 @@ BAM_AVX512 static inline __attribute__((always_inline)) void conv_rows_wide_avx5
     }
 }
 
-/* Runs conv_rows_avx512_body() or, for 64 or 128 inputs, conv_rows_wide_avx512_body() where one
+/* Runs conv_rows_avx512_body() or, for 64 or 128 inputs, conv_rows_bytap_avx512_body() where one
  * applies (a binary layer with 16, 32, 64 or 128 inputs and 32, 64, 96 or 128 outputs); work
  * as there. */
 BAM_AVX512 static int conv_rows_avx512(const bam_conv *c, void *work, const uint8_t *x, uint8_t *y)
 {
     if (!have_avx512() || !rows_size(c->ci, c->co, c->W))
         return -1;
-    const int wide = !c->safe16;
-    switch (c->ci * 2 + wide) {
+    const int sum32 = !c->safe16;
+    switch (c->ci * 2 + sum32) {
     case 32: conv_rows_avx512_body(c, work, x, y, 16, 0); break;
     case 33: conv_rows_avx512_body(c, work, x, y, 16, 1); break;
     case 64: conv_rows_avx512_body(c, work, x, y, 32, 0); break;
     case 65: conv_rows_avx512_body(c, work, x, y, 32, 1); break;
-    case 128: case 129: conv_rows_wide_avx512_body(c, work, x, y, 64); break;
-    default: conv_rows_wide_avx512_body(c, work, x, y, 128); break;
+    case 128: case 129: conv_rows_bytap_avx512_body(c, work, x, y, 64); break;
+    default: conv_rows_bytap_avx512_body(c, work, x, y, 128); break;
     }
     return 0;
 }

@@ -512,7 +512,8 @@ static void test_random_128_channels(void **state)
     (void)state;
     /* 128 channels, DNSMOS's own conv 0 width: a position's bits span two 64-bit words, in
      * conv 0's output, as the input and output of full-resolution and pooled binary layers, in
-     * a pool and in the last layer's counts (the wide layers take the portable kernels) */
+     * a pool and in the last layer's counts (conv 0 by AVX-512, the 128-wide binary layers, with
+     * 16 outputs or 8 inputs, by the portable kernels) */
     static const int w[7] = {128, 16, 8, 128, 8, 16, 128};
     check_random_x(w, 20, 10);
 }
