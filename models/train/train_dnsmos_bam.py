@@ -33,9 +33,9 @@ loss asking the student's 64 firing rates to predict the teacher's 64 pooled
 features; the last 25 % of the time budget trains on whole windows (--full-after).
 Evaluation uses whole windows. A run trained on crops alone (--full-after 1, for the
 teacher's widths a whole-window batch is too slow) leaves its head fitted to crops'
-firing rates: --refit-head STEPS refits the dense head on whole windows before export. --hint W adds a dense loss: a 1x1 read-out of the last
-convolution's z must reproduce the teacher's whole last map (measured: from
-scratch, lower training loss and higher test correlation at equal epochs than
+firing rates: --refit-head STEPS refits the dense head on whole windows before export.
+--hint W adds a dense loss: a 1x1 read-out of the last convolution's z must
+reproduce the teacher's whole last map (measured: from scratch, lower training loss and higher test correlation at equal epochs than
 without it; models/zoo/README.md, run 9). --hint-mid W adds the same kind of loss
 one step earlier, where the student is limited (item 5 there): the 2x2-pooled z of
 the convolution before the first pool must reproduce the teacher's conv2d_3 map
@@ -448,7 +448,7 @@ def window_rates(model, feats, bs=8):
 def refit_head(model, feats, y, steps, lr=3e-4, batch=64, seed=1):
     """Training labels crops (--crop-min..--crop-max frames) but snnd scores whole 9.01 s windows,
     and the head's input, the last map's firing rates, is not distributed the same on both (run
-    24's epoch-19 average: test SIG 0.789 before, 0.864 after this). Refits the dense head alone,
+    24's epoch-19 average: test SIG 0.789 before, 0.867 after this). Refits the dense head alone,
     its weights fake-quantised as in training, on whole training windows' rates against their
     teacher scores: a seeded fifth of the windows is held out, checked 20 times, and the head
     with the best mean Pearson correlation on it is kept (the test split chooses nothing).
@@ -935,6 +935,9 @@ def main():
         sys.exit("--hint %g: a loss weight, must be 0 (off) or positive" % args.hint)
     if args.hint_mid < 0:
         sys.exit("--hint-mid %g: a loss weight, must be 0 (off) or positive" % args.hint_mid)
+    if args.refit_head < 0 or args.refit_stride < 1:
+        sys.exit("--refit-head %d --refit-stride %d: steps must be 0 (off) or positive, the stride "
+                 "1 or more" % (args.refit_head, args.refit_stride))
     if not 1.0 <= args.x_scale <= 64.0:
         sys.exit("--x-scale %g: must be from 1 to 64" % args.x_scale)
     XSCALE = args.x_scale
