@@ -825,18 +825,23 @@ def ema_update(avg, model, decay):
                 a.copy_(m)
 
 
-def keep_freed_memory(widths):
+def keep_freed_memory(widths, whole_only):
     """Re-executes this script with glibc's malloc told to keep freed memory: each training step
     allocates and frees maps of tens of MB, which glibc otherwise returns to the kernel and
     faults back in, page by page, on the next step. Measured on the 2-vCPU VM: 20 s per step
     of 16 x 3 s crops without, 1.2-2.1 s with (most of the difference was kernel time).
-    With a layer wider than 64 (the teacher's 128) a step's maps reach 0.5 GB and keeping them
-    all grew the process past 24 GB (killed by the OOM killer, run 24): there, maps of 256 MB and
-    more are returned to the kernel and two arenas are used (measured: 12-14 GB, slower steps).
+    With a layer wider than 64 (the teacher's 128) a step's maps reach 0.5 GB, and with crops of
+    varying length keeping them all grew the process past 24 GB (killed by the OOM killer, run
+    24): there, maps of 256 MB and more are returned to the kernel and two arenas are used
+    (measured: 12-14 GB, slower steps). When every batch is whole windows (WHOLE_ONLY, i.e.
+    --full-after 0) the sizes repeat and freed memory is reused, so it is kept at any width:
+    measured on the teacher's widths (forward, backward and Adam step on 8 whole windows in
+    bf16, 30 steps, 2 threads) 3.6 s per step at a steady 6.3 GB, against 8.7 s returning the
+    large maps (run 25 in models/zoo/README.md spent about a third of its time in page faults).
     A MALLOC_MMAP_THRESHOLD_ already in the environment is left as it is."""
     if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
         return
-    if max(widths) > 64:
+    if max(widths) > 64 and not whole_only:
         env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 28), MALLOC_TRIM_THRESHOLD_=str(1 << 28),
                    MALLOC_ARENA_MAX="2")
     else:
@@ -954,7 +959,7 @@ def main():
                      % (args.widths, i, w))
     if args.init_teacher and args.init:
         sys.exit("--init-teacher and --init: choose one")
-    keep_freed_memory(WIDTHS)
+    keep_freed_memory(WIDTHS, args.full_after <= 0)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -1074,7 +1079,13 @@ def main():
                 break
             perm = rng.permutation(len(ftr))
             tot = tot_aux = tot_hint = tot_mid = 0.0
+            done = 0
             for b in range(steps_per_epoch):
+                # the budget ends the run mid-epoch too: a whole-window epoch of the teacher's
+                # widths takes ~38 minutes, and past the budget the rate sits at its floor
+                if b > 0 and time.time() - t0 > budget:
+                    break
+                done = b + 1
                 idx = np.sort(perm[b * args.batch:(b + 1) * args.batch])
                 frac = min(1.0, (time.time() - t0) / budget)
                 # one crop per batch: 8k frames (k >= crop_min / 8) at a multiple of 8 frames, so
@@ -1115,9 +1126,11 @@ def main():
                 tot_mid += loss_mid.item()
             el = (time.time() - t0) / 60
             msg = "epoch %d loss %.4f aux %.4f hint %.4f (%.1f min)" % (
-                ep + 1, tot / steps_per_epoch, tot_aux / steps_per_epoch, tot_hint / steps_per_epoch, el)
+                ep + 1, tot / done, tot_aux / done, tot_hint / done, el)
             if hint_mid is not None:
-                msg = msg.replace(" (", " mid %.4f (" % (tot_mid / steps_per_epoch), 1)
+                msg = msg.replace(" (", " mid %.4f (" % (tot_mid / done), 1)
+            if done < steps_per_epoch:
+                msg += " [budget reached after %d of %d steps]" % (done, steps_per_epoch)
             if (ep + 1) % args.eval_every == 0 or el > args.minutes or ep + 1 == args.epochs:
                 res, _ = evaluate(model, fte, yte)
                 # progress only: the model kept is the last one (with --ema its moving average),
