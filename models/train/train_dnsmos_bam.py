@@ -979,6 +979,9 @@ def main():
               % (len(fva), " ".join(args.val_source)), flush=True)
     fte, yte, rte, _ = load_split(args.corpus, "test", fe, args.out)
     print("train %d windows, test %d" % (len(ftr), len(fte)), flush=True)
+    if not args.resume and not 1 <= args.batch <= len(ftr):
+        sys.exit("--batch %d: must be from 1 to the %d training windows (an epoch needs a step)"
+                 % (args.batch, len(ftr)))
     model = Bam()
     model.out_mean.copy_(torch.from_numpy(ytr.mean(0)))
     model.out_std.copy_(torch.from_numpy(ytr.std(0)))
@@ -1082,7 +1085,7 @@ def main():
             done = 0
             for b in range(steps_per_epoch):
                 # the budget ends the run mid-epoch too: a whole-window epoch of the teacher's
-                # widths takes ~38 minutes, and past the budget the rate sits at its floor
+                # widths takes 18-38 minutes, and past the budget the rate sits at its floor
                 if b > 0 and time.time() - t0 > budget:
                     break
                 done = b + 1
