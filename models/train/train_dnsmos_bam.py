@@ -401,7 +401,26 @@ def load_teacher_mid(corpus, split, teacher, cache):
     return maps
 
 
+def figures(p, y, resamples=0):
+    """Raw scores P [N, 3] against the teacher's Y: per score the Pearson correlation of the raw
+    and of the mapped scores, the raw RMSE and, with RESAMPLES > 0, a 95 % bootstrap interval of
+    the mapped correlation (that many seeded resamples of the N windows: how finely the split
+    resolves a difference between two files)."""
+    res = {}
+    rng = np.random.RandomState(0)
+    draws = [rng.randint(0, len(p), len(p)) for _ in range(resamples)]
+    for k, n in enumerate(NAMES):
+        a, b = poly(n, p[:, k]), poly(n, y[:, k])
+        res[n + "_raw"] = pearson(p[:, k], y[:, k])
+        res[n] = pearson(a, b)
+        if draws:
+            res[n + "_ci95"] = [float(v) for v in np.percentile([pearson(a[d], b[d]) for d in draws], [2.5, 97.5])]
+        res[n + "_rmse"] = float(np.sqrt(np.mean((p[:, k] - y[:, k]) ** 2)))
+    return res
+
+
 def evaluate(model, feats, y, bs=16):
+    """figures() of the trained (QAT, float32) model on FEATS, and its raw scores."""
     model.eval()
     out = []
     with torch.no_grad():
@@ -409,12 +428,7 @@ def evaluate(model, feats, y, bs=16):
             out.append(model(torch.from_numpy(feats[i:i + bs].astype(np.float32))).numpy())
     model.train()
     p = np.concatenate(out)
-    res = {}
-    for k, n in enumerate(NAMES):
-        res[n + "_raw"] = pearson(p[:, k], y[:, k])
-        res[n] = pearson(poly(n, p[:, k]), poly(n, y[:, k]))
-        res[n + "_rmse"] = float(np.sqrt(np.mean((p[:, k] - y[:, k]) ** 2)))
-    return res, p
+    return figures(p, y), p
 
 
 def recalibrate(model, feats, bs=16):
@@ -559,23 +573,12 @@ def integer_forward(T, q):
     return r[0] if one else r
 
 
-def integer_evaluate(T, feats, y, bs=8, resamples=1000):
-    """evaluate()'s figures for the exported file itself (integer_forward: what snnd computes),
-    with a 95 % bootstrap interval of each mapped Pearson correlation (RESAMPLES resamples of the
-    windows, seeded: how finely the split resolves a difference between two files), and its
-    predictions."""
+def integer_evaluate(T, feats, y, bs=8):
+    """figures() of the exported file itself (integer_forward: what snnd computes), with
+    bootstrap intervals, and its raw scores."""
     with torch.no_grad():
         p = np.concatenate([integer_forward(T, feats[i:i + bs]) for i in range(0, len(feats), bs)])
-    res = {}
-    rng = np.random.RandomState(0)
-    draws = [rng.randint(0, len(p), len(p)) for _ in range(resamples)]
-    for k, n in enumerate(NAMES):
-        a, b = poly(n, p[:, k]), poly(n, y[:, k])
-        res[n + "_raw"] = pearson(p[:, k], y[:, k])
-        res[n] = pearson(a, b)
-        res[n + "_ci95"] = [float(v) for v in np.percentile([pearson(a[d], b[d]) for d in draws], [2.5, 97.5])]
-        res[n + "_rmse"] = float(np.sqrt(np.mean((p[:, k] - y[:, k]) ** 2)))
-    return res, p
+    return figures(p, y, resamples=1000), p
 
 
 def model_from_export(T, feats, xs_file=None, bs=8):
