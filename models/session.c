@@ -632,8 +632,9 @@ int snn_session_audio(snn_session *s, const float *samples, size_t n, uint32_t h
     int rc = want_kind(s, SNN_INPUT_AUDIO, SNN_INPUT_AUDIO, "audio", err);
     if (rc < 0)
         return rc;
-    if (hz != 8000 && hz != 16000 && hz != 44100 && hz != 48000)
-        return snn_err_set(err, SNN_EINVAL, "sample_rate %u not supported (8000, 16000, 44100, 48000)", hz);
+    if (hz < SNN_AUDIO_MIN_HZ || hz > SNN_AUDIO_MAX_HZ)
+        return snn_err_set(err, SNN_EINVAL, "sample_rate %u Hz outside %u..%u", hz, SNN_AUDIO_MIN_HZ,
+                           SNN_AUDIO_MAX_HZ);
     if (s->audio_hz && hz != s->audio_hz)
         return snn_err_set(err, SNN_EINVAL, "sample_rate %u differs from the stream's %u", hz, s->audio_hz);
     for (size_t i = 0; i < n; i++)

@@ -1,16 +1,27 @@
 /*
- * wav.h -- a strict RIFF/WAVE reader for mono PCM audio.
+ * wav.h -- a RIFF/WAVE reader that turns a file into mono float samples the
+ * way librosa.load (DNSMOS's dnsmos_local.py reads clips with it) does.
  *
  * Accepted: a RIFF "WAVE" file with one "fmt " chunk before one "data" chunk,
- * one channel, and either 16-bit signed integer PCM (format 1) or 32-bit IEEE
- * float (format 3); WAVE_FORMAT_EXTENSIBLE (0xFFFE) with one of those two
- * sub-formats is accepted too. Other chunks (LIST, fact, ...) are skipped.
- * Everything else -- stereo, 8/24/32-bit integers, A-law, truncated chunks,
- * sizes that disagree with the header -- is an error naming the file and the
- * field, e.g. "x.wav: fmt: 2 channels (only mono is supported)".
+ * 1 to SNN_WAV_MAX_CHANNELS channels, and one of these sample kinds:
+ *   PCM integers (format 1) of 8 (unsigned), 16, 24 or 32 bits;
+ *   IEEE float (format 3) of 32 or 64 bits;
+ *   G.711 A-law (format 6) or mu-law (format 7), 8 bits;
+ * WAVE_FORMAT_EXTENSIBLE (0xFFFE) with one of those as sub-format too. Other
+ * chunks (LIST, fact, ...) are skipped. A file written to a pipe, whose RIFF
+ * size is a placeholder (0, or 0x7FFF0000 and above) that disagrees with the
+ * file, is read up to its end, and a placeholder data size then means "the
+ * whole frames up to the end", as libsndfile reads such files; a real size
+ * larger than the file is an error (truncated). Anything else -- ADPCM, MP3-in-WAV,
+ * 12-bit PCM, truncated chunks, sizes that disagree with the header -- is an
+ * error naming the file and the field, e.g.
+ * "x.wav: fmt: format 2 with 4 bits (supported: ...)".
  *
- * Samples become float in [-1, 1): s16 values are divided by 32768 (as
- * libsndfile/soundfile do); float samples are taken as they are.
+ * Scaling (as libsndfile, under soundfile and librosa, does): a b-bit integer
+ * s becomes s / 2^(b-1), 8-bit PCM (s - 128) / 128, an A-law or mu-law byte
+ * its G.711 16-bit linear value / 32768; float samples are taken as they are.
+ * Several channels become their mean (librosa.to_mono). The sample rate is
+ * reported as the file states it; resampling is the caller's (resample.h).
  */
 #ifndef SNN_WAV_H
 #define SNN_WAV_H
@@ -21,12 +32,17 @@
 #include "alloc.h"
 #include "model.h"
 
+enum { SNN_WAV_PCM = 1, SNN_WAV_FLOAT = 3, SNN_WAV_ALAW = 6, SNN_WAV_MULAW = 7 };
+enum { SNN_WAV_MAX_CHANNELS = 64 };
+
 typedef struct snn_wav {
     const snn_allocator *a;
     uint32_t sample_rate;
-    uint16_t format;  /* 1 = PCM s16, 3 = float32 */
-    size_t n;         /* samples */
-    float *x;         /* [n], owned */
+    uint16_t format;   /* SNN_WAV_PCM, _FLOAT, _ALAW or _MULAW (extensible resolved) */
+    uint16_t channels; /* in the file; x holds their mean */
+    uint16_t bits;     /* per sample in the file */
+    size_t n;          /* samples per channel */
+    float *x;          /* [n] mono, owned */
 } snn_wav;
 
 /* Parses len bytes of a WAVE file; label names it in errors. On success *w

@@ -311,6 +311,15 @@ def wav_seeds():
     ext = struct.pack('<HHIIHHHHI', 0xFFFE, 1, 48000, 96000, 2, 16, 22, 16, 4) + guid_pcm
     write('wav', 'extensible.wav', wav(ext, s16, chunk(b'LIST', b'INFOISFT\x05\x00\x00\x00snnd\x00')))
     write('wav', 'stereo.wav', wav(struct.pack('<HHIIHH', 1, 2, 16000, 64000, 4, 16), s16))
+    write('wav', 's24_3ch.wav', wav(struct.pack('<HHIIHH', 1, 3, 22050, 198450, 9, 24), s16[:9]))
+    write('wav', 'u8.wav', wav(struct.pack('<HHIIHH', 1, 1, 8000, 8000, 1, 8), bytes(range(0, 256, 17))))
+    write('wav', 'f64.wav', wav(struct.pack('<HHIIHH', 3, 1, 16000, 128000, 8, 64), struct.pack('<2d', 0.25, -1)))
+    write('wav', 'alaw.wav', wav(struct.pack('<HHIIHH', 6, 1, 8000, 8000, 1, 8), bytes([0xd5, 0x55, 0xaa, 0x80])))
+    write('wav', 'mulaw.wav', wav(struct.pack('<HHIIHH', 7, 2, 8000, 16000, 2, 8), bytes([0xff, 0x00, 0x80, 0x0f])))
+    streamed = bytearray(wav(struct.pack('<HHIIHH', 1, 1, 16000, 32000, 2, 16), s16))
+    streamed[4:8] = struct.pack('<I', 0x7FFFF024)
+    streamed[40:44] = struct.pack('<I', 0x7FFFF000)
+    write('wav', 'streamed.wav', bytes(streamed) + b'\x01')
 
 
 # ---- CSV and config -------------------------------------------------------------

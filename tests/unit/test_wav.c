@@ -1,5 +1,5 @@
 /*
- * test_wav.c -- the strict RIFF/WAVE reader (wav.h) on files built byte by byte, and the
+ * test_wav.c -- the RIFF/WAVE reader (wav.h) on files built byte by byte, and the
  * soxr resampler (resample.h) that brings them to 16 kHz.
  */
 #include <math.h>
@@ -58,6 +58,15 @@ static size_t make_wav(uint8_t *b, uint16_t fmt, uint16_t ch, uint32_t rate, uin
     return k;
 }
 
+/* Parses b[0..n) expecting success; returns the samples in w (caller frees). */
+static void parse_ok(const uint8_t *b, size_t n, snn_wav *w)
+{
+    snn_err e = {{0}};
+    int rc = snn_wav_parse(b, n, "k.wav", &snn_test_allocator, w, &e);
+    if (rc != 0)
+        fail_msg("%s", e.msg);
+}
+
 /* s16 mono: samples / 32768, after skipping an odd-sized LIST chunk. */
 static void test_s16_mono(void **st)
 {
@@ -110,6 +119,29 @@ static void test_truncated(void **st)
     assert_non_null(strstr(e.msg, "chunk 'data'"));
 }
 
+/* A file written to a pipe carries placeholder sizes (sox: 0x7FFFF024 / 0x7FFFF000; others
+ * 0xFFFFFFFF or 0): it is read to its end in whole frames, a trailing half frame dropped. */
+static void test_streamed_sizes(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    const int16_t s[4] = {100, 200, 300, 400}; /* 2 stereo frames */
+    const uint32_t riff_sz[3] = {0x7FFFF024u, 0xFFFFFFFFu, 0};
+    const uint32_t data_sz[3] = {0x7FFFF000u, 0xFFFFFFFFu, 0};
+    for (int k = 0; k < 3; k++) {
+        size_t n = make_wav(b, 1, 2, 16000, 16, s, sizeof s, 0);
+        b[n++] = 0x55; /* half a sample left over */
+        put32(b + 4, riff_sz[k]);
+        put32(b + 40, data_sz[k]);
+        snn_wav w;
+        parse_ok(b, n, &w);
+        assert_int_equal(w.n, 2);
+        assert_float_equal(w.x[0], 150.0f / 32768.0f, 0);
+        assert_float_equal(w.x[1], 350.0f / 32768.0f, 0);
+        snn_wav_free(&w);
+    }
+}
+
 /* Garbage and a header alone are format errors. */
 static void test_garbage(void **st)
 {
@@ -126,7 +158,92 @@ static void test_garbage(void **st)
     assert_string_equal(e.msg, "h.wav: no fmt chunk");
 }
 
-/* Stereo and 24-bit PCM are valid WAVE that snnd does not read: named in the error. */
+/* The other integer widths scale as libsndfile does: 8-bit unsigned around 128 over 128,
+ * 24 and 32-bit signed over 2^23 and 2^31; 64-bit float is narrowed to float. */
+static void test_int_and_f64(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    snn_wav w;
+    const uint8_t u8[4] = {128, 0, 255, 192};
+    parse_ok(b, make_wav(b, 1, 1, 8000, 8, u8, sizeof u8, 0), &w);
+    assert_int_equal(w.n, 4);
+    assert_int_equal(w.bits, 8);
+    const float want8[4] = {0.0f, -1.0f, 127.0f / 128.0f, 0.5f};
+    assert_memory_equal(w.x, want8, sizeof want8);
+    snn_wav_free(&w);
+
+    const uint8_t s24[9] = {0, 0, 0x40, 0, 0, 0x80, 0xff, 0xff, 0x7f}; /* 2^22, -2^23, 2^23-1 */
+    parse_ok(b, make_wav(b, 1, 1, 44100, 24, s24, sizeof s24, 1), &w);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(w.sample_rate, 44100);
+    assert_float_equal(w.x[0], 0.5f, 0);
+    assert_float_equal(w.x[1], -1.0f, 0);
+    assert_float_equal(w.x[2], (float)(8388607.0 / 8388608.0), 0);
+    snn_wav_free(&w);
+
+    const int32_t s32[3] = {1 << 29, INT32_MIN, -(1 << 30)};
+    parse_ok(b, make_wav(b, 1, 1, 16000, 32, s32, sizeof s32, 0), &w);
+    assert_float_equal(w.x[0], 0.25f, 0);
+    assert_float_equal(w.x[1], -1.0f, 0);
+    assert_float_equal(w.x[2], -0.5f, 0);
+    snn_wav_free(&w);
+
+    const double f64[3] = {0.125, -0.375, 0.1};
+    parse_ok(b, make_wav(b, 3, 1, 16000, 64, f64, sizeof f64, 0), &w);
+    assert_int_equal(w.format, SNN_WAV_FLOAT);
+    assert_float_equal(w.x[0], 0.125f, 0);
+    assert_float_equal(w.x[1], -0.375f, 0);
+    assert_float_equal(w.x[2], 0.1f, 0);
+    snn_wav_free(&w);
+}
+
+/* G.711: the 16-bit linear values sox decodes these bytes to, over 32768. */
+static void test_g711(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    snn_wav w;
+    const uint8_t mu[6] = {0xff, 0x00, 0x80, 0x7f, 0x0f, 0x8f};
+    const int mu_lin[6] = {0, -32124, 32124, 0, -16764, 16764};
+    parse_ok(b, make_wav(b, 7, 1, 8000, 8, mu, sizeof mu, 0), &w);
+    assert_int_equal(w.format, SNN_WAV_MULAW);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(w.x[i], mu_lin[i] / 32768.0f, 0);
+    snn_wav_free(&w);
+    const uint8_t al[6] = {0xd5, 0x55, 0xaa, 0x2a, 0x80, 0x00};
+    const int al_lin[6] = {8, -8, 32256, -32256, 5504, -5504};
+    parse_ok(b, make_wav(b, 6, 1, 8000, 8, al, sizeof al, 0), &w);
+    assert_int_equal(w.format, SNN_WAV_ALAW);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(w.x[i], al_lin[i] / 32768.0f, 0);
+    snn_wav_free(&w);
+}
+
+/* Several channels become their mean, frame by frame (librosa.to_mono). */
+static void test_downmix(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    snn_wav w;
+    const int16_t st2[6] = {16384, 0, -32768, 16384, 100, 300}; /* L R L R L R */
+    parse_ok(b, make_wav(b, 1, 2, 48000, 16, st2, sizeof st2, 0), &w);
+    assert_int_equal(w.channels, 2);
+    assert_int_equal(w.n, 3);
+    assert_float_equal(w.x[0], 0.25f, 0);
+    assert_float_equal(w.x[1], -0.25f, 0);
+    assert_float_equal(w.x[2], 200.0f / 32768.0f, 0);
+    snn_wav_free(&w);
+    const float f3[6] = {0.3f, 0.6f, 0.9f, -1.0f, 0.0f, 1.0f}; /* 3 channels, 2 frames */
+    parse_ok(b, make_wav(b, 3, 3, 16000, 32, f3, sizeof f3, 0), &w);
+    assert_int_equal(w.n, 2);
+    assert_float_equal(w.x[0], 0.6f, 1e-7);
+    assert_float_equal(w.x[1], 0.0f, 0);
+    snn_wav_free(&w);
+}
+
+/* Valid WAVE that snnd does not decode (ADPCM, 12-bit PCM, no channels) is named in the error;
+ * a block_align that disagrees with channels x bits is a format error. */
 static void test_unsupported(void **st)
 {
     (void)st;
@@ -134,12 +251,19 @@ static void test_unsupported(void **st)
     const int16_t s[4] = {0};
     snn_wav w;
     snn_err e = {{0}};
-    size_t n = make_wav(b, 1, 2, 16000, 16, s, sizeof s, 0);
-    assert_int_equal(snn_wav_parse(b, n, "st.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
-    assert_string_equal(e.msg, "st.wav: fmt: 2 channels (only mono is supported)");
-    n = make_wav(b, 1, 1, 16000, 24, s, 6, 0);
-    assert_int_equal(snn_wav_parse(b, n, "24.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
-    assert_non_null(strstr(e.msg, "format 1 with 24 bits"));
+    size_t n = make_wav(b, 2, 1, 16000, 4, s, sizeof s, 0);
+    assert_int_equal(snn_wav_parse(b, n, "adpcm.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
+    assert_non_null(strstr(e.msg, "adpcm.wav: fmt: format 2 with 4 bits (supported: PCM 8/16/24/32-bit"));
+    n = make_wav(b, 1, 1, 16000, 12, s, sizeof s, 0);
+    assert_int_equal(snn_wav_parse(b, n, "12.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
+    assert_non_null(strstr(e.msg, "format 1 with 12 bits"));
+    n = make_wav(b, 1, 0, 16000, 16, s, sizeof s, 0);
+    assert_int_equal(snn_wav_parse(b, n, "0.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
+    assert_string_equal(e.msg, "0.wav: fmt: 0 channels (supported: 1 to 64)");
+    n = make_wav(b, 1, 2, 16000, 16, s, sizeof s, 0);
+    put16(b + 32, 2); /* block_align of one channel */
+    assert_int_equal(snn_wav_parse(b, n, "al.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_non_null(strstr(e.msg, "al.wav: fmt: inconsistent rate 16000 / block_align 2"));
 }
 
 /* A missing file is ENOENT naming the path. */
@@ -212,6 +336,10 @@ int main(void)
         cmocka_unit_test(test_f32_mono),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_streamed_sizes),
+        cmocka_unit_test(test_int_and_f64),
+        cmocka_unit_test(test_g711),
+        cmocka_unit_test(test_downmix),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_resample_tone),
