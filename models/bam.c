@@ -76,6 +76,8 @@ struct snn_bam {
     bam_conv conv[SNN_BAM_NCONV];
     bam_fc fc[NFC];
     float out_mean[3], out_std[3];
+    int readout_max;             /* metadata readout "max": the head reads max(dir S) of conv 6 */
+    float ro_scale[MAXC], ro_bias[MAXC]; /* readout.scale, readout.bias */
     size_t feat_bytes, map_bytes, lut_bytes; /* work layout */
     uint64_t params;
 };
@@ -240,10 +242,14 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
     if (!xs || end == xs || *end || !(xsc > 0 && xsc < 1e6))
         return snn_err_set(err, SNN_EFORMAT, "%s: metadata x_scale must be a positive number", path);
 
+    const char *ro = snn_st_meta(st, "readout");
+    if (ro && strcmp(ro, "rate") != 0 && strcmp(ro, "max") != 0)
+        return snn_err_set(err, SNN_EFORMAT, "%s: metadata readout \"%s\" (rate or max)", path, ro);
     snn_bam *n = a->calloc(1, sizeof *n);
     if (!n)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
     n->a = a;
+    n->readout_max = ro && strcmp(ro, "max") == 0;
     n->x_scale = (float)xsc;
     for (int j = 0; j < 255; j++)
         n->bound[j] = (float)pow(10.0, ((double)j - 127.5) / xsc);
@@ -291,6 +297,16 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
         n->fc[j].in = dims[j];
         n->fc[j].out = dims[j + 1];
         rc = load_fc(n, st, path, j, err);
+    }
+    if (rc == 0 && n->readout_max) {
+        rc = read_f32(st, "readout.scale", (uint64_t)widths[SNN_BAM_NCONV - 1], n->ro_scale, err);
+        if (rc == 0)
+            rc = read_f32(st, "readout.bias", (uint64_t)widths[SNN_BAM_NCONV - 1], n->ro_bias, err);
+        for (int o = 0; rc == 0 && o < widths[SNN_BAM_NCONV - 1]; o++)
+            if (!isfinite(n->ro_scale[o]) || !isfinite(n->ro_bias[o]))
+                rc = snn_err_set(err, SNN_EFORMAT, "%s: tensor readout.%s: element %d is not finite", path,
+                                 isfinite(n->ro_scale[o]) ? "bias" : "scale", o);
+        n->params += 2 * (uint64_t)widths[SNN_BAM_NCONV - 1];
     }
     if (rc == 0)
         rc = read_f32(st, "out.mean", 3, n->out_mean, err);
@@ -522,9 +538,10 @@ BAM_CLONES static void conv_lut(const bam_conv *c, const int16_t *sums, const ui
 }
 
 /* Binary layer, int32 lanes: add each weight row masked by its input bit (no branch on the
- * data); counts != NULL: count the output bits instead of storing them. */
+ * data); counts != NULL: count the output bits instead of storing them; maxs != NULL: keep
+ * each channel's largest sum S' over the positions instead (the max read-out). */
 static inline __attribute__((always_inline)) void conv_bits_body(const bam_conv *c, const uint8_t *x,
-                                                                 uint8_t *y, uint32_t *counts,
+                                                                 uint8_t *y, uint32_t *counts, int32_t *maxs,
                                                                  const int ci, const int co)
 {
     const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8;
@@ -548,7 +565,10 @@ static inline __attribute__((always_inline)) void conv_bits_body(const bam_conv 
                         }
                     }
                 }
-            if (counts) {
+            if (maxs) {
+                for (int o = 0; o < co; o++)
+                    maxs[o] = acc[o] > maxs[o] ? acc[o] : maxs[o];
+            } else if (counts) {
                 for (int o = 0; o < co; o++)
                     counts[o] += (uint32_t)(acc[o] > c->T[o]);
             } else {
@@ -557,18 +577,19 @@ static inline __attribute__((always_inline)) void conv_bits_body(const bam_conv 
         }
 }
 
-BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
+BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts,
+                                 int32_t *maxs)
 {
     if (c->ci == 16 && c->co == 32)
-        conv_bits_body(c, x, y, counts, 16, 32);
+        conv_bits_body(c, x, y, counts, maxs, 16, 32);
     else if (c->ci == 32 && c->co == 32)
-        conv_bits_body(c, x, y, counts, 32, 32);
+        conv_bits_body(c, x, y, counts, maxs, 32, 32);
     else if (c->ci == 32 && c->co == 64)
-        conv_bits_body(c, x, y, counts, 32, 64);
+        conv_bits_body(c, x, y, counts, maxs, 32, 64);
     else if (c->ci == 16 && c->co == 16)
-        conv_bits_body(c, x, y, counts, 16, 16);
+        conv_bits_body(c, x, y, counts, maxs, 16, 16);
     else
-        conv_bits_body(c, x, y, counts, c->ci, c->co);
+        conv_bits_body(c, x, y, counts, maxs, c->ci, c->co);
 }
 
 /* Binary layer with 64 or 128 inputs and a multiple of 32 outputs, by nibble sums: in passes of
@@ -860,14 +881,19 @@ BAM_AVX2 static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const 
 }
 
 /* Binary layer with int16 lanes: each input bit masks its widened weight row (no branch on
- * the data); co = 16, 32 or 64; counts != NULL: count the output bits. */
+ * the data); co = 16, 32 or 64; counts != NULL: count the output bits; maxs != NULL: keep
+ * each channel's largest sum S'. */
 BAM_AVX2 static inline __attribute__((always_inline)) void conv_mask_avx2_body(
-    const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts, const int ci, const int co)
+    const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts, int32_t *maxs, const int ci,
+    const int co)
 {
     const int Wp = c->W + 2, nbi = ci / 8, nbo = co / 8, NV = co / 16;
     int16_t t16[MAXC];
     for (int o = 0; o < co; o++)
         t16[o] = (int16_t)c->T[o];
+    __m256i vmax[4];
+    for (int v = 0; v < 4; v++)
+        vmax[v] = _mm256_set1_epi16(INT16_MIN);
     for (int t = 0; t < c->H; t++)
         for (int k = 0; k < c->W; k++) {
             __m256i acc[4][2];
@@ -887,6 +913,11 @@ BAM_AVX2 static inline __attribute__((always_inline)) void conv_mask_avx2_body(
                     }
                 }
             }
+            if (maxs) {
+                for (int v = 0; v < NV; v++)
+                    vmax[v] = _mm256_max_epi16(vmax[v], _mm256_add_epi16(acc[v][0], acc[v][1]));
+                continue;
+            }
             uint64_t bits = 0;
             for (int v = 0; v < NV; v++) {
                 __m256i a = _mm256_add_epi16(acc[v][0], acc[v][1]);
@@ -901,22 +932,30 @@ BAM_AVX2 static inline __attribute__((always_inline)) void conv_mask_avx2_body(
                 store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
             }
         }
+    if (maxs)
+        for (int v = 0; v < NV; v++) {
+            int16_t m[16];
+            _mm256_storeu_si256((__m256i *)m, vmax[v]);
+            for (int o = 0; o < 16; o++)
+                maxs[16 * v + o] = m[o];
+        }
 }
 
-BAM_AVX2 static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
+BAM_AVX2 static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts,
+                                   int32_t *maxs)
 {
     if (!have_avx2() || !c->safe16)
         return -1;
     if (c->ci == 16 && c->co == 32)
-        conv_mask_avx2_body(c, x, y, counts, 16, 32);
+        conv_mask_avx2_body(c, x, y, counts, maxs, 16, 32);
     else if (c->ci == 32 && c->co == 32)
-        conv_mask_avx2_body(c, x, y, counts, 32, 32);
+        conv_mask_avx2_body(c, x, y, counts, maxs, 32, 32);
     else if (c->ci == 32 && c->co == 64)
-        conv_mask_avx2_body(c, x, y, counts, 32, 64);
+        conv_mask_avx2_body(c, x, y, counts, maxs, 32, 64);
     else if (c->ci == 16 && c->co == 16)
-        conv_mask_avx2_body(c, x, y, counts, 16, 16);
+        conv_mask_avx2_body(c, x, y, counts, maxs, 16, 16);
     else if (c->ci == 64 && c->co == 64)
-        conv_mask_avx2_body(c, x, y, counts, 64, 64);
+        conv_mask_avx2_body(c, x, y, counts, maxs, 64, 64);
     else
         return -1;
     return 0;
@@ -1329,9 +1368,9 @@ static int conv_rows_avx512(const bam_conv *c, void *work, const uint8_t *x, uin
     (void)c, (void)work, (void)x, (void)y;
     return -1;
 }
-static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts)
+static int conv_mask_avx2(const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts, int32_t *maxs)
 {
-    (void)c, (void)x, (void)y, (void)counts;
+    (void)c, (void)x, (void)y, (void)counts, (void)maxs;
     return -1;
 }
 #endif
@@ -1369,11 +1408,15 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
     if (conv_first_avx512(&n->conv[0], q, A) && conv_first_avx2(&n->conv[0], q, A))
         conv_first(&n->conv[0], q, A);
     uint32_t counts[MAXC] = {0};
+    int32_t maxs[MAXC];
+    for (int o = 0; o < MAXC; o++)
+        maxs[o] = INT32_MIN;
+    int32_t *mx = n->readout_max ? maxs : NULL;
     for (int l = 1; l < SNN_BAM_NCONV; l++) {
         const bam_conv *c = &n->conv[l];
         if (l == SNN_BAM_NCONV - 1) {
-            if (conv_mask_avx2(c, A, NULL, counts))
-                conv_bits(c, A, NULL, counts);
+            if (conv_mask_avx2(c, A, NULL, counts, mx))
+                conv_bits(c, A, NULL, counts, mx);
             break;
         }
         memset(B, 0, padded(c->H, c->W, c->co));
@@ -1385,8 +1428,8 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
                 build_sums(c, c->lut, 0, c->co, sums);
                 if (conv_lut_avx2(c, sums, A, B))
                     conv_lut(c, sums, A, B);
-            } else if (conv_mask_avx2(c, A, B, NULL)) {
-                conv_bits(c, A, B, NULL);
+            } else if (conv_mask_avx2(c, A, B, NULL, NULL)) {
+                conv_bits(c, A, B, NULL, NULL);
             }
         }
         if (c->pool) {
@@ -1401,7 +1444,7 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
     float h[2][MAXH > MAXC ? MAXH : MAXC];
     float positions = (float)(last->H * last->W);
     for (int c = 0; c < last->co; c++)
-        h[0][c] = (float)counts[c] / positions;
+        h[0][c] = n->readout_max ? (float)maxs[c] * n->ro_scale[c] + n->ro_bias[c] : (float)counts[c] / positions;
     int cur = 0;
     for (int j = 0; j < NFC; j++) {
         const bam_fc *f = &n->fc[j];

@@ -10,7 +10,8 @@
  * 64 or 128 inputs and 16 or a multiple of 32 outputs; the AVX2 ones layers of up to 64
  * channels; binary layers with 64 or 128 inputs and a multiple of 32 outputs have a portable
  * nibble-sum kernel; other shapes run the plain portable C),
- * "pool_after": "3,4,5", "x_scale": "16", "head": "H0,H1".
+ * "pool_after": "3,4,5", "x_scale": "16", "head": "H0,H1", and optionally "readout": "rate"
+ * (the default) or "max".
  * Tensors (I8 = int8, F32 = float32):
  *   stft.re, stft.im          I8  [161, 320]   the teacher's STFT kernels, per row
  *   stft.re_scale, im_scale   F32 [161]        K[k][n] ~= q[k][n] * scale[k]
@@ -20,6 +21,7 @@
  *   fc<j>.w                   I8  [out, in]     dense head: C6 -> H0 -> H1 -> 3, H <= 256
  *   fc<j>.scale, fc<j>.b      F32 [out]
  *   out.mean, out.std         F32 [3]
+ *   readout.scale, .bias      F32 [C_6]         only with readout "max"
  *
  * Inference, for a window x[144160] of samples in [-1, 1]:
  *   PCM       p[n] = clamp(round(32768 x[n]), -32768, 32767)
@@ -34,7 +36,11 @@
  *   bits      b_c(t, k) = [dir_c (S_c(t, k) - thr_c) > 0]
  *   pool      after conv 3, 4, 5: 2x2 max pooling, stride 2, odd edges dropped
  *             (of bits: OR); 900 x 161 -> 450 x 80 -> 225 x 40 -> 112 x 20
- *   rates     r_c = (number of set b_c of the last conv) / (112 * 20)
+ *   read-out  readout "rate": r_c = (number of set b_c of the last conv) / (112 * 20);
+ *             readout "max":  r_c = max over the 112 x 20 positions of dir_c S_c (the last
+ *             conv's integer sums; its bits are not formed) * readout.scale_c + readout.bias_c,
+ *             the teacher's own read-out, a global max over its last map. An integer max and
+ *             one multiply-add per channel: the last conv's map is never stored either way.
  *   head      h = relu(fc0.w r * fc0.scale + fc0.b), h' = relu(fc1 ...), y = fc2 ...
  *   raw       raw_j = y_j * out.std_j + out.mean_j      (SIG, BAK, OVRL before the
  *             P.835 polynomials of dnsmos.h)

@@ -90,6 +90,7 @@ XSCALE = 10.0  # --x-scale; runs 1-5 used 16
 HEAD = (128, 64)
 CROP = 200
 ACT = "step"  # --act: "relu" trains a float-activation control that is evaluated, never exported
+READOUT = "rate"  # --readout: what the head reads of the last convolution (see Bam.forward)
 
 
 def bounds(xscale):
@@ -283,7 +284,10 @@ class Bam(nn.Module):
                 x = c(x)
             if i in POOL_AFTER:
                 x = F.max_pool2d(x, 2)
-        r = x.float().mean(dim=(2, 3))
+        # --readout rate: the last map's firing rates. --readout max: the global maximum of the
+        # last convolution's z over positions, the teacher's own read-out (a global max over
+        # its last ReLU map); in the exported file an affine map of max(dir S) (models/bam.h)
+        r = z.float().amax(dim=(2, 3)) if READOUT == "max" else x.float().mean(dim=(2, 3))
         v = self.head(r)
         return (v, r, z, zmid) if rates else v
 
@@ -526,7 +530,7 @@ def conv_export(c, in_scale):
     fin = torch.isfinite(thr) & (thr.abs() < 2.0 ** 22)
     snapped = dirn * (torch.floor(dirn * thr) + 0.5)
     thr = torch.where(fin, snapped, thr)
-    return q.to(torch.int8), thr.float(), dirn.to(torch.int8)
+    return q.to(torch.int8), thr.float(), dirn.to(torch.int8), a, d
 
 
 def linear_export(f):
@@ -540,8 +544,10 @@ def export_tensors(model, fe):
     T = {"stft.re": torch.from_numpy(fe.qre), "stft.re_scale": torch.from_numpy(fe.sre),
          "stft.im": torch.from_numpy(fe.qim), "stft.im_scale": torch.from_numpy(fe.sim)}
     for i, c in enumerate(model.convs):
-        q, thr, dirn = conv_export(c, 1.0 / XSCALE if i == 0 else 1.0)
+        q, thr, dirn, a, d = conv_export(c, 1.0 / XSCALE if i == 0 else 1.0)
         T["conv%d.w" % i], T["conv%d.thr" % i], T["conv%d.dir" % i] = q, thr, dirn
+    if READOUT == "max":  # max over positions of z = a S + d is |a| max(dir S) + d
+        T["readout.scale"], T["readout.bias"] = a.abs().float(), d.float()
     for i, f in enumerate(model.fcs):
         q, s, b = linear_export(f)
         T["fc%d.w" % i], T["fc%d.scale" % i], T["fc%d.b" % i] = q, s, b
@@ -564,7 +570,10 @@ def integer_forward(T, q):
         x = (dirn * (S - thr) > 0).float()
         if i in POOL_AFTER:
             x = F.max_pool2d(x, 2)
-    r = x.mean(dim=(2, 3))
+    if "readout.scale" in T:
+        r = (dirn * S).amax(dim=(2, 3)) * T["readout.scale"] + T["readout.bias"]
+    else:
+        r = x.mean(dim=(2, 3))
     for i in range(len(HEAD) + 1):
         r = (r @ T["fc%d.w" % i].float().T) * T["fc%d.scale" % i] + T["fc%d.b" % i]
         if i < len(HEAD):
@@ -625,6 +634,12 @@ def model_from_export(T, feats, xs_file=None, bs=8):
             gamma = torch.where(fin, dirn, torch.zeros_like(dirn))
             beta = torch.where(fin, -dirn * (torch.where(fin, cu, m) - m) / sd,
                                torch.where(cu < 0, torch.ones_like(m), -torch.ones_like(m)))
+            if i == len(model.convs) - 1 and "readout.scale" in T:
+                # --readout max: z = |a| dir S + d exactly (the head reads its maximum), so
+                # gamma / sd = dir |a| / s and beta = d + dir |a| m / s (u = s S, m its mean)
+                ra, rb = T["readout.scale"].double(), T["readout.bias"].double()
+                gamma = dirn * ra * sd / s
+                beta = rb + dirn * ra * m / s
             c.bn.weight.copy_(gamma.float())
             c.bn.bias.copy_(beta.float())
             c.bn.running_mean.copy_(m.float())
@@ -715,6 +730,7 @@ class FloatNet(nn.Module):
                                    for i in range(len(HEAD) + 1))
         self.fb = [T["fc%d.b" % i] for i in range(len(HEAD) + 1)]
         self.om, self.os = T["out.mean"], T["out.std"]
+        self.ro = (T["readout.scale"], T["readout.bias"]) if "readout.scale" in T else None
 
     def forward(self, pcm):
         pcm = torch.clamp(torch.round(pcm * 32768.0), -32768, 32767)
@@ -727,7 +743,10 @@ class FloatNet(nn.Module):
             x = ((S - self.thr[i][None, :, None, None]) * self.dirn[i][None, :, None, None] > 0).float()
             if i in POOL_AFTER:
                 x = F.max_pool2d(x, 2)
-        r = x.mean(dim=(2, 3))
+        if self.ro is not None:
+            r = (S * self.dirn[-1][None, :, None, None]).amax(dim=(2, 3)) * self.ro[0] + self.ro[1]
+        else:
+            r = x.mean(dim=(2, 3))
         for i in range(len(HEAD) + 1):
             r = F.linear(r, self.fw[i], self.fb[i])
             if i < len(HEAD):
@@ -819,8 +838,8 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, out=2):
 # options that define a run's training (--continue refuses a change to any of them)
 RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
                "crop_max", "full_after", "exclude_source", "init", "hint_mid", "val_source", "act",
-               "init_teacher")
-ADDED_LATER = {"hint_mid": 0.0, "val_source": [], "act": "step", "init_teacher": False}  # options newer than some saved states: their value there
+               "init_teacher", "readout")
+ADDED_LATER = {"hint_mid": 0.0, "val_source": [], "act": "step", "init_teacher": False, "readout": "rate"}  # options newer than some saved states: their value there
 
 
 def save_state(path, **state):
@@ -884,7 +903,7 @@ def keep_freed_memory(widths, whole_only):
 
 
 def main():
-    global WIDTHS, XSCALE, ACT
+    global WIDTHS, XSCALE, ACT, READOUT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--teacher", required=True)
@@ -964,6 +983,12 @@ def main():
     ap.add_argument("--act", choices=("step", "relu"), default="step", help="relu: a control, the "
                     "same network with float (ReLU) activations, to measure what binarisation costs; "
                     "it is evaluated on the test split (eval.json, test_pred.csv) and not exported")
+    ap.add_argument("--readout", choices=("rate", "max"), default="rate", help="what the dense head "
+                    "reads of the last convolution: rate, its map's 64 firing rates (runs 1-26); max, "
+                    "the global maximum over positions of its batch-normalised sum z, the teacher's "
+                    "own read-out (in snnd: max of dir S, an integer, then one multiply-add per "
+                    "channel; that layer's map is never stored). With --init of a rate model the head "
+                    "is first refitted on the new read-out of whole training windows")
     args = ap.parse_args()
     if not 0.0 <= args.bf16 <= 1.0:
         sys.exit("--bf16 %g: a share of the time budget, from 0 to 1" % args.bf16)
@@ -980,6 +1005,7 @@ def main():
         sys.exit("--x-scale %g: must be from 1 to 64" % args.x_scale)
     XSCALE = args.x_scale
     ACT = args.act
+    READOUT = args.readout
     try:
         WIDTHS = tuple(int(v) for v in args.widths.split(","))
     except ValueError:
@@ -1039,6 +1065,9 @@ def main():
             model.out_std.copy_(torch.from_numpy(ytr.std(0)))
         elif args.init and args.init.endswith(".safetensors"):
             T0, meta0 = safetensors_writer.read(args.init)
+            if ("readout.scale" in T0) != (READOUT == "max"):
+                sys.exit("--init %s: its read-out is %s; give --readout %s" % (
+                    args.init, meta0.get("readout", "rate"), meta0.get("readout", "rate")))
             model = model_from_export({k: torch.from_numpy(v.copy()) for k, v in T0.items()}, ftr[::16],
                                       float(meta0.get("x_scale", 16)))
             res, _ = evaluate(model, fte, yte)
@@ -1062,6 +1091,13 @@ def main():
             res, _ = evaluate(model, fte, yte)
             print("grown from widths %s to %s: test r SIG %.3f BAK %.3f OVRL %.3f" % (
                 old, WIDTHS, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
+        if READOUT == "max" and args.init and state is None and not args.init_teacher:
+            # a rate model's head reads numbers in [0, 1]; fit it to the new read-out first
+            hb, ha = refit_head(model, ftr[::4], ytr[::4], 3000)
+            res, _ = evaluate(model, fte, yte)
+            print("--readout max: head refitted on %d whole training windows (held-out r %.3f %.3f "
+                  "%.3f -> %.3f %.3f %.3f); test r SIG %.3f BAK %.3f OVRL %.3f" % (
+                      len(ftr[::4]), *hb, *ha, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
         teacher = Teacher(args.teacher)
         tmaps = load_teacher_maps(args.corpus, "train", teacher, args.out)
         # the auxiliary loss: the student's 64 firing rates, through a linear map used only in
@@ -1240,7 +1276,7 @@ def main():
         return
     meta = {"format": "snnd-dnsmos-bam", "version": "1", "widths": ",".join(map(str, WIDTHS)),
             "pool_after": ",".join(map(str, POOL_AFTER)), "x_scale": str(XSCALE),
-            "head": ",".join(map(str, HEAD)),
+            "head": ",".join(map(str, HEAD)), "readout": READOUT,
             "teacher": "DNSMOS P.835 DNSMOS_sig_bak_ovr.onnx (microsoft/DNS-Challenge, CC BY 4.0)",
             "trained_by": "models/train/train_dnsmos_bam.py",
             "test_pearson": "SIG %.4f BAK %.4f OVRL %.4f" % (res["SIG"], res["BAK"], res["OVRL"])}

@@ -41,6 +41,8 @@ typedef struct net {
     const char *format;
     const char *head_meta; /* overrides the metadata "head" when set */
     const char *widths_meta; /* overrides the metadata "widths" when set */
+    const char *readout;     /* metadata "readout" when set; "max" also writes the tensors below */
+    float ro_scale[128], ro_bias[128];
 } net;
 
 static int cin(const net *n, int l) { return l ? n->widths[l - 1] : 1; }
@@ -122,6 +124,8 @@ static const char *net_write(const net *n, const char *skip)
     json_object_set_new(b.hdr, "__metadata__",
                         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "format", n->format, "version", "1",
                                   "widths", ws, "pool_after", "3,4,5", "x_scale", xs, "head", hs));
+    if (n->readout)
+        json_object_set_new(json_object_get(b.hdr, "__metadata__"), "readout", json_string(n->readout));
 #define PUT(name, dt, p, nb, ...)                                                                  \
     do {                                                                                           \
         if (!skip || strcmp(skip, name))                                                           \
@@ -148,6 +152,10 @@ static const char *net_write(const net *n, const char *skip)
         PUT(nm, "F32", n->fs[j], (size_t)o * 4, 1, o);
         snprintf(nm, sizeof nm, "fc%d.b", j);
         PUT(nm, "F32", n->fb[j], (size_t)o * 4, 1, o);
+    }
+    if (n->readout && !strcmp(n->readout, "max")) {
+        PUT("readout.scale", "F32", n->ro_scale, (size_t)n->widths[6] * 4, 1, n->widths[6]);
+        PUT("readout.bias", "F32", n->ro_bias, (size_t)n->widths[6] * 4, 1, n->widths[6]);
     }
     PUT("out.mean", "F32", n->mean, 12, 1, 3);
     PUT("out.std", "F32", n->std, 12, 1, 3);
@@ -328,6 +336,8 @@ static void reference(const net *n, const float *x, float raw[3])
         }
     }
     int32_t *S = malloc((size_t)NT * NF * sizeof *S);
+    int readout_max = n->readout && !strcmp(n->readout, "max");
+    float h[2][256];
     for (int l = 0; l < 7; l++) {
         int co = n->widths[l];
         for (int c = 0; c < co; c++) {
@@ -348,6 +358,12 @@ static void reference(const net *n, const float *x, float raw[3])
                     }
             for (int t = 0; t < H * W; t++)
                 b[(size_t)c * H * W + t] = n->dir[l][c] * ((float)S[t] - n->thr[l][c]) > 0;
+            if (l == 6 && readout_max) { /* bam.h: m_c = max over positions of dir_c S_c */
+                int32_t m = INT32_MIN;
+                for (int t = 0; t < H * W; t++)
+                    m = n->dir[l][c] * S[t] > m ? n->dir[l][c] * S[t] : m;
+                h[0][c] = (float)m * n->ro_scale[c] + n->ro_bias[c];
+            }
         }
         if (l >= 3 && l <= 5) {
             for (int c = 0; c < co; c++)
@@ -365,8 +381,7 @@ static void reference(const net *n, const float *x, float raw[3])
         }
         C = co;
     }
-    float h[2][256];
-    for (int c = 0; c < C; c++) {
+    for (int c = 0; c < C && !readout_max; c++) {
         int cnt = 0;
         for (int i = 0; i < H * W; i++)
             cnt += a[(size_t)c * H * W + i];
@@ -424,11 +439,16 @@ static void build_random(net *n, const int widths[7], int wmax_wide)
     }
 }
 
-static void check_random_x(const int widths[7], int wmax_wide, float x_scale)
+static void check_random_ro(const int widths[7], int wmax_wide, float x_scale, const char *readout)
 {
     net n;
     build_random(&n, widths, wmax_wide);
     n.x_scale = x_scale;
+    n.readout = readout;
+    for (int c = 0; c < widths[6]; c++) { /* sums reach a few hundred: scale them to about 1 */
+        n.ro_scale[c] = 0.001f * (float)rint_in(1, 9);
+        n.ro_bias[c] = 0.1f * (float)rint_in(-5, 5);
+    }
     const char *path = net_write(&n, NULL);
     snn_bam *b = load_or_fail(path);
     unlink(path);
@@ -460,7 +480,25 @@ static void check_random_x(const int widths[7], int wmax_wide, float x_scale)
     net_free(&n);
 }
 
+static void check_random_x(const int widths[7], int wmax_wide, float x_scale)
+{
+    check_random_ro(widths, wmax_wide, x_scale, NULL);
+}
+
 static void check_random(const int widths[7], int wmax_wide) { check_random_x(widths, wmax_wide, 16); }
+
+/* --readout max (metadata "readout": "max"): the head reads max over positions of dir S of the
+ * last convolution, times readout.scale plus readout.bias, per channel: the int16 AVX2 kernel
+ * (small weights) and the int32 portable one (large weights), each against the transcription. */
+static void test_random_max_readout(void **state)
+{
+    (void)state;
+    static const int w[7] = {32, 32, 32, 32, 32, 32, 64};
+    check_random_ro(w, 20, 10, "max");
+    check_random_ro(w, 127, 10, "max");
+    static const int w2[7] = {16, 16, 16, 16, 32, 24, 40}; /* widths no SIMD kernel covers */
+    check_random_ro(w2, 20, 10, "max");
+}
 
 static void test_random_narrow_widths(void **state)
 {
@@ -574,6 +612,16 @@ static void test_refused(void **state)
     n.widths_meta = "16,16,136,16,32,32,64"; /* wider than DNSMOS's widest layer */
     expect_error(&n, NULL, "width");
     n.widths_meta = NULL;
+    n.readout = "mean";
+    expect_error(&n, NULL, "readout \"mean\" (rate or max)");
+    n.readout = "max";
+    expect_error(&n, "readout.bias", "readout.bias");
+    n.ro_scale[3] = NAN;
+    expect_error(&n, NULL, "readout.scale: element 3");
+    n.ro_scale[3] = 1;
+    n.ro_bias[5] = INFINITY;
+    expect_error(&n, NULL, "readout.bias: element 5 is not finite");
+    n.readout = NULL;
     net_free(&n);
 }
 
@@ -621,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_random_other_widths),
         cmocka_unit_test(test_random_128_channels),
         cmocka_unit_test(test_random_dnsmos_widths),
+        cmocka_unit_test(test_random_max_readout),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_model_kind),
     };
