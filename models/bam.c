@@ -76,7 +76,8 @@ struct snn_bam {
     bam_conv conv[SNN_BAM_NCONV];
     bam_fc fc[NFC];
     float out_mean[3], out_std[3];
-    int readout_max;             /* metadata readout "max": the head reads max(dir S) of conv 6 */
+    int readout_max;             /* metadata readout "max" (1) or "rate+max" (2): the head reads
+                                    max(dir S) of conv 6 (after the rates for 2) */
     float ro_scale[MAXC], ro_bias[MAXC]; /* readout.scale, readout.bias */
     size_t feat_bytes, map_bytes, lut_bytes; /* work layout */
     uint64_t params;
@@ -243,13 +244,13 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
         return snn_err_set(err, SNN_EFORMAT, "%s: metadata x_scale must be a positive number", path);
 
     const char *ro = snn_st_meta(st, "readout");
-    if (ro && strcmp(ro, "rate") != 0 && strcmp(ro, "max") != 0)
-        return snn_err_set(err, SNN_EFORMAT, "%s: metadata readout \"%s\" (rate or max)", path, ro);
+    if (ro && strcmp(ro, "rate") != 0 && strcmp(ro, "max") != 0 && strcmp(ro, "rate+max") != 0)
+        return snn_err_set(err, SNN_EFORMAT, "%s: metadata readout \"%s\" (rate, max or rate+max)", path, ro);
     snn_bam *n = a->calloc(1, sizeof *n);
     if (!n)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
     n->a = a;
-    n->readout_max = ro && strcmp(ro, "max") == 0;
+    n->readout_max = !ro || !strcmp(ro, "rate") ? 0 : !strcmp(ro, "max") ? 1 : 2;
     n->x_scale = (float)xsc;
     for (int j = 0; j < 255; j++)
         n->bound[j] = (float)pow(10.0, ((double)j - 127.5) / xsc);
@@ -292,7 +293,7 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
             n->lut_bytes = rows_size(c->ci, c->co, c->W);
         ci = c->co;
     }
-    int dims[NFC + 1] = {widths[SNN_BAM_NCONV - 1], head[0], head[1], 3};
+    int dims[NFC + 1] = {widths[SNN_BAM_NCONV - 1] * (n->readout_max == 2 ? 2 : 1), head[0], head[1], 3};
     for (int j = 0; rc == 0 && j < NFC; j++) {
         n->fc[j].in = dims[j];
         n->fc[j].out = dims[j + 1];
@@ -538,8 +539,8 @@ BAM_CLONES static void conv_lut(const bam_conv *c, const int16_t *sums, const ui
 }
 
 /* Binary layer, int32 lanes: add each weight row masked by its input bit (no branch on the
- * data); counts != NULL: count the output bits instead of storing them; maxs != NULL: keep
- * each channel's largest sum S' over the positions instead (the max read-out). */
+ * data); counts != NULL: count the output bits, maxs != NULL: keep each channel's largest
+ * sum S' over the positions (the max read-out); y != NULL: store the bits. */
 static inline __attribute__((always_inline)) void conv_bits_body(const bam_conv *c, const uint8_t *x,
                                                                  uint8_t *y, uint32_t *counts, int32_t *maxs,
                                                                  const int ci, const int co)
@@ -565,15 +566,14 @@ static inline __attribute__((always_inline)) void conv_bits_body(const bam_conv 
                         }
                     }
                 }
-            if (maxs) {
+            if (maxs)
                 for (int o = 0; o < co; o++)
                     maxs[o] = acc[o] > maxs[o] ? acc[o] : maxs[o];
-            } else if (counts) {
+            if (counts)
                 for (int o = 0; o < co; o++)
                     counts[o] += (uint32_t)(acc[o] > c->T[o]);
-            } else {
+            if (y)
                 FIRE(co, acc, c->T, y + ((size_t)(t + 1) * Wp + k + 1) * nbo);
-            }
         }
 }
 
@@ -882,7 +882,7 @@ BAM_AVX2 static int conv_lut_avx2(const bam_conv *c, const int16_t *sums, const 
 
 /* Binary layer with int16 lanes: each input bit masks its widened weight row (no branch on
  * the data); co = 16, 32 or 64; counts != NULL: count the output bits; maxs != NULL: keep
- * each channel's largest sum S'. */
+ * each channel's largest sum S'; y != NULL: store the bits. */
 BAM_AVX2 static inline __attribute__((always_inline)) void conv_mask_avx2_body(
     const bam_conv *c, const uint8_t *x, uint8_t *y, uint32_t *counts, int32_t *maxs, const int ci,
     const int co)
@@ -913,11 +913,11 @@ BAM_AVX2 static inline __attribute__((always_inline)) void conv_mask_avx2_body(
                     }
                 }
             }
-            if (maxs) {
+            if (maxs)
                 for (int v = 0; v < NV; v++)
                     vmax[v] = _mm256_max_epi16(vmax[v], _mm256_add_epi16(acc[v][0], acc[v][1]));
+            if (!counts && !y)
                 continue;
-            }
             uint64_t bits = 0;
             for (int v = 0; v < NV; v++) {
                 __m256i a = _mm256_add_epi16(acc[v][0], acc[v][1]);
@@ -925,12 +925,11 @@ BAM_AVX2 static inline __attribute__((always_inline)) void conv_mask_avx2_body(
                 bits |= (uint64_t)_pext_u32((unsigned)_mm256_movemask_epi8(_mm256_cmpgt_epi16(a, T)),
                                             0x55555555u) << (16 * v);
             }
-            if (counts) {
+            if (counts)
                 for (int o = 0; o < co; o++)
                     counts[o] += (uint32_t)(bits >> o & 1);
-            } else {
+            if (y)
                 store_bits(y + ((size_t)(t + 1) * Wp + k + 1) * nbo, bits, nbo);
-            }
         }
     if (maxs)
         for (int v = 0; v < NV; v++) {
@@ -1412,11 +1411,12 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
     for (int o = 0; o < MAXC; o++)
         maxs[o] = INT32_MIN;
     int32_t *mx = n->readout_max ? maxs : NULL;
+    uint32_t *cnt = n->readout_max == 1 ? NULL : counts;
     for (int l = 1; l < SNN_BAM_NCONV; l++) {
         const bam_conv *c = &n->conv[l];
         if (l == SNN_BAM_NCONV - 1) {
-            if (conv_mask_avx2(c, A, NULL, counts, mx))
-                conv_bits(c, A, NULL, counts, mx);
+            if (conv_mask_avx2(c, A, NULL, cnt, mx))
+                conv_bits(c, A, NULL, cnt, mx);
             break;
         }
         memset(B, 0, padded(c->H, c->W, c->co));
@@ -1443,8 +1443,13 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
     const bam_conv *last = &n->conv[SNN_BAM_NCONV - 1];
     float h[2][MAXH > MAXC ? MAXH : MAXC];
     float positions = (float)(last->H * last->W);
-    for (int c = 0; c < last->co; c++)
-        h[0][c] = n->readout_max ? (float)maxs[c] * n->ro_scale[c] + n->ro_bias[c] : (float)counts[c] / positions;
+    const int off = n->readout_max == 2 ? last->co : 0; /* rate+max: the rates first */
+    for (int c = 0; c < last->co; c++) {
+        if (n->readout_max != 1)
+            h[0][c] = (float)counts[c] / positions;
+        if (n->readout_max)
+            h[0][off + c] = (float)maxs[c] * n->ro_scale[c] + n->ro_bias[c];
+    }
     int cur = 0;
     for (int j = 0; j < NFC; j++) {
         const bam_fc *f = &n->fc[j];

@@ -11,17 +11,18 @@
  * channels; binary layers with 64 or 128 inputs and a multiple of 32 outputs have a portable
  * nibble-sum kernel; other shapes run the plain portable C),
  * "pool_after": "3,4,5", "x_scale": "16", "head": "H0,H1", and optionally "readout": "rate"
- * (the default) or "max".
+ * (the default), "max" or "rate+max".
  * Tensors (I8 = int8, F32 = float32):
  *   stft.re, stft.im          I8  [161, 320]   the teacher's STFT kernels, per row
  *   stft.re_scale, im_scale   F32 [161]        K[k][n] ~= q[k][n] * scale[k]
  *   conv<l>.w                 I8  [C_l, C_{l-1}, 3, 3]   (C_{-1} = 1)
  *   conv<l>.thr               F32 [C_l]         batch norm folded into a threshold
  *   conv<l>.dir               I8  [C_l]         +1 or -1
- *   fc<j>.w                   I8  [out, in]     dense head: C6 -> H0 -> H1 -> 3, H <= 256
+ *   fc<j>.w                   I8  [out, in]     dense head: R -> H0 -> H1 -> 3, H <= 256,
+ *                                               R = C6 (2 C6 for readout "rate+max")
  *   fc<j>.scale, fc<j>.b      F32 [out]
  *   out.mean, out.std         F32 [3]
- *   readout.scale, .bias      F32 [C_6]         only with readout "max"
+ *   readout.scale, .bias      F32 [C_6]         only with readout "max" or "rate+max"
  *
  * Inference, for a window x[144160] of samples in [-1, 1]:
  *   PCM       p[n] = clamp(round(32768 x[n]), -32768, 32767)
@@ -40,7 +41,8 @@
  *             readout "max":  r_c = max over the 112 x 20 positions of dir_c S_c (the last
  *             conv's integer sums; its bits are not formed) * readout.scale_c + readout.bias_c,
  *             the teacher's own read-out, a global max over its last map. An integer max and
- *             one multiply-add per channel: the last conv's map is never stored either way.
+ *             one multiply-add per channel: the last conv's map is never stored either way;
+ *             readout "rate+max": both, r = (rates, maxima), 2 C6 values.
  *   head      h = relu(fc0.w r * fc0.scale + fc0.b), h' = relu(fc1 ...), y = fc2 ...
  *   raw       raw_j = y_j * out.std_j + out.mean_j      (SIG, BAK, OVRL before the
  *             P.835 polynomials of dnsmos.h)

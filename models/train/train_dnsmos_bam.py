@@ -261,7 +261,7 @@ class Bam(nn.Module):
         widths = tuple(widths or WIDTHS)
         chans = (1,) + widths
         self.convs = nn.ModuleList(QConv(chans[i], chans[i + 1]) for i in range(len(widths)))
-        dims = (widths[-1],) + HEAD + (3,)
+        dims = (widths[-1] * (2 if READOUT == "rate+max" else 1),) + HEAD + (3,)
         self.fcs = nn.ModuleList(QLinear(dims[i], dims[i + 1]) for i in range(len(dims) - 1))
         self.register_buffer("out_mean", torch.zeros(3))
         self.register_buffer("out_std", torch.ones(3))
@@ -286,8 +286,14 @@ class Bam(nn.Module):
                 x = F.max_pool2d(x, 2)
         # --readout rate: the last map's firing rates. --readout max: the global maximum of the
         # last convolution's z over positions, the teacher's own read-out (a global max over
-        # its last ReLU map); in the exported file an affine map of max(dir S) (models/bam.h)
-        r = z.float().amax(dim=(2, 3)) if READOUT == "max" else x.float().mean(dim=(2, 3))
+        # its last ReLU map); in the exported file an affine map of max(dir S) (models/bam.h).
+        # --readout rate+max: both, rates first
+        if READOUT == "max":
+            r = z.float().amax(dim=(2, 3))
+        elif READOUT == "rate+max":
+            r = torch.cat([x.float().mean(dim=(2, 3)), z.float().amax(dim=(2, 3))], 1)
+        else:
+            r = x.float().mean(dim=(2, 3))
         v = self.head(r)
         return (v, r, z, zmid) if rates else v
 
@@ -546,7 +552,7 @@ def export_tensors(model, fe):
     for i, c in enumerate(model.convs):
         q, thr, dirn, a, d = conv_export(c, 1.0 / XSCALE if i == 0 else 1.0)
         T["conv%d.w" % i], T["conv%d.thr" % i], T["conv%d.dir" % i] = q, thr, dirn
-    if READOUT == "max":  # max over positions of z = a S + d is |a| max(dir S) + d
+    if READOUT in ("max", "rate+max"):  # max over positions of z = a S + d is |a| max(dir S) + d
         T["readout.scale"], T["readout.bias"] = a.abs().float(), d.float()
     for i, f in enumerate(model.fcs):
         q, s, b = linear_export(f)
@@ -570,10 +576,10 @@ def integer_forward(T, q):
         x = (dirn * (S - thr) > 0).float()
         if i in POOL_AFTER:
             x = F.max_pool2d(x, 2)
+    r = x.mean(dim=(2, 3))
     if "readout.scale" in T:
-        r = (dirn * S).amax(dim=(2, 3)) * T["readout.scale"] + T["readout.bias"]
-    else:
-        r = x.mean(dim=(2, 3))
+        m = (dirn * S).amax(dim=(2, 3)) * T["readout.scale"] + T["readout.bias"]
+        r = torch.cat([r, m], 1) if T["fc0.w"].shape[1] == 2 * S.shape[1] else m
     for i in range(len(HEAD) + 1):
         r = (r @ T["fc%d.w" % i].float().T) * T["fc%d.scale" % i] + T["fc%d.b" % i]
         if i < len(HEAD):
@@ -676,6 +682,18 @@ def grow(old, widths):
     return new
 
 
+def add_max_inputs(old):
+    """A --readout rate+max Bam whose outputs equal OLD's (a rate model): the same weights, and
+    the first dense layer's weights for the 64 max inputs zero, so they change nothing until
+    training gives them a use."""
+    new = Bam([int(c.conv.weight.shape[0]) for c in old.convs])
+    sd = old.state_dict()
+    w = sd["fcs.0.weight"]
+    sd["fcs.0.weight"] = torch.cat([w, torch.zeros_like(w)], 1)
+    new.load_state_dict(sd)
+    return new
+
+
 def init_from_teacher(teacher, feats):
     """A Bam of the teacher's widths whose steps fire where the teacher's ReLUs are positive, as
     far as bits can: convolution l gets the teacher's weights, each input channel c scaled by
@@ -743,10 +761,10 @@ class FloatNet(nn.Module):
             x = ((S - self.thr[i][None, :, None, None]) * self.dirn[i][None, :, None, None] > 0).float()
             if i in POOL_AFTER:
                 x = F.max_pool2d(x, 2)
+        r = x.mean(dim=(2, 3))
         if self.ro is not None:
-            r = (S * self.dirn[-1][None, :, None, None]).amax(dim=(2, 3)) * self.ro[0] + self.ro[1]
-        else:
-            r = x.mean(dim=(2, 3))
+            m = (S * self.dirn[-1][None, :, None, None]).amax(dim=(2, 3)) * self.ro[0] + self.ro[1]
+            r = torch.cat([r, m], 1) if self.fw[0].shape[1] == 2 * S.shape[1] else m
         for i in range(len(HEAD) + 1):
             r = F.linear(r, self.fw[i], self.fb[i])
             if i < len(HEAD):
@@ -983,12 +1001,14 @@ def main():
     ap.add_argument("--act", choices=("step", "relu"), default="step", help="relu: a control, the "
                     "same network with float (ReLU) activations, to measure what binarisation costs; "
                     "it is evaluated on the test split (eval.json, test_pred.csv) and not exported")
-    ap.add_argument("--readout", choices=("rate", "max"), default="rate", help="what the dense head "
+    ap.add_argument("--readout", choices=("rate", "max", "rate+max"), default="rate", help="what the dense head "
                     "reads of the last convolution: rate, its map's 64 firing rates (runs 1-26); max, "
                     "the global maximum over positions of its batch-normalised sum z, the teacher's "
                     "own read-out (in snnd: max of dir S, an integer, then one multiply-add per "
-                    "channel; that layer's map is never stored). With --init of a rate model the head "
-                    "is first refitted on the new read-out of whole training windows")
+                    "channel; that layer's map is never stored); rate+max, both (128 head inputs). "
+                    "With --init of a rate model: for max the head is first refitted on the new "
+                    "read-out of whole training windows; for rate+max the max inputs start with zero "
+                    "weights, so training starts from the rate model's own outputs")
     args = ap.parse_args()
     if not 0.0 <= args.bf16 <= 1.0:
         sys.exit("--bf16 %g: a share of the time budget, from 0 to 1" % args.bf16)
@@ -1065,7 +1085,7 @@ def main():
             model.out_std.copy_(torch.from_numpy(ytr.std(0)))
         elif args.init and args.init.endswith(".safetensors"):
             T0, meta0 = safetensors_writer.read(args.init)
-            if ("readout.scale" in T0) != (READOUT == "max"):
+            if meta0.get("readout", "rate") != READOUT:
                 sys.exit("--init %s: its read-out is %s; give --readout %s" % (
                     args.init, meta0.get("readout", "rate"), meta0.get("readout", "rate")))
             model = model_from_export({k: torch.from_numpy(v.copy()) for k, v in T0.items()}, ftr[::16],
@@ -1080,8 +1100,14 @@ def main():
                     sys.exit("--init %s: trained with --x-scale %g, not %g" % (
                         args.init, sd["args"]["x_scale"], args.x_scale))
                 sd = sd["model"]
+            ro = READOUT
+            if READOUT == "rate+max" and sd["fcs.0.weight"].shape[1] == sd["convs.6.conv.weight"].shape[0]:
+                READOUT = "rate"  # a rate model: built as it is, then given zero-weight max inputs
             model = Bam([int(sd["convs.%d.conv.weight" % i].shape[0]) for i in range(len(WIDTHS))])
             model.load_state_dict(sd)
+            if READOUT != ro:
+                READOUT = ro
+                model = add_max_inputs(model)
             print("initialised from", args.init, flush=True)
         old = tuple(int(c.conv.weight.shape[0]) for c in model.convs)
         if old != WIDTHS:
@@ -1106,7 +1132,7 @@ def main():
         gmean = torch.from_numpy(gmax.mean(0))
         gstd = torch.from_numpy(np.where(gmax.std(0) > 1e-6, gmax.std(0), 1.0).astype(np.float32))
         fit = (args.init or args.init_teacher) and state is None  # least-squares starts for the read-outs
-        aux = fit_aux(model, ftr, tmaps, ktr, gmean, gstd) if fit else nn.Linear(WIDTHS[-1], TMAP[0])
+        aux = fit_aux(model, ftr, tmaps, ktr, gmean, gstd) if fit else nn.Linear(model.fcs[0].in_features, TMAP[0])
         # the hint loss: a 1x1 convolution, used only in training, from the last convolution's
         # z to the teacher's last map (standardised per channel), at every position
         hint = nn.Conv2d(WIDTHS[-1], TMAP[0], 1)  # made either way: the same seed, the same init

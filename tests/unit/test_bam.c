@@ -46,7 +46,8 @@ typedef struct net {
 } net;
 
 static int cin(const net *n, int l) { return l ? n->widths[l - 1] : 1; }
-static int fin(const net *n, int j) { return j == 0 ? n->widths[6] : n->head[j - 1]; }
+static int both(const net *n) { return n->readout && !strcmp(n->readout, "rate+max"); }
+static int fin(const net *n, int j) { return j == 0 ? n->widths[6] * (both(n) ? 2 : 1) : n->head[j - 1]; }
 static int fout(const net *n, int j) { return j == 2 ? 3 : n->head[j]; }
 
 static void net_init(net *n, const int widths[7], int h0, int h1)
@@ -153,7 +154,7 @@ static const char *net_write(const net *n, const char *skip)
         snprintf(nm, sizeof nm, "fc%d.b", j);
         PUT(nm, "F32", n->fb[j], (size_t)o * 4, 1, o);
     }
-    if (n->readout && !strcmp(n->readout, "max")) {
+    if (n->readout && (!strcmp(n->readout, "max") || both(n))) {
         PUT("readout.scale", "F32", n->ro_scale, (size_t)n->widths[6] * 4, 1, n->widths[6]);
         PUT("readout.bias", "F32", n->ro_bias, (size_t)n->widths[6] * 4, 1, n->widths[6]);
     }
@@ -336,7 +337,8 @@ static void reference(const net *n, const float *x, float raw[3])
         }
     }
     int32_t *S = malloc((size_t)NT * NF * sizeof *S);
-    int readout_max = n->readout && !strcmp(n->readout, "max");
+    int readout_max = n->readout && (!strcmp(n->readout, "max") || both(n));
+    const int off = both(n) ? n->widths[6] : 0; /* rate+max: rates, then maxima */
     float h[2][256];
     for (int l = 0; l < 7; l++) {
         int co = n->widths[l];
@@ -362,7 +364,7 @@ static void reference(const net *n, const float *x, float raw[3])
                 int32_t m = INT32_MIN;
                 for (int t = 0; t < H * W; t++)
                     m = n->dir[l][c] * S[t] > m ? n->dir[l][c] * S[t] : m;
-                h[0][c] = (float)m * n->ro_scale[c] + n->ro_bias[c];
+                h[0][off + c] = (float)m * n->ro_scale[c] + n->ro_bias[c];
             }
         }
         if (l >= 3 && l <= 5) {
@@ -381,7 +383,7 @@ static void reference(const net *n, const float *x, float raw[3])
         }
         C = co;
     }
-    for (int c = 0; c < C && !readout_max; c++) {
+    for (int c = 0; c < C && (!readout_max || both(n)); c++) {
         int cnt = 0;
         for (int i = 0; i < H * W; i++)
             cnt += a[(size_t)c * H * W + i];
@@ -445,6 +447,12 @@ static void check_random_ro(const int widths[7], int wmax_wide, float x_scale, c
     build_random(&n, widths, wmax_wide);
     n.x_scale = x_scale;
     n.readout = readout;
+    if (both(&n)) { /* the first dense layer reads twice as many inputs */
+        free(n.fw[0]);
+        n.fw[0] = malloc((size_t)fout(&n, 0) * fin(&n, 0));
+        for (int i = 0; i < fout(&n, 0) * fin(&n, 0); i++)
+            n.fw[0][i] = (int8_t)rint_in(-127, 127);
+    }
     for (int c = 0; c < widths[6]; c++) { /* sums reach a few hundred: scale them to about 1 */
         n.ro_scale[c] = 0.001f * (float)rint_in(1, 9);
         n.ro_bias[c] = 0.1f * (float)rint_in(-5, 5);
@@ -498,6 +506,15 @@ static void test_random_max_readout(void **state)
     check_random_ro(w, 127, 10, "max");
     static const int w2[7] = {16, 16, 16, 16, 32, 24, 40}; /* widths no SIMD kernel covers */
     check_random_ro(w2, 20, 10, "max");
+}
+
+/* --readout rate+max: the head reads the 64 rates, then the 64 scaled maxima (128 inputs). */
+static void test_random_rate_and_max_readout(void **state)
+{
+    (void)state;
+    static const int w[7] = {32, 32, 32, 32, 32, 32, 64};
+    check_random_ro(w, 20, 10, "rate+max");
+    check_random_ro(w, 127, 10, "rate+max");
 }
 
 static void test_random_narrow_widths(void **state)
@@ -613,7 +630,7 @@ static void test_refused(void **state)
     expect_error(&n, NULL, "width");
     n.widths_meta = NULL;
     n.readout = "mean";
-    expect_error(&n, NULL, "readout \"mean\" (rate or max)");
+    expect_error(&n, NULL, "readout \"mean\" (rate, max or rate+max)");
     n.readout = "max";
     expect_error(&n, "readout.bias", "readout.bias");
     n.ro_scale[3] = NAN;
@@ -670,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_random_128_channels),
         cmocka_unit_test(test_random_dnsmos_widths),
         cmocka_unit_test(test_random_max_readout),
+        cmocka_unit_test(test_random_rate_and_max_readout),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_model_kind),
     };
