@@ -346,6 +346,11 @@ void snn_bam_free(snn_bam *n)
 
 uint64_t snn_bam_params(const snn_bam *n) { return n->params; }
 
+const char *snn_bam_readout(const snn_bam *n)
+{
+    return n->readout_max == 2 ? "rate+max" : n->readout_max ? "max" : "rate";
+}
+
 size_t snn_bam_work_size(const snn_bam *n) { return n->feat_bytes + 2 * n->map_bytes + n->lut_bytes + 64; }
 
 /* ---- inference ---------------------------------------------------------- */
@@ -1486,6 +1491,8 @@ void snn_bam_memory_of(const snn_bam *n, snn_bam_memory *m)
         macs += (uint64_t)n->fc[j].in * n->fc[j].out;
     }
     f32 += 6;
+    if (n->readout_max)
+        f32 += 2 * (size_t)n->conv[SNN_BAM_NCONV - 1].co; /* readout.scale, readout.bias */
     m->weights = w8 + 4 * f32;
     m->f32_weights = 4 * (size_t)n->params;
     m->f32_macs = macs;

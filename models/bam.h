@@ -102,4 +102,7 @@ void snn_bam_set_simd(int on);
 /* Parameters (weights, thresholds, scales, biases). */
 uint64_t snn_bam_params(const snn_bam *n);
 
+/* The head's read-out: "rate", "max" or "rate+max" (metadata "readout"). */
+const char *snn_bam_readout(const snn_bam *n);
+
 #endif

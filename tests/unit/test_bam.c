@@ -656,6 +656,10 @@ static void test_model_kind(void **state)
     assert_string_equal(m->ops->kind, "dnsmos-bam");
     assert_string_equal(m->input_kind, "audio");
     assert_int_equal(m->n_out, 6);
+    json_t *d = json_object();
+    assert_int_equal(m->ops->describe(m, d), 0);
+    assert_string_equal(json_string_value(json_object_get(d, "readout")), "rate");
+    json_decref(d);
     snn_state *s = NULL;
     assert_int_equal(m->ops->state_new(m, &s, &err), 0);
     float *x = malloc(WIN * sizeof *x), out[6];
