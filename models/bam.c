@@ -61,6 +61,10 @@ typedef struct bam_conv {
     int8_t dir[MAXC];
 } bam_conv;
 
+/* What the head reads of the last convolution (metadata "readout"; bam.h). */
+typedef enum { RO_RATE, RO_MAX, RO_RATE_MAX } bam_readout;
+static const char *const readout_names[] = {"rate", "max", "rate+max"};
+
 typedef struct bam_fc {
     int in, out;
     int8_t *w;       /* [out][in] */
@@ -76,8 +80,7 @@ struct snn_bam {
     bam_conv conv[SNN_BAM_NCONV];
     bam_fc fc[NFC];
     float out_mean[3], out_std[3];
-    int readout_max;             /* metadata readout "max" (1) or "rate+max" (2): the head reads
-                                    max(dir S) of conv 6 (after the rates for 2) */
+    bam_readout readout;
     float ro_scale[MAXC], ro_bias[MAXC]; /* readout.scale, readout.bias */
     size_t feat_bytes, map_bytes, lut_bytes; /* work layout */
     uint64_t params;
@@ -244,13 +247,16 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
         return snn_err_set(err, SNN_EFORMAT, "%s: metadata x_scale must be a positive number", path);
 
     const char *ro = snn_st_meta(st, "readout");
-    if (ro && strcmp(ro, "rate") != 0 && strcmp(ro, "max") != 0 && strcmp(ro, "rate+max") != 0)
-        return snn_err_set(err, SNN_EFORMAT, "%s: metadata readout \"%s\" (rate, max or rate+max)", path, ro);
+    bam_readout readout = RO_RATE;
+    while (ro && strcmp(ro, readout_names[readout]) != 0)
+        if (++readout > RO_RATE_MAX)
+            return snn_err_set(err, SNN_EFORMAT, "%s: metadata readout \"%s\" (rate, max or rate+max)", path,
+                               ro);
     snn_bam *n = a->calloc(1, sizeof *n);
     if (!n)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
     n->a = a;
-    n->readout_max = !ro || !strcmp(ro, "rate") ? 0 : !strcmp(ro, "max") ? 1 : 2;
+    n->readout = readout;
     n->x_scale = (float)xsc;
     for (int j = 0; j < 255; j++)
         n->bound[j] = (float)pow(10.0, ((double)j - 127.5) / xsc);
@@ -293,13 +299,13 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
             n->lut_bytes = rows_size(c->ci, c->co, c->W);
         ci = c->co;
     }
-    int dims[NFC + 1] = {widths[SNN_BAM_NCONV - 1] * (n->readout_max == 2 ? 2 : 1), head[0], head[1], 3};
+    int dims[NFC + 1] = {widths[SNN_BAM_NCONV - 1] * (readout == RO_RATE_MAX ? 2 : 1), head[0], head[1], 3};
     for (int j = 0; rc == 0 && j < NFC; j++) {
         n->fc[j].in = dims[j];
         n->fc[j].out = dims[j + 1];
         rc = load_fc(n, st, path, j, err);
     }
-    if (rc == 0 && n->readout_max) {
+    if (rc == 0 && readout != RO_RATE) {
         rc = read_f32(st, "readout.scale", (uint64_t)widths[SNN_BAM_NCONV - 1], n->ro_scale, err);
         if (rc == 0)
             rc = read_f32(st, "readout.bias", (uint64_t)widths[SNN_BAM_NCONV - 1], n->ro_bias, err);
@@ -348,7 +354,7 @@ uint64_t snn_bam_params(const snn_bam *n) { return n->params; }
 
 const char *snn_bam_readout(const snn_bam *n)
 {
-    return n->readout_max == 2 ? "rate+max" : n->readout_max ? "max" : "rate";
+    return readout_names[n->readout];
 }
 
 size_t snn_bam_work_size(const snn_bam *n) { return n->feat_bytes + 2 * n->map_bytes + n->lut_bytes + 64; }
@@ -1415,8 +1421,8 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
     int32_t maxs[MAXC];
     for (int o = 0; o < MAXC; o++)
         maxs[o] = INT32_MIN;
-    int32_t *mx = n->readout_max ? maxs : NULL;
-    uint32_t *cnt = n->readout_max == 1 ? NULL : counts;
+    int32_t *mx = n->readout != RO_RATE ? maxs : NULL;
+    uint32_t *cnt = n->readout != RO_MAX ? counts : NULL;
     for (int l = 1; l < SNN_BAM_NCONV; l++) {
         const bam_conv *c = &n->conv[l];
         if (l == SNN_BAM_NCONV - 1) {
@@ -1448,11 +1454,11 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
     const bam_conv *last = &n->conv[SNN_BAM_NCONV - 1];
     float h[2][MAXH > MAXC ? MAXH : MAXC];
     float positions = (float)(last->H * last->W);
-    const int off = n->readout_max == 2 ? last->co : 0; /* rate+max: the rates first */
+    const int off = n->readout == RO_RATE_MAX ? last->co : 0; /* rate+max: the rates first */
     for (int c = 0; c < last->co; c++) {
-        if (n->readout_max != 1)
+        if (cnt)
             h[0][c] = (float)counts[c] / positions;
-        if (n->readout_max)
+        if (mx)
             h[0][off + c] = (float)maxs[c] * n->ro_scale[c] + n->ro_bias[c];
     }
     int cur = 0;
@@ -1491,7 +1497,7 @@ void snn_bam_memory_of(const snn_bam *n, snn_bam_memory *m)
         macs += (uint64_t)n->fc[j].in * n->fc[j].out;
     }
     f32 += 6;
-    if (n->readout_max)
+    if (n->readout != RO_RATE)
         f32 += 2 * (size_t)n->conv[SNN_BAM_NCONV - 1].co; /* readout.scale, readout.bias */
     m->weights = w8 + 4 * f32;
     m->f32_weights = 4 * (size_t)n->params;

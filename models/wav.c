@@ -95,9 +95,8 @@ int snn_wav_parse(const uint8_t *buf, size_t len, const char *label,
     while (pos + 8 <= end) {
         const uint8_t *c = buf + pos;
         uint32_t sz = rd32(c + 4);
-        if (memcmp(c, "data", 4) == 0 && unknown_size(sz) && (size_t)sz != end - pos - 8 &&
-            (streamed || (size_t)sz > end - pos - 8)) {
-            sz = (uint32_t)(end - pos - 8); /* streamed: the whole frames present */
+        if (memcmp(c, "data", 4) == 0 && unknown_size(sz) && (streamed || (size_t)sz > end - pos - 8)) {
+            sz = (uint32_t)(end - pos - 8); /* a placeholder: the whole frames present */
             if (align)
                 sz -= sz % align;
         }

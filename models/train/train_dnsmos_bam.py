@@ -90,7 +90,7 @@ XSCALE = 10.0  # --x-scale; runs 1-5 used 16
 HEAD = (128, 64)
 CROP = 200
 ACT = "step"  # --act: "relu" trains a float-activation control that is evaluated, never exported
-READOUT = "rate"  # --readout: what the head reads of the last convolution (see Bam.forward)
+READOUT = "rate"  # --readout: what new Bams' heads read of the last convolution (Bam.forward)
 
 
 def bounds(xscale):
@@ -256,12 +256,13 @@ class QLinear(nn.Linear):
 
 
 class Bam(nn.Module):
-    def __init__(self, widths=None):
+    def __init__(self, widths=None, readout=None):
         super().__init__()
         widths = tuple(widths or WIDTHS)
+        self.readout = readout or READOUT
         chans = (1,) + widths
         self.convs = nn.ModuleList(QConv(chans[i], chans[i + 1]) for i in range(len(widths)))
-        dims = (widths[-1] * (2 if READOUT == "rate+max" else 1),) + HEAD + (3,)
+        dims = (widths[-1] * (2 if self.readout == "rate+max" else 1),) + HEAD + (3,)
         self.fcs = nn.ModuleList(QLinear(dims[i], dims[i + 1]) for i in range(len(dims) - 1))
         self.register_buffer("out_mean", torch.zeros(3))
         self.register_buffer("out_std", torch.ones(3))
@@ -284,16 +285,11 @@ class Bam(nn.Module):
                 x = c(x)
             if i in POOL_AFTER:
                 x = F.max_pool2d(x, 2)
-        # --readout rate: the last map's firing rates. --readout max: the global maximum of the
-        # last convolution's z over positions, the teacher's own read-out (a global max over
-        # its last ReLU map); in the exported file an affine map of max(dir S) (models/bam.h).
-        # --readout rate+max: both, rates first
-        if READOUT == "max":
-            r = z.float().amax(dim=(2, 3))
-        elif READOUT == "rate+max":
-            r = torch.cat([x.float().mean(dim=(2, 3)), z.float().amax(dim=(2, 3))], 1)
-        else:
-            r = x.float().mean(dim=(2, 3))
+        # readout rate: the last map's firing rates; max: the global maximum of the last
+        # convolution's z over positions, the teacher's own read-out (a global max over its
+        # last ReLU map), in the exported file an affine map of max(dir S) (models/bam.h);
+        # rate+max: both, rates first
+        r = pool_readout(self.readout, x.float(), z.float(), 1.0, 0.0)
         v = self.head(r)
         return (v, r, z, zmid) if rates else v
 
@@ -546,13 +542,32 @@ def linear_export(f):
     return q.to(torch.int8), s.float(), f.bias.detach().float()
 
 
+def pool_readout(readout, bits, z, scale, bias):
+    """The head's input from the last convolution's bits and z [B, C, H, W] (in an exported
+    file z = dir S, scaled per channel by SCALE plus BIAS): per channel the firing rate, the
+    maximum of z over positions, or both (readout "rate", "max", "rate+max")."""
+    rates = bits.mean(dim=(2, 3))
+    if readout == "rate":
+        return rates
+    m = z.amax(dim=(2, 3)) * scale + bias
+    return m if readout == "max" else torch.cat([rates, m], 1)
+
+
+def file_readout(T):
+    """The read-out of exported tensors T: "rate" without readout.scale, else "rate+max" when
+    the first dense layer reads two values per channel, else "max"."""
+    if "readout.scale" not in T:
+        return "rate"
+    return "rate+max" if T["fc0.w"].shape[1] == 2 * T["readout.scale"].shape[0] else "max"
+
+
 def export_tensors(model, fe):
     T = {"stft.re": torch.from_numpy(fe.qre), "stft.re_scale": torch.from_numpy(fe.sre),
          "stft.im": torch.from_numpy(fe.qim), "stft.im_scale": torch.from_numpy(fe.sim)}
     for i, c in enumerate(model.convs):
         q, thr, dirn, a, d = conv_export(c, 1.0 / XSCALE if i == 0 else 1.0)
         T["conv%d.w" % i], T["conv%d.thr" % i], T["conv%d.dir" % i] = q, thr, dirn
-    if READOUT in ("max", "rate+max"):  # max over positions of z = a S + d is |a| max(dir S) + d
+    if model.readout != "rate":  # max over positions of z = a S + d is |a| max(dir S) + d
         T["readout.scale"], T["readout.bias"] = a.abs().float(), d.float()
     for i, f in enumerate(model.fcs):
         q, s, b = linear_export(f)
@@ -576,10 +591,8 @@ def integer_forward(T, q):
         x = (dirn * (S - thr) > 0).float()
         if i in POOL_AFTER:
             x = F.max_pool2d(x, 2)
-    r = x.mean(dim=(2, 3))
-    if "readout.scale" in T:
-        m = (dirn * S).amax(dim=(2, 3)) * T["readout.scale"] + T["readout.bias"]
-        r = torch.cat([r, m], 1) if T["fc0.w"].shape[1] == 2 * S.shape[1] else m
+    ro = file_readout(T)
+    r = pool_readout(ro, x, dirn * S, *((T["readout.scale"], T["readout.bias"]) if ro != "rate" else (1, 0)))
     for i in range(len(HEAD) + 1):
         r = (r @ T["fc%d.w" % i].float().T) * T["fc%d.scale" % i] + T["fc%d.b" % i]
         if i < len(HEAD):
@@ -607,7 +620,7 @@ def model_from_export(T, feats, xs_file=None, bs=8):
     XS_FILE: the file's x_scale; conv 0's thresholds (integer sums of features at that scale)
     are rescaled to XSCALE's features, so a file trained at another scale starts close to its
     own function (not bit-identical: the features are rounded differently)."""
-    model = Bam([int(T["conv%d.w" % i].shape[0]) for i in range(len(WIDTHS))])
+    model = Bam([int(T["conv%d.w" % i].shape[0]) for i in range(len(WIDTHS))], file_readout(T))
     x_all = [torch.from_numpy(feats[i:i + bs].astype(np.float32))[:, None] for i in range(0, len(feats), bs)]
     with torch.no_grad():
         for i, c in enumerate(model.convs):
@@ -663,7 +676,7 @@ def grow(old, widths):
     copied, every added channel gets fresh incoming weights and zero outgoing weights (the next
     convolution's, or the first dense layer's), so it changes nothing until training gives it
     a use. Lets a trained model continue with more capacity instead of starting over."""
-    new = Bam(widths)
+    new = Bam(widths, old.readout)
     with torch.no_grad():
         for a, b in zip(old.convs, new.convs):
             co, ci = a.conv.weight.shape[:2]
@@ -686,7 +699,7 @@ def add_max_inputs(old):
     """A --readout rate+max Bam whose outputs equal OLD's (a rate model): the same weights, and
     the first dense layer's weights for the 64 max inputs zero, so they change nothing until
     training gives them a use."""
-    new = Bam([int(c.conv.weight.shape[0]) for c in old.convs])
+    new = Bam([int(c.conv.weight.shape[0]) for c in old.convs], "rate+max")
     sd = old.state_dict()
     w = sd["fcs.0.weight"]
     sd["fcs.0.weight"] = torch.cat([w, torch.zeros_like(w)], 1)
@@ -748,7 +761,8 @@ class FloatNet(nn.Module):
                                    for i in range(len(HEAD) + 1))
         self.fb = [T["fc%d.b" % i] for i in range(len(HEAD) + 1)]
         self.om, self.os = T["out.mean"], T["out.std"]
-        self.ro = (T["readout.scale"], T["readout.bias"]) if "readout.scale" in T else None
+        self.readout = file_readout(T)
+        self.ro = (T["readout.scale"], T["readout.bias"]) if self.readout != "rate" else (1.0, 0.0)
 
     def forward(self, pcm):
         pcm = torch.clamp(torch.round(pcm * 32768.0), -32768, 32767)
@@ -761,10 +775,7 @@ class FloatNet(nn.Module):
             x = ((S - self.thr[i][None, :, None, None]) * self.dirn[i][None, :, None, None] > 0).float()
             if i in POOL_AFTER:
                 x = F.max_pool2d(x, 2)
-        r = x.mean(dim=(2, 3))
-        if self.ro is not None:
-            m = (S * self.dirn[-1][None, :, None, None]).amax(dim=(2, 3)) * self.ro[0] + self.ro[1]
-            r = torch.cat([r, m], 1) if self.fw[0].shape[1] == 2 * S.shape[1] else m
+        r = pool_readout(self.readout, x, S * self.dirn[-1][None, :, None, None], *self.ro)
         for i in range(len(HEAD) + 1):
             r = F.linear(r, self.fw[i], self.fb[i])
             if i < len(HEAD):
@@ -1100,13 +1111,12 @@ def main():
                     sys.exit("--init %s: trained with --x-scale %g, not %g" % (
                         args.init, sd["args"]["x_scale"], args.x_scale))
                 sd = sd["model"]
-            ro = READOUT
-            if READOUT == "rate+max" and sd["fcs.0.weight"].shape[1] == sd["convs.6.conv.weight"].shape[0]:
-                READOUT = "rate"  # a rate model: built as it is, then given zero-weight max inputs
-            model = Bam([int(sd["convs.%d.conv.weight" % i].shape[0]) for i in range(len(WIDTHS))])
+            # a rate model taken to rate+max: built as it is, then given zero-weight max inputs
+            grow_ro = READOUT == "rate+max" and sd["fcs.0.weight"].shape[1] == sd["convs.6.conv.weight"].shape[0]
+            model = Bam([int(sd["convs.%d.conv.weight" % i].shape[0]) for i in range(len(WIDTHS))],
+                        "rate" if grow_ro else READOUT)
             model.load_state_dict(sd)
-            if READOUT != ro:
-                READOUT = ro
+            if grow_ro:
                 model = add_max_inputs(model)
             print("initialised from", args.init, flush=True)
         old = tuple(int(c.conv.weight.shape[0]) for c in model.convs)
@@ -1302,7 +1312,7 @@ def main():
         return
     meta = {"format": "snnd-dnsmos-bam", "version": "1", "widths": ",".join(map(str, WIDTHS)),
             "pool_after": ",".join(map(str, POOL_AFTER)), "x_scale": str(XSCALE),
-            "head": ",".join(map(str, HEAD)), "readout": READOUT,
+            "head": ",".join(map(str, HEAD)), "readout": model.readout,
             "teacher": "DNSMOS P.835 DNSMOS_sig_bak_ovr.onnx (microsoft/DNS-Challenge, CC BY 4.0)",
             "trained_by": "models/train/train_dnsmos_bam.py",
             "test_pearson": "SIG %.4f BAK %.4f OVRL %.4f" % (res["SIG"], res["BAK"], res["OVRL"])}
