@@ -15,6 +15,7 @@
 
 enum op {
     OP_INPUT, OP_OUTPUT, OP_AFFINE, OP_LINEAR, OP_SCALE, OP_FLATTEN, OP_THRESHOLD,
+    OP_CONV, OP_SUMPOOL, OP_AVGPOOL,
     OP_I, OP_IF, OP_LI, OP_LIF, OP_CUBALI, OP_CUBALIF,
 };
 
@@ -26,8 +27,22 @@ static const struct {
     {"Linear", OP_LINEAR},   {"Scale", OP_SCALE},     {"Flatten", OP_FLATTEN},
     {"Threshold", OP_THRESHOLD}, {"I", OP_I},         {"IF", OP_IF},
     {"LI", OP_LI},           {"LIF", OP_LIF},         {"CubaLI", OP_CUBALI},
-    {"CubaLIF", OP_CUBALIF},
+    {"CubaLIF", OP_CUBALIF}, {"Conv1d", OP_CONV},     {"Conv2d", OP_CONV},
+    {"SumPool2d", OP_SUMPOOL}, {"AvgPool2d", OP_AVGPOOL},
 };
+
+#define SUPPORTED "Input, Output, Affine, Linear, Scale, Flatten, Threshold, I, IF, LI, LIF, " \
+                  "CubaLI, CubaLIF, Conv1d, Conv2d, SumPool2d, AvgPool2d, NIRGraph"
+
+/* Geometry of a convolution or pool over C x H x W maps (C order; a Conv1d
+ * is a Conv2d of height 1). Padding is ph/pw before and ph_hi/pw_hi after. */
+typedef struct geo {
+    uint32_t c_in, h_in, w_in, c_out, h_out, w_out;
+    uint32_t kh, kw, sh, sw, dh, dw, ph, pw, ph_hi, pw_hi;
+    uint32_t groups;
+    int one_d;         /* Conv1d: the input's height must be 1 */
+    int resolved;      /* input height and width known, sizes set */
+} geo;
 
 #define NONE UINT32_MAX
 
@@ -49,6 +64,10 @@ typedef struct node {
     float *w_in;       /* [n] */
     float *v_th;       /* [n] */
     float *v_reset;    /* [n] */
+    float *kt;         /* Conv: weights [c_in][kh][kw][c_out / groups] */
+    geo g;             /* Conv, SumPool2d, AvgPool2d */
+    uint32_t dims[3];  /* output shape C, H, W, when known (has_dims) */
+    int has_dims;
     uint32_t out_off;  /* offsets into the state's floats */
     uint32_t v_off, i_off;
     uint32_t in_first, in_count; /* sources in model in_src[] */
@@ -299,7 +318,7 @@ done:
 static void free_node(const snn_allocator *a, node *n)
 {
     float **arrs[] = {&n->wt, &n->b, &n->s, &n->a_mem, &n->a_syn, &n->r,
-                      &n->v_leak, &n->w_in, &n->v_th, &n->v_reset};
+                      &n->v_leak, &n->w_in, &n->v_th, &n->v_reset, &n->kt};
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
         a->free(*arrs[i]);
         *arrs[i] = NULL;
@@ -372,6 +391,244 @@ static uint32_t prod_of(const snn_nir_param *p)
     return n >= 0 && n < 1e9 ? (uint32_t)n : 0;
 }
 
+/* Reads the integer hyper-parameter pname of rn (a scalar or one value per
+ * spatial dimension; nsp = 1 or 2) into out[0..1] (height, width; a Conv1d's
+ * height is 1 and gets dflt_h). Values must be integers from lo to 65535; an
+ * absent parameter is an error when required, else dflt. */
+static int hyper(cctx *c, const snn_nir_rnode *rn, const char *pname, int nsp, uint32_t lo,
+                 uint32_t dflt, uint32_t dflt_h, int required, uint32_t out[2])
+{
+    const snn_nir_param *p = snn_nir__param(rn, pname);
+    out[0] = nsp == 1 ? dflt_h : dflt;
+    out[1] = dflt;
+    if (!p) {
+        if (required || snn_nir__text(rn, pname))
+            return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s' (%s): %s parameter %s",
+                               c->file, rn->name, rn->type,
+                               required && !snn_nir__text(rn, pname) ? "missing" : "unsupported text",
+                               pname);
+        return 0;
+    }
+    if (p->n != 1 && p->n != (uint32_t)nsp)
+        return snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): %s has %u values, expected 1 or %d",
+                           c->file, rn->name, rn->type, pname, p->n, nsp);
+    for (int k = 0; k < nsp; k++) {
+        float v = p->data[p->n == 1 ? 0 : k];
+        if (!(v >= (float)lo && v <= 65535.0f) || v != floorf(v))
+            return snn_err_set(c->err, SNN_EFORMAT,
+                               "%s: node '%s' (%s): %s = %g must be an integer from %u to 65535",
+                               c->file, rn->name, rn->type, pname, (double)v, lo);
+        out[nsp == 1 ? 1 : k] = (uint32_t)v;
+    }
+    return 0;
+}
+
+/* Reads a Conv's or pool's padding: numbers (hyper), or the text "valid"
+ * (none) or "same" (stride 1 only: output size = input size; as PyTorch, any
+ * odd total goes after). The "same" amounts depend on the kernel only. */
+static int padding(cctx *c, const snn_nir_rnode *rn, int nsp, geo *g)
+{
+    const char *t = snn_nir__text(rn, "padding");
+    if (!t) {
+        uint32_t p[2];
+        int rc = hyper(c, rn, "padding", nsp, 0, 0, 0, 0, p);
+        g->ph = g->ph_hi = p[0];
+        g->pw = g->pw_hi = p[1];
+        return rc;
+    }
+    if (!strcmp(t, "valid")) {
+        g->ph = g->ph_hi = g->pw = g->pw_hi = 0;
+        return 0;
+    }
+    if (strcmp(t, "same"))
+        return snn_err_set(c->err, SNN_EFORMAT,
+                           "%s: node '%s' (%s): padding \"%s\" (supported: numbers, \"same\", \"valid\")",
+                           c->file, rn->name, rn->type, t);
+    if (g->sh != 1 || g->sw != 1)
+        return snn_err_set(c->err, SNN_ENOTSUP, "%s: node '%s' (%s): padding \"same\" needs stride 1",
+                           c->file, rn->name, rn->type);
+    uint32_t th = g->dh * (g->kh - 1), tw = g->dw * (g->kw - 1);
+    g->ph = th / 2;
+    g->ph_hi = th - g->ph;
+    g->pw = tw / 2;
+    g->pw_hi = tw - g->pw;
+    return 0;
+}
+
+/* One output length of a convolution or pool (nir.h); 0 if it has none. */
+static uint32_t out_len(uint32_t in, uint32_t lo, uint32_t hi, uint32_t k, uint32_t d, uint32_t s)
+{
+    uint64_t span = (uint64_t)d * (k - 1) + 1, padded = (uint64_t)in + lo + hi;
+    return padded < span ? 0 : (uint32_t)((padded - span) / s + 1);
+}
+
+/* Completes n's geometry from its input height h and width w: output sizes,
+ * element counts and output shape. Errors when there is no output. */
+static int resolve(cctx *c, node *n, uint32_t h, uint32_t w)
+{
+    geo *g = &n->g;
+    g->h_in = h;
+    g->w_in = w;
+    g->h_out = out_len(h, g->ph, g->ph_hi, g->kh, g->dh, g->sh);
+    g->w_out = out_len(w, g->pw, g->pw_hi, g->kw, g->dw, g->sw);
+    uint64_t in = (uint64_t)g->c_in * h * w, out = (uint64_t)g->c_out * g->h_out * g->w_out;
+    if (!g->h_out || !g->w_out)
+        return snn_err_set(c->err, SNN_ESHAPE,
+                           "%s: node '%s' (%s): a %ux%u input is smaller than its %ux%u kernel "
+                           "(dilation %ux%u, padding %u+%u x %u+%u)", c->file, n->name, n->type,
+                           h, w, g->kh, g->kw, g->dh, g->dw, g->ph, g->ph_hi, g->pw, g->pw_hi);
+    if (!in || in > (1u << 28) || out > (1u << 28))
+        return snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): %llu inputs, %llu outputs "
+                           "(supported: 1 to 2^28)", c->file, n->name, n->type,
+                           (unsigned long long)in, (unsigned long long)out);
+    n->n_in = (uint32_t)in;
+    n->n_out = (uint32_t)out;
+    n->dims[0] = g->c_out;
+    n->dims[1] = g->h_out;
+    n->dims[2] = g->w_out;
+    n->has_dims = 1;
+    g->resolved = 1;
+    return 0;
+}
+
+/* Sets n's output shape from parameter p when p has 2 (C, W) or 3 (C, H, W)
+ * dimensions (as_list: p lists the dimensions, e.g. Input's shape). */
+static void dims_from(node *n, const snn_nir_param *p, int as_list)
+{
+    uint64_t d[3] = {0, 1, 0};
+    int nd = as_list ? (int)p->n : p->ndim;
+    for (int k = 0; k < nd && nd <= 3; k++) {
+        uint64_t v = as_list ? (uint64_t)p->data[k] : p->dims[k];
+        d[nd == 2 && k == 1 ? 2 : k] = v;
+    }
+    if ((nd == 2 || nd == 3) && d[0] && d[1] && d[2] && d[0] * d[1] * d[2] == n->n_out) {
+        for (int k = 0; k < 3; k++)
+            n->dims[k] = (uint32_t)d[k];
+        n->has_dims = 1;
+    }
+}
+
+/* Compiles a Conv1d / Conv2d node: weight [c_out, c_in / groups, (kh,) kw],
+ * bias [c_out] (or one value), stride, padding, dilation, groups, and the
+ * optional input_shape ((H, W) or (C, H, W); a Conv1d's (L) or (C, L)). The
+ * input's height and width come from input_shape, else from the source
+ * (resolve, from compile). */
+static int compile_conv(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_params)
+{
+    geo *g = &n->g;
+    int nsp = !strcmp(rn->type, "Conv1d") ? 1 : 2;
+    const snn_nir_param *w = snn_nir__param(rn, "weight"), *gr = snn_nir__param(rn, "groups");
+    if (!w)
+        return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s' (%s): missing parameter weight",
+                           c->file, rn->name, rn->type);
+    if (w->ndim != nsp + 2 || w->n == 0)
+        return snn_err_set(c->err, SNN_ESHAPE,
+                           "%s: node '%s' (%s): weight must have %d non-empty dimensions "
+                           "(out, in / groups, %s), has %d", c->file, rn->name, rn->type, nsp + 2,
+                           nsp == 1 ? "width" : "height, width", w->ndim);
+    g->groups = 1;
+    g->one_d = nsp == 1;
+    if (gr && (gr->n != 1 || !(gr->data[0] >= 1) || gr->data[0] != floorf(gr->data[0]) ||
+               w->dims[0] % (uint64_t)gr->data[0]))
+        return snn_err_set(c->err, SNN_EFORMAT,
+                           "%s: node '%s' (%s): groups must be one positive integer dividing the "
+                           "%llu output channels", c->file, rn->name, rn->type,
+                           (unsigned long long)w->dims[0]);
+    if (gr)
+        g->groups = (uint32_t)gr->data[0];
+    if (w->dims[0] > 65535 || w->dims[1] * g->groups > 65535 || w->dims[2] > 65535 ||
+        w->dims[w->ndim - 1] > 65535)
+        return snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): weight dimensions above 65535",
+                           c->file, rn->name, rn->type);
+    g->c_out = (uint32_t)w->dims[0];
+    g->c_in = (uint32_t)w->dims[1] * g->groups;
+    g->kh = nsp == 1 ? 1 : (uint32_t)w->dims[2];
+    g->kw = (uint32_t)w->dims[w->ndim - 1];
+    uint32_t st[2], dl[2];
+    int rc;
+    if ((rc = hyper(c, rn, "stride", nsp, 1, 1, 1, 0, st)) < 0 ||
+        (rc = hyper(c, rn, "dilation", nsp, 1, 1, 1, 0, dl)) < 0)
+        return rc;
+    g->sh = st[0], g->sw = st[1], g->dh = dl[0], g->dw = dl[1];
+    if ((rc = padding(c, rn, nsp, g)) < 0)
+        return rc;
+    /* weights transposed so that one input element's taps are contiguous per output channel */
+    uint32_t cog = g->c_out / g->groups, cig = g->c_in / g->groups;
+    n->kt = c->a->malloc((size_t)w->n * sizeof *n->kt);
+    if (!n->kt)
+        return snn_err_set(c->err, SNN_ENOMEM, "%s: out of memory", c->file);
+    for (uint32_t co = 0; co < g->c_out; co++)
+        for (uint32_t cl = 0; cl < cig; cl++)
+            for (uint32_t k = 0; k < g->kh * g->kw; k++) {
+                uint32_t ci = (co / cog) * cig + cl;
+                n->kt[((size_t)ci * g->kh * g->kw + k) * cog + co % cog] =
+                    w->data[((size_t)co * cig + cl) * g->kh * g->kw + k];
+            }
+    const snn_nir_param *b = snn_nir__param(rn, "bias");
+    if (!b)
+        return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s' (%s): missing parameter bias",
+                           c->file, rn->name, rn->type);
+    if ((rc = copy_param(c, rn, "bias", g->c_out, 0, 1, &n->b)) < 0)
+        return rc;
+    *n_params += w->n + b->n;
+    const snn_nir_param *is = snn_nir__param(rn, "input_shape");
+    if (!is)
+        return 0; /* n_in 0: resolved from the source */
+    uint32_t v[3] = {0, 0, 0};
+    for (uint32_t k = 0; k < is->n && k < 3; k++)
+        v[k] = is->data[k] >= 1 && is->data[k] < 1e6f ? (uint32_t)is->data[k] : 0;
+    int with_c = is->n == (uint32_t)nsp + 1;
+    if ((is->n != (uint32_t)nsp && !with_c) || (with_c && v[0] != g->c_in) || !v[0] ||
+        (nsp == 2 && !v[1]) || (with_c && !v[nsp]))
+        return snn_err_set(c->err, SNN_ESHAPE,
+                           "%s: node '%s' (%s): input_shape must be %s%s with %u channels",
+                           c->file, rn->name, rn->type, nsp == 1 ? "(L) or (C, L)" : "(H, W) or (C, H, W)",
+                           " of positive integers", g->c_in);
+    const uint32_t *sp = v + with_c;
+    return resolve(c, n, nsp == 1 ? 1 : sp[0], sp[nsp - 1]);
+}
+
+/* Completes the geometry of Conv or pool n (no input_shape) from its first
+ * source s (NULL: none), whose output shape must be known. */
+static int resolve_from(cctx *c, node *n, const node *s)
+{
+    if (!s)
+        return snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): size unknown (no input_shape "
+                           "and no input edge)", c->file, n->name, n->type);
+    if (!s->has_dims)
+        return snn_err_set(c->err, SNN_ESHAPE,
+                           "%s: node '%s' (%s): its input's shape is unknown: '%s' (%s) gives %u "
+                           "values with no channel, height and width%s", c->file, n->name, n->type,
+                           s->name, s->type, s->n_out,
+                           n->op == OP_CONV ? " (give the node an input_shape)" : "");
+    if (n->op != OP_CONV)
+        n->g.c_in = n->g.c_out = s->dims[0];
+    if (s->dims[0] != n->g.c_in || (n->g.one_d && s->dims[1] != 1))
+        return snn_err_set(c->err, SNN_ESHAPE,
+                           "%s: edge '%s' -> '%s': '%s' (%s) outputs %u x %u x %u, '%s' (%s) takes "
+                           "%u channels%s", c->file, s->name, n->name, s->name, s->type, s->dims[0],
+                           s->dims[1], s->dims[2], n->name, n->type, n->g.c_in,
+                           n->g.one_d ? " of height 1" : "");
+    return resolve(c, n, s->dims[1], s->dims[2]);
+}
+
+/* Compiles a SumPool2d / AvgPool2d node: kernel_size, stride (default: the
+ * kernel), padding (default 0). Channels and input size come from the
+ * source (resolve, from compile). */
+static int compile_pool(cctx *c, const snn_nir_rnode *rn, node *n)
+{
+    geo *g = &n->g;
+    uint32_t k[2], st[2];
+    int rc;
+    if ((rc = hyper(c, rn, "kernel_size", 2, 1, 0, 0, 1, k)) < 0 ||
+        (rc = hyper(c, rn, "stride", 2, 1, k[0], k[0], 0, st)) < 0)
+        return rc;
+    if (!snn_nir__param(rn, "stride"))
+        st[1] = k[1];
+    g->kh = k[0], g->kw = k[1], g->sh = st[0], g->sw = st[1], g->dh = g->dw = 1, g->groups = 1;
+    return padding(c, rn, 2, g);
+}
+
 /* Fills n (op, sizes, parameters) from the raw node rn. */
 static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_params)
 {
@@ -386,9 +643,7 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
         }
     if (n->op < 0)
         return snn_err_set(c->err, SNN_ENOTSUP,
-                           "%s: node '%s': node type %s is not supported (supported: Input, Output, "
-                           "Affine, Linear, Scale, Flatten, Threshold, I, IF, LI, LIF, CubaLI, "
-                           "CubaLIF, NIRGraph)",
+                           "%s: node '%s': node type %s is not supported (supported: " SUPPORTED ")",
                            c->file, rn->name, rn->type);
     const snn_nir_param *p;
     uint32_t sz = 0;
@@ -403,7 +658,13 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
             return snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): shape has no elements",
                                c->file, rn->name, rn->type);
         n->n_in = n->n_out = sz;
+        dims_from(n, p, 1);
         return 0;
+    case OP_CONV:
+        return compile_conv(c, rn, n, n_params);
+    case OP_SUMPOOL:
+    case OP_AVGPOOL:
+        return compile_pool(c, rn, n);
     case OP_FLATTEN:
         p = snn_nir__param(rn, "input_type");
         n->n_in = n->n_out = p ? prod_of(p) : 0; /* 0: taken from the source */
@@ -449,6 +710,7 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
                                c->file, rn->name, rn->type, pn);
         n->n_in = n->n_out = p->n;
         n->spiking = n->op == OP_THRESHOLD;
+        dims_from(n, p, 0);
         *n_params += p->n;
         return copy_param(c, rn, pn, p->n, 0, 1, &n->s);
     }
@@ -461,6 +723,7 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
                            rn->name, rn->type);
     sz = p->n;
     n->n_in = n->n_out = sz;
+    dims_from(n, p, 0);
     int cuba = n->op == OP_CUBALI || n->op == OP_CUBALIF;
     int fires = n->op == OP_IF || n->op == OP_LIF || n->op == OP_CUBALIF;
     int leaky = n->op != OP_I && n->op != OP_IF;
@@ -641,9 +904,14 @@ static int compile(cctx *c, const snn_nir_rgraph *g, nir_model *m)
     if (m->nodes[m->input].in_count)
         { rc = snn_err_set(c->err, SNN_ENOTSUP, "%s: node '%s' (Input): edges into the graph's Input node are not supported",
                            c->file, m->nodes[m->input].name); goto done; }
-    /* sizes: infer Flatten's from its source, then check every edge */
+    /* sizes: infer Convs' and pools' without input_shape and Flatten's from their
+     * first source, check every edge, pass shapes through element-wise nodes */
     for (uint32_t k = 0; k < n; k++) {
         node *d = &m->nodes[k];
+        const node *s0 = d->in_count ? &m->nodes[m->in_src[d->in_first]] : NULL;
+        if ((d->op == OP_CONV || d->op == OP_SUMPOOL || d->op == OP_AVGPOOL) && !d->g.resolved &&
+            (rc = resolve_from(c, d, s0)) < 0)
+            goto done;
         if (d->n_in == 0) {
             if (!d->in_count) {
                 rc = snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): size unknown (no input_type and no input edge)",
@@ -661,6 +929,12 @@ static int compile(cctx *c, const snn_nir_rgraph *g, nir_model *m)
                                  d->type, d->n_in);
                 goto done;
             }
+        }
+        int elementwise = d->op == OP_OUTPUT || d->op == OP_SCALE || d->op == OP_THRESHOLD ||
+                          d->op >= OP_I;
+        if (elementwise && !d->has_dims && s0 && s0->has_dims) {
+            memcpy(d->dims, s0->dims, sizeof d->dims);
+            d->has_dims = 1;
         }
     }
     /* state layout and hidden-ness */
@@ -813,16 +1087,21 @@ int snn_nir_model_load(const char *path, const snn_allocator *a, snn_model **out
 
 /* ---- state and step --------------------------------------------------- */
 
-/* ops->state_reset: neuron state and node outputs to zero, Affine outputs to
- * their bias (what a delayed edge carries before the first step). */
+/* ops->state_reset: neuron state and node outputs to zero, Affine and Conv
+ * outputs to their bias (what a delayed edge carries before the first step). */
 static void state_reset(const snn_model *base, snn_state *st)
 {
     const nir_model *m = (const nir_model *)base;
     nir_state *s = (nir_state *)st;
     memset(s->f, 0, m->n_state * sizeof *s->f);
-    for (uint32_t k = 0; k < m->n_nodes; k++)
-        if (m->nodes[k].op == OP_AFFINE)
-            memcpy(s->f + m->nodes[k].out_off, m->nodes[k].b, m->nodes[k].n_out * sizeof(float));
+    for (uint32_t k = 0; k < m->n_nodes; k++) {
+        const node *d = &m->nodes[k];
+        uint32_t hw = d->g.h_out * d->g.w_out;
+        if (d->op == OP_AFFINE)
+            memcpy(s->f + d->out_off, d->b, d->n_out * sizeof(float));
+        for (uint32_t i = 0; d->op == OP_CONV && i < d->n_out; i++)
+            s->f[d->out_off + i] = d->b[i / hw];
+    }
 }
 
 /* ops->state_new: one block of n_state floats plus the input scratch. */
@@ -866,6 +1145,74 @@ static uint32_t fire(const nir_model *m, const node *d, float *v, float *z)
             v[i] = m->reset == SNN_NIR_RESET_SUBTRACT ? v[i] - d->v_th[i] : d->v_reset[i];
     }
     return spikes;
+}
+
+/* A Conv's output y = bias + W * x (nir.h), computed by scattering each
+ * non-zero input element into the outputs its taps reach, so the work
+ * follows the input's activity. Counts the work as step() does for Affine. */
+static void conv_step(const node *d, const float *x, float *y, snn_step_info *info)
+{
+    const geo *g = &d->g;
+    uint32_t hw = g->h_out * g->w_out, cog = g->c_out / g->groups, cig = g->c_in / g->groups;
+    uint32_t taps = g->kh * g->kw;
+    for (uint32_t co = 0; co < g->c_out; co++)
+        for (uint32_t i = 0; i < hw; i++)
+            y[(size_t)co * hw + i] = d->b[co];
+    info->dense_ops += (uint64_t)d->n_out * cig * taps;
+    for (uint32_t ci = 0; ci < g->c_in; ci++) {
+        float *yg = y + (size_t)(ci / cig) * cog * hw;
+        for (uint32_t iy = 0; iy < g->h_in; iy++)
+            for (uint32_t ix = 0; ix < g->w_in; ix++) {
+                float xi = x[((size_t)ci * g->h_in + iy) * g->w_in + ix];
+                if (xi == 0.0f)
+                    continue;
+                for (uint32_t ky = 0; ky < g->kh; ky++) {
+                    int64_t ty = (int64_t)iy + g->ph - (int64_t)ky * g->dh;
+                    if (ty < 0 || ty % g->sh || ty / g->sh >= g->h_out)
+                        continue;
+                    for (uint32_t kx = 0; kx < g->kw; kx++) {
+                        int64_t tx = (int64_t)ix + g->pw - (int64_t)kx * g->dw;
+                        if (tx < 0 || tx % g->sw || tx / g->sw >= g->w_out)
+                            continue;
+                        const float *w = d->kt + ((size_t)ci * taps + ky * g->kw + kx) * cog;
+                        float *yo = yg + (size_t)(ty / g->sh) * g->w_out + (size_t)(tx / g->sw);
+                        if (xi == 1.0f) {
+                            for (uint32_t o = 0; o < cog; o++)
+                                yo[(size_t)o * hw] += w[o];
+                            info->eff_acs += cog;
+                        } else {
+                            for (uint32_t o = 0; o < cog; o++)
+                                yo[(size_t)o * hw] += w[o] * xi;
+                            info->eff_macs += cog;
+                        }
+                    }
+                }
+            }
+    }
+}
+
+/* A SumPool2d's or AvgPool2d's output (nir.h): per channel, the sum (or the
+ * sum over the kernel's area) of the window, zero padding included. */
+static void pool_step(const node *d, const float *x, float *y)
+{
+    const geo *g = &d->g;
+    float scale = d->op == OP_AVGPOOL ? 1.0f / (float)(g->kh * g->kw) : 1.0f;
+    for (uint32_t c = 0; c < g->c_out; c++)
+        for (uint32_t oy = 0; oy < g->h_out; oy++)
+            for (uint32_t ox = 0; ox < g->w_out; ox++) {
+                float acc = 0.0f;
+                for (uint32_t ky = 0; ky < g->kh; ky++) {
+                    int64_t iy = (int64_t)oy * g->sh + ky - g->ph;
+                    if (iy < 0 || iy >= g->h_in)
+                        continue;
+                    for (uint32_t kx = 0; kx < g->kw; kx++) {
+                        int64_t ix = (int64_t)ox * g->sw + kx - g->pw;
+                        if (ix >= 0 && ix < g->w_in)
+                            acc += x[((size_t)c * g->h_in + (size_t)iy) * g->w_in + (size_t)ix];
+                    }
+                }
+                y[((size_t)c * g->h_out + oy) * g->w_out + ox] = acc * scale;
+            }
 }
 
 /* ops->step: runs every node once in execution order (equations in nir.h).
@@ -931,6 +1278,13 @@ static int step(const snn_model *base, snn_state *st, const float *in, float *ou
                 }
             }
             break;
+        case OP_CONV:
+            conv_step(d, x, y, info);
+            break;
+        case OP_SUMPOOL:
+        case OP_AVGPOOL:
+            pool_step(d, x, y);
+            break;
         case OP_SCALE:
             for (uint32_t i = 0; i < n; i++)
                 y[i] = d->s[i] * x[i];
@@ -993,9 +1347,12 @@ static int describe(const snn_model *base, json_t *obj)
     }
     for (uint32_t k = 0; k < m->n_nodes; k++) {
         const node *d = &m->nodes[k];
-        json_array_append_new(nodes, json_pack("{s:s, s:s, s:I, s:I}", "name", d->name, "type",
-                                               d->type, "in", (json_int_t)d->n_in, "out",
-                                               (json_int_t)d->n_out));
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "name", d->name, "type", d->type, "in",
+                              (json_int_t)d->n_in, "out", (json_int_t)d->n_out);
+        if (o && d->has_dims)
+            json_object_set_new(o, "shape", json_pack("[I, I, I]", (json_int_t)d->dims[0],
+                                                      (json_int_t)d->dims[1], (json_int_t)d->dims[2]));
+        json_array_append_new(nodes, o);
     }
     for (uint32_t e = 0; e < m->n_edges; e++)
         if (m->edges[e].delayed)

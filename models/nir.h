@@ -34,6 +34,14 @@
  *   Linear      y_t = W x_t
  *   Scale       y_t = s ⊙ x_t
  *   Flatten     y_t = x_t                  (data are kept flat, C order)
+ *   Conv2d      y_t[o, i, j] = b[o] + Σ_c Σ_{u,v} W[o, c, u, v] ·
+ *                   x_t[g·C_g + c, s_h i - p_h + d_h u, s_w j - p_w + d_w v]
+ *               W [C_out, C_g = C_in / groups, k_h, k_w], g = o / (C_out / groups),
+ *               x zero outside the map (PyTorch's conv2d: a cross-correlation);
+ *               output size ⌊(H + p_h + p_h' - d_h (k_h - 1) - 1) / s_h⌋ + 1 (and W)
+ *   Conv1d      Conv2d over a map of height 1 (W [C_out, C_g, k])
+ *   SumPool2d   y_t[c, i, j] = Σ_{u,v} x_t[c, s_h i - p_h + u, s_w j - p_w + v]
+ *   AvgPool2d   the same sum / (k_h k_w) (zero padding counted, PyTorch's default)
  *   Threshold   y_t = H(x_t - θ)
  *   I           v_t = v_{t-1} + dt r x_t;                              y_t = v_t
  *   IF          v_t = v_{t-1} + dt r x_t;  z_t = H(v_t - θ); reset;   y_t = z_t
@@ -45,7 +53,10 @@
  *   CubaLIF     as CubaLI, then z_t = H(v_t - θ); reset;              y_t = z_t
  *
  *   I and IF integrate dt r x_t per step: a graph whose exporter meant "v += x
- *   per step" with r = 1 (Sinabs) needs "dt": 1 in its sidecar.
+ *   per step" with r = 1 (Sinabs) needs "dt": 1 in its sidecar, and Sinabs'
+ *   own reset, "reset": "subtract" (the NIR paper's cnn_sinabs.nir: sidecar
+ *   {"dt": 1, "reset": "subtract"}; tests/conformance/conf_nir.c). Sinabs'
+ *   MultiSpike (several spikes in one step) is not NIR's IF and not modelled.
  *
  *   I* = I_t ("cuba": "updated", the default) or I_{t-1} ("cuba": "previous").
  *   "updated" is what executing CubaLIF as its NIR decomposition LI -> LIF
@@ -64,6 +75,19 @@
  *     "subtract" (snnTorch/Rockpool/NIR ref.) v_t = v_t - θ      where z_t = 1
  *   v_reset defaults to 0 when the file has none (as nir.LIF does).
  *
+ * Maps are C x H x W in C order. A Conv's weight gives its channels; its
+ * height and width come from input_shape ((H, W), (C, H, W); Conv1d (L) or
+ * (C, L)) or, when absent, from its source's shape, as the pools' channels
+ * and size always do. A node's output shape is known for Input (a shape of
+ * 2 or 3 dimensions, (C, L) read as C x 1 x L), Convs and pools, neurons,
+ * Scale and Threshold whose parameters have 2 or 3 dimensions, and passes
+ * through element-wise nodes (neurons, Scale, Threshold, Output); Flatten
+ * and Affine give flat vectors. stride and dilation default to 1, padding to
+ * 0; a pool's stride defaults to its kernel. Padding is numbers (each side),
+ * "valid" (none) or "same" (stride 1 only: as PyTorch, an odd total puts the
+ * extra row or column after). A Conv's work follows its input's activity:
+ * each non-zero input element is scattered to the outputs its taps reach.
+ *
  * Execution order and cycles: the flattened graph is ordered by a depth-first
  * search from the top-level Input node that follows each node's out-edges in
  * the order the file lists them (then from any node not reached, in name
@@ -71,8 +95,8 @@
  * on the DFS stack closes a cycle (a back edge): it carries its source's output
  * from the previous step. Every other edge carries the current step's value.
  * Before the first step (and after state_reset) a delayed edge carries its
- * source's initial output: the bias for an Affine node, zero for every other
- * node (so snnTorch's RSynaptic recurrence W_rec s_{t-1} + b_rec, with
+ * source's initial output: the bias for an Affine or Conv node, zero for every
+ * other node (so snnTorch's RSynaptic recurrence W_rec s_{t-1} + b_rec, with
  * s_{-1} = 0, is reproduced exactly).
  *
  * Sidecar <dir>/<name>.json (optional; every key optional):
@@ -93,10 +117,11 @@
  * other key is an error (a typo must not silently change the dynamics).
  *
  * Errors name the file and the node: unknown or unsupported node types
- * (Conv2d, SumPool2d, Delay, ... -> SNN_ENOTSUP), missing parameters and
+ * (Delay, or a type newer than this list -> SNN_ENOTSUP), missing parameters and
  * malformed files (SNN_EFORMAT), size mismatches between parameters or across
- * an edge (SNN_ESHAPE). Multi-dimensional data (a Flatten's input) is treated
- * as its flat C-order vector; sizes are compared as element counts.
+ * an edge, a map smaller than its kernel, a channel count that differs from
+ * a Conv's weight, a pool or Conv after a flat vector (SNN_ESHAPE). Edges
+ * compare element counts (a Flatten's input is its flat C-order vector).
  *
  * libhdf5 (Debian's serial build) is not thread-safe: load models from one
  * thread at a time. Stepping touches no HDF5 state.

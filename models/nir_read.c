@@ -184,8 +184,9 @@ static int push_edge(ctx *c, uint32_t src, uint32_t dst)
     return 0;
 }
 
-/* Reads every numeric dataset of node group gid into n->params (strings,
- * groups such as metadata, and "type" are skipped). */
+/* Reads every numeric dataset of node group gid into n->params, and every
+ * scalar string dataset as a text parameter (other strings, groups such as
+ * metadata, and "type" are skipped). */
 static int read_params(ctx *c, hid_t gid, snn_nir_rnode *n)
 {
     H5G_info_t info;
@@ -214,7 +215,19 @@ static int read_params(ctx *c, hid_t gid, snn_nir_rnode *n)
         hid_t sp = H5Dget_space(ds);
         H5T_class_t cls = H5Tget_class(ft);
         int rc = 0;
-        if (cls == H5T_FLOAT || cls == H5T_INTEGER) {
+        if (cls == H5T_STRING && strlen(key) < sizeof n->params[0].name) {
+            snn_nir_param *p = &n->params[n->n_params];
+            int t = read_string(c, gid, key, p->text, sizeof p->text);
+            if (t == 0) {
+                memcpy(p->name, key, strlen(key) + 1);
+                p->ndim = -1;
+                n->n_params++;
+            } else {
+                memset(p, 0, sizeof *p); /* an array of strings: skipped */
+                if (t == -SNN_ENOMEM)
+                    rc = snn_err_set(c->err, SNN_ENOMEM, "%s: out of memory", c->file);
+            }
+        } else if (cls == H5T_FLOAT || cls == H5T_INTEGER) {
             if (strlen(key) >= sizeof n->params[0].name) {
                 rc = snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s': parameter name '%s' too long",
                                  c->file, n->name, key);
@@ -500,7 +513,16 @@ void snn_nir__rgraph_free(snn_nir_rgraph *g, const snn_allocator *a)
 const snn_nir_param *snn_nir__param(const snn_nir_rnode *n, const char *name)
 {
     for (uint32_t i = 0; i < n->n_params; i++)
-        if (strcmp(n->params[i].name, name) == 0)
+        if (n->params[i].ndim >= 0 && strcmp(n->params[i].name, name) == 0)
             return &n->params[i];
+    return NULL;
+}
+
+/* Contract in nir_read.h. */
+const char *snn_nir__text(const snn_nir_rnode *n, const char *name)
+{
+    for (uint32_t i = 0; i < n->n_params; i++)
+        if (n->params[i].ndim < 0 && strcmp(n->params[i].name, name) == 0)
+            return n->params[i].text;
     return NULL;
 }

@@ -16,12 +16,15 @@
 
 #include "model.h"
 
-/* One numeric dataset of a node, converted to float32 (C order). */
+/* One dataset of a node: numeric ones converted to float32 (C order); a
+ * scalar string (e.g. Conv2d's padding "same") has ndim -1, no data and its
+ * value in text. */
 typedef struct snn_nir_param {
     char name[32];
     float *data;
-    uint32_t n;             /* element count (1 for a scalar) */
-    int ndim;               /* 0 for a scalar */
+    uint32_t n;             /* element count (1 for a scalar, 0 for a string) */
+    int ndim;               /* 0 for a scalar, -1 for a string */
+    char text[32];          /* a string's value (truncated), else "" */
     uint64_t dims[8];
     uint64_t stored_bytes;  /* n * element size in the file */
 } snn_nir_param;
@@ -58,7 +61,11 @@ int snn_nir__read(const char *path, const char *const *aliases, uint32_t n_alias
 /* Frees everything g owns (g itself is the caller's). */
 void snn_nir__rgraph_free(snn_nir_rgraph *g, const snn_allocator *a);
 
-/* Returns the parameter called name of node n, or NULL. */
+/* Returns the numeric parameter called name of node n, or NULL (also when
+ * that parameter is a string). */
 const snn_nir_param *snn_nir__param(const snn_nir_rnode *n, const char *name);
+/* Returns the value of node n's scalar string parameter called name, or NULL
+ * when it is absent or numeric. */
+const char *snn_nir__text(const snn_nir_rnode *n, const char *name);
 
 #endif

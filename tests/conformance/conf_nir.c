@@ -14,6 +14,13 @@
  *     decided by argmax of the summed output spikes, is printed and bounded.
  *     The platforms' lif1 rasters (*_activity_*.npy) cannot be compared: they
  *     were computed from ds_test.pt sample 0, which is not in the data.
+ * (c) CNN (paper/02_cnn): cnn_sinabs.nir (Conv2d, IF, SumPool2d, Flatten,
+ *     Affine) loads with the shapes of its layers, and 60 steps of an
+ *     N-MNIST-like input give, step by step, the output spikes and every IF
+ *     layer's spike count of an independent PyTorch run of the same weights
+ *     (tests/fixtures/nir/cnn_sinabs_reference.py, which wrote
+ *     cnn_sinabs_expected.json). N-MNIST is not in the data, so the
+ *     platforms' accuracies (*_accuracy.npy) are only printed.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -24,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "model.h"
 #include "nir.h"
@@ -436,6 +444,96 @@ static void braille_accuracy_on_seven_letters(void **unused)
     free(smp);
 }
 
+/* ---- (c) CNN ------------------------------------------------------------- */
+
+/* Sets f to one of x's count steps' spikes from the indices in idx. */
+static void spikes_from(json_t *idx, float *x, uint32_t n)
+{
+    memset(x, 0, n * sizeof *x);
+    for (size_t i = 0; i < json_array_size(idx); i++) {
+        json_int_t k = json_integer_value(json_array_get(idx, i));
+        assert_true(k >= 0 && k < (json_int_t)n);
+        x[k] = 1.0f;
+    }
+}
+
+static void cnn_sinabs_matches_pytorch(void **unused)
+{
+    (void)unused;
+    static const char *const ifs[] = {"1", "3", "6", "10", "12"};
+    static const uint32_t sizes[] = {16 * 16 * 16, 16 * 16 * 16, 8 * 8 * 8, 256, 10};
+    json_error_t je;
+    json_t *ref = json_load_file(snn_test_src("tests/fixtures/nir/cnn_sinabs_expected.json"), 0, &je);
+    if (!ref)
+        fail_msg("cnn_sinabs_expected.json: %s", je.text);
+    snn_nir_options o;
+    snn_nir_options_default(&o);
+    o.dt = 1.0; /* Sinabs' IAF: v += x per step */
+    o.reset = SNN_NIR_RESET_SUBTRACT;
+    snn_model *m = NULL;
+    snn_err err = {{0}};
+    if (snn_nir_model_load_opts(snn_test_data("nir/cnn/cnn_sinabs.nir"), &o, NULL, &m, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(m->n_in, 2 * 34 * 34);
+    assert_int_equal(m->n_out, 10);
+    assert_int_equal(snn_nir_node_count(m), 15);
+    snn_state *s;
+    assert_int_equal(m->ops->state_new(m, &s, NULL), 0);
+    json_t *in = json_object_get(ref, "input"), *out = json_object_get(ref, "output"),
+           *counts = json_object_get(ref, "spikes");
+    float x[2 * 34 * 34], y[10];
+    long total[5] = {0}, want_total[5] = {0}, out_sum[10] = {0};
+    uint64_t dense = 0, acs = 0;
+    for (size_t t = 0; t < json_array_size(in); t++) {
+        spikes_from(json_array_get(in, t), x, m->n_in);
+        snn_step_info info;
+        assert_int_equal(m->ops->step(m, s, x, y, &info), 0);
+        dense += info.dense_ops;
+        acs += info.eff_acs;
+        for (int i = 0; i < 10; i++) {
+            int want = (int)json_integer_value(json_array_get(json_array_get(out, t), (size_t)i));
+            if (y[i] != (float)want)
+                fail_msg("step %zu output %d: %g, PyTorch %d", t, i, (double)y[i], want);
+            out_sum[i] += want;
+        }
+        for (int l = 0; l < 5; l++) {
+            const float *v;
+            uint32_t n;
+            assert_int_equal(snn_nir_probe(m, s, ifs[l], "out", &v, &n), 0);
+            assert_int_equal(n, sizes[l]);
+            long c = 0;
+            for (uint32_t i = 0; i < n; i++)
+                c += v[i] != 0.0f;
+            long want = (long)json_integer_value(json_array_get(json_object_get(counts, ifs[l]), t));
+            if (c != want)
+                fail_msg("step %zu IF node '%s': %ld spikes, PyTorch %ld", t, ifs[l], c, want);
+            total[l] += c;
+            want_total[l] += want;
+        }
+    }
+    int cls = 0;
+    for (int i = 1; i < 10; i++)
+        cls = out_sum[i] > out_sum[cls] ? i : cls;
+    printf("cnn_sinabs: %zu steps, IF spikes %ld / %ld / %ld / %ld / %ld (all equal PyTorch's), "
+           "class %d; %.2f M synaptic operations per step dense, %.3f M done (event-driven)\n",
+           json_array_size(in), total[0], total[1], total[2], total[3], total[4], cls,
+           (double)dense / (double)json_array_size(in) / 1e6, (double)acs / (double)json_array_size(in) / 1e6);
+    static const char *const plat[] = {"lava", "nengo", "norse", "s2", "s2_brian2", "sinabs",
+                                       "snntorch", "speck", "spyx"};
+    for (size_t i = 0; i < sizeof plat / sizeof plat[0]; i++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "nir/cnn/%s_accuracy.npy", plat[i]);
+        snn_npy a;
+        if (snn_npy_load(snn_test_data(rel), NULL, &a, &err) == 0) {
+            printf("  %s's published N-MNIST accuracy: %.4f\n", plat[i], a.data[0]);
+            snn_npy_free(&a, NULL);
+        }
+    }
+    m->ops->state_free(m, s);
+    snn_model_free(m);
+    json_decref(ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +541,7 @@ int main(void)
         cmocka_unit_test(lif_rockpool_close_to_rockpool_trace),
         cmocka_unit_test(braille_graphs_load_with_expected_shapes),
         cmocka_unit_test(braille_accuracy_on_seven_letters),
+        cmocka_unit_test(cnn_sinabs_matches_pytorch),
     };
     return cmocka_run_group_tests_name("nir", tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
  * hand-made graphs of tests/fixtures/nir (written by make_fixtures.py): every
  * node kind's equation against values worked out by hand, the one-step delay
  * on cycles, subgraph flattening, the sidecar, and one clear error per kind
- * of malformed file.
+ * of malformed file; convolutions and pools against what PyTorch's
+ * torch.nn.functional computes (conv_expected.json, by make_fixtures.py) and
+ * one output worked out by hand.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -301,7 +303,11 @@ static void expect_error(const char *name, int code, const char *s1, const char 
 static void malformed_files_fail_with_clear_errors(void **unused)
 {
     (void)unused;
-    expect_error("err_unsupported.nir", SNN_ENOTSUP, "node 'pool'", "SumPool2d");
+    expect_error("err_unsupported.nir", SNN_ENOTSUP, "node 'delay'", "Delay");
+    expect_error("err_conv_small.nir", SNN_ESHAPE, "node 'conv' (Conv2d)", "2x2 input is smaller than its 3x3 kernel");
+    expect_error("err_conv_channels.nir", SNN_ESHAPE, "edge 'input' -> 'conv'", "outputs 3 x 4 x 4");
+    expect_error("err_pool_flat.nir", SNN_ESHAPE, "node 'pool' (SumPool2d)", "'fc' (Linear) gives 4 values");
+    expect_error("err_conv_padding.nir", SNN_EFORMAT, "node 'conv' (Conv2d)", "padding \"full\"");
     expect_error("err_edge_shape.nir", SNN_ESHAPE, "edge 'input' -> 'fc'", "outputs 3 values");
     expect_error("err_param_size.nir", SNN_ESHAPE, "node 'lif' (LIF)", "tau has 3 elements, expected 2");
     expect_error("err_missing_param.nir", SNN_EFORMAT, "node 'lif' (LIF)", "missing parameter v_threshold");
@@ -348,27 +354,121 @@ static void alias_repairs_a_dangling_edge(void **unused)
     snn_model_free(m);
 }
 
+/* Steps fixture name (loaded with dt = 1, reset to zero) through the inputs
+ * of conv_expected.json and compares every output with PyTorch's. An entry's
+ * "input" is one step's input or a list of steps' inputs ("output" alike). */
+static void check_against_torch(json_t *all, const char *name)
+{
+    json_t *e = json_object_get(all, name);
+    assert_non_null(e);
+    json_t *xs = json_object_get(e, "input"), *ys = json_object_get(e, "output");
+    int multi = json_is_array(json_array_get(xs, 0));
+    size_t steps = multi ? json_array_size(xs) : 1;
+    snn_nir_options o;
+    snn_nir_options_default(&o);
+    o.dt = 1.0;
+    snn_model *m = NULL;
+    snn_err err = {{0}};
+    if (snn_nir_model_load_opts(fx(name), &o, &snn_test_allocator, &m, &err) < 0)
+        fail_msg("load %s: %s", name, err.msg);
+    snn_state *s;
+    assert_int_equal(m->ops->state_new(m, &s, NULL), 0);
+    float *x = calloc(m->n_in, sizeof *x), *y = calloc(m->n_out, sizeof *y);
+    for (size_t t = 0; t < steps; t++) {
+        json_t *xt = multi ? json_array_get(xs, t) : xs, *yt = multi ? json_array_get(ys, t) : ys;
+        assert_int_equal(json_array_size(xt), m->n_in);
+        assert_int_equal(json_array_size(yt), m->n_out);
+        for (uint32_t i = 0; i < m->n_in; i++)
+            x[i] = (float)json_number_value(json_array_get(xt, i));
+        snn_step_info info;
+        assert_int_equal(m->ops->step(m, s, x, y, &info), 0);
+        for (uint32_t i = 0; i < m->n_out; i++) {
+            double want = json_number_value(json_array_get(yt, i));
+            if (fabs(y[i] - want) > 1e-5 * (1 + fabs(want)))
+                fail_msg("%s step %zu output %u: %.7g, PyTorch %.7g", name, t, i, (double)y[i], want);
+        }
+    }
+    free(x);
+    free(y);
+    m->ops->state_free(m, s);
+    snn_model_free(m);
+}
+
+/* Conv2d (groups, stride, padding, dilation, input_shape), Conv1d with
+ * padding "same", SumPool2d and AvgPool2d, and a small spiking CNN stepped
+ * six times, all equal PyTorch's functional ops; shapes are inferred through
+ * the graph and reported by describe. */
+static void convolutions_and_pools_match_pytorch(void **unused)
+{
+    (void)unused;
+    json_error_t je;
+    json_t *all = json_load_file(fx("conv_expected.json"), 0, &je);
+    if (!all)
+        fail_msg("conv_expected.json: %s", je.text);
+    check_against_torch(all, "conv2d.nir");
+    check_against_torch(all, "conv1d_same.nir");
+    check_against_torch(all, "pool.nir");
+    check_against_torch(all, "cnn_if.nir");
+    json_decref(all);
+
+    /* by hand: pool.nir's SumPool2d k 2x2, stride 2, padding (0, 1) over the
+     * 4 x 5 channel 0 of an input x[i] = i: its window (0, 0) covers columns
+     * -1..0 of rows 0..1, so 0 + 5 = 5; (0, 1): columns 1..2, 1+2+6+7 = 16;
+     * (1, 0): rows 2..3, 10 + 15 = 25; (1, 1): 11+12+16+17 = 56. The
+     * AvgPool2d k 2x1 then gives (5 + 25) / 2 = 15 and (16 + 56) / 2 = 36. */
+    snn_model *m = load_dt("pool.nir", SNN_NIR_RESET_ZERO, SNN_NIR_CUBA_UPDATED);
+    snn_state *s;
+    assert_int_equal(m->ops->state_new(m, &s, NULL), 0);
+    float x[40], y[6];
+    for (int i = 0; i < 40; i++)
+        x[i] = (float)i;
+    m->ops->step(m, s, x, y, NULL);
+    assert_float_equal(y[0], 15.0f, EPS);
+    assert_float_equal(y[1], 36.0f, EPS);
+    m->ops->state_free(m, s);
+    json_t *d = json_object();
+    assert_int_equal(m->ops->describe(m, d), 0);
+    json_t *nodes = json_object_get(d, "nodes");
+    int seen = 0;
+    for (size_t i = 0; i < json_array_size(nodes); i++) {
+        json_t *nd = json_array_get(nodes, i), *sh = json_object_get(nd, "shape");
+        if (strcmp(json_string_value(json_object_get(nd, "name")), "sum"))
+            continue;
+        seen = 1;
+        assert_int_equal(json_integer_value(json_array_get(sh, 0)), 2);
+        assert_int_equal(json_integer_value(json_array_get(sh, 1)), 2);
+        assert_int_equal(json_integer_value(json_array_get(sh, 2)), 3);
+    }
+    assert_true(seen);
+    json_decref(d);
+    snn_model_free(m);
+}
+
 /* Every allocation failure during a load is reported as ENOMEM and leaks
  * nothing (cmocka's test allocator checks). */
 static void allocation_failures_are_clean(void **unused)
 {
     (void)unused;
-    int saw_ok = 0;
-    for (int n = 1; n < 400 && !saw_ok; n++) {
-        snn_model *m = NULL;
-        snn_err err = {{0}};
-        snn_test_fail_alloc_after(n);
-        int rc = snn_nir_model_load(fx("sidecar.nir"), &snn_test_allocator, &m, &err);
-        snn_test_fail_alloc_after(0);
-        if (rc == 0) {
-            saw_ok = 1;
-            snn_model_free(m);
-        } else {
-            assert_int_equal(rc, -SNN_ENOMEM);
-            assert_null(m);
+    static const char *const files[] = {"sidecar.nir", "cnn_if.nir", "conv1d_same.nir"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        int saw_ok = 0;
+        for (int n = 1; n < 400 && !saw_ok; n++) {
+            snn_model *m = NULL;
+            snn_err err = {{0}};
+            snn_test_fail_alloc_after(n);
+            int rc = snn_nir_model_load(fx(files[f]), &snn_test_allocator, &m, &err);
+            snn_test_fail_alloc_after(0);
+            if (rc == 0) {
+                saw_ok = 1;
+                snn_model_free(m);
+            } else {
+                if (rc != -SNN_ENOMEM)
+                    fail_msg("%s, allocation %d failing: rc %d, %s", files[f], n, rc, err.msg);
+                assert_null(m);
+            }
         }
+        assert_true(saw_ok);
     }
-    assert_true(saw_ok);
 }
 
 int main(void)
@@ -383,6 +483,7 @@ int main(void)
         cmocka_unit_test(defaults_without_sidecar),
         cmocka_unit_test(malformed_files_fail_with_clear_errors),
         cmocka_unit_test(alias_repairs_a_dangling_edge),
+        cmocka_unit_test(convolutions_and_pools_match_pytorch),
         cmocka_unit_test(allocation_failures_are_clean),
     };
     return cmocka_run_group_tests_name("nir", tests, NULL, NULL);
