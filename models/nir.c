@@ -15,7 +15,7 @@
 
 enum op {
     OP_INPUT, OP_OUTPUT, OP_AFFINE, OP_LINEAR, OP_SCALE, OP_FLATTEN, OP_THRESHOLD,
-    OP_CONV, OP_SUMPOOL, OP_AVGPOOL,
+    OP_CONV, OP_SUMPOOL, OP_AVGPOOL, OP_DELAY,
     OP_I, OP_IF, OP_LI, OP_LIF, OP_CUBALI, OP_CUBALIF,
 };
 
@@ -28,11 +28,11 @@ static const struct {
     {"Threshold", OP_THRESHOLD}, {"I", OP_I},         {"IF", OP_IF},
     {"LI", OP_LI},           {"LIF", OP_LIF},         {"CubaLI", OP_CUBALI},
     {"CubaLIF", OP_CUBALIF}, {"Conv1d", OP_CONV},     {"Conv2d", OP_CONV},
-    {"SumPool2d", OP_SUMPOOL}, {"AvgPool2d", OP_AVGPOOL},
+    {"SumPool2d", OP_SUMPOOL}, {"AvgPool2d", OP_AVGPOOL}, {"Delay", OP_DELAY},
 };
 
 #define SUPPORTED "Input, Output, Affine, Linear, Scale, Flatten, Threshold, I, IF, LI, LIF, " \
-                  "CubaLI, CubaLIF, Conv1d, Conv2d, SumPool2d, AvgPool2d, NIRGraph"
+                  "CubaLI, CubaLIF, Conv1d, Conv2d, SumPool2d, AvgPool2d, Delay, NIRGraph"
 
 /* Geometry of a convolution or pool over C x H x W maps (C order; a Conv1d
  * is a Conv2d of height 1). Padding is ph/pw before and ph_hi/pw_hi after. */
@@ -56,7 +56,7 @@ typedef struct node {
     uint32_t n_in, n_out;
     float *wt;         /* Affine/Linear: W transposed, [n_in][n_out] */
     float *b;          /* Affine bias [n_out] */
-    float *s;          /* Scale factors / Threshold θ [n] */
+    float *s;          /* Scale factors / Threshold θ / Delay steps [n] */
     float *a_mem;      /* dt/τ or dt/τ_mem [n] (I, IF: unused) */
     float *a_syn;      /* dt/τ_syn [n] */
     float *r;          /* r [n]; I and IF: dt r */
@@ -70,6 +70,7 @@ typedef struct node {
     int has_dims;
     uint32_t out_off;  /* offsets into the state's floats */
     uint32_t v_off, i_off;
+    uint32_t ring_off, ring_len; /* Delay: ring_len slots of n_out, then the head */
     uint32_t in_first, in_count; /* sources in model in_src[] */
 } node;
 
@@ -629,6 +630,39 @@ static int compile_pool(cctx *c, const snn_nir_rnode *rn, node *n)
     return padding(c, rn, 2, g);
 }
 
+/* Compiles a Delay node: delay [n] in seconds, each a whole number of steps
+ * of dt (to 1e-3 of a step), kept as step counts in n->s; the ring holds the
+ * last max + 1 inputs (at most 2^24 floats in all). */
+static int compile_delay(cctx *c, const snn_nir_rnode *rn, node *n)
+{
+    const snn_nir_param *p = snn_nir__param(rn, "delay");
+    if (!p)
+        return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s' (%s): missing parameter delay",
+                           c->file, rn->name, rn->type);
+    int rc = copy_param(c, rn, "delay", p->n, 0, 1, &n->s);
+    if (rc < 0)
+        return rc;
+    n->n_in = n->n_out = p->n;
+    dims_from(n, p, 0);
+    uint32_t max = 0;
+    for (uint32_t i = 0; i < p->n; i++) {
+        double d = (double)p->data[i] / c->o->dt, r = floor(d + 0.5);
+        if (!(d >= 0) || d > 1e7 || fabs(d - r) > 1e-3)
+            return snn_err_set(c->err, SNN_EFORMAT,
+                               "%s: node '%s' (%s): delay[%u] = %g s is not a whole number of "
+                               "steps of dt = %g s (from 0 to 1e7 steps)", c->file, rn->name,
+                               rn->type, i, (double)p->data[i], c->o->dt);
+        n->s[i] = (float)r;
+        max = r > max ? (uint32_t)r : max;
+    }
+    if ((uint64_t)(max + 1) * p->n > (1u << 24))
+        return snn_err_set(c->err, SNN_ESHAPE,
+                           "%s: node '%s' (%s): a delay of %u steps over %u values needs more than "
+                           "2^24 floats of history", c->file, rn->name, rn->type, max, p->n);
+    n->ring_len = max + 1;
+    return 0;
+}
+
 /* Fills n (op, sizes, parameters) from the raw node rn. */
 static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_params)
 {
@@ -702,6 +736,8 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
         }
         return 0;
     }
+    case OP_DELAY:
+        return compile_delay(c, rn, n);
     case OP_SCALE:
     case OP_THRESHOLD: {
         const char *pn = n->op == OP_SCALE ? "scale" : "threshold";
@@ -931,26 +967,35 @@ static int compile(cctx *c, const snn_nir_rgraph *g, nir_model *m)
             }
         }
         int elementwise = d->op == OP_OUTPUT || d->op == OP_SCALE || d->op == OP_THRESHOLD ||
-                          d->op >= OP_I;
+                          d->op == OP_DELAY || d->op >= OP_I;
         if (elementwise && !d->has_dims && s0 && s0->has_dims) {
             memcpy(d->dims, s0->dims, sizeof d->dims);
             d->has_dims = 1;
         }
     }
-    /* state layout and hidden-ness */
-    uint32_t off = 0;
+    /* state layout and hidden-ness; the state is at most 2^28 floats (1 GiB) */
+    uint64_t off = 0;
     for (uint32_t k = 0; k < n; k++) {
         node *d = &m->nodes[k];
-        d->out_off = off;
+        d->out_off = (uint32_t)off;
         off += d->n_out;
         d->v_off = d->i_off = NONE;
+        if (d->op == OP_DELAY) {
+            d->ring_off = (uint32_t)off;
+            off += (uint64_t)d->ring_len * d->n_out + 1; /* + the head slot index */
+        }
         if (d->op >= OP_I) {
-            d->v_off = off;
+            d->v_off = (uint32_t)off;
             off += d->n_out;
         }
         if (d->op == OP_CUBALI || d->op == OP_CUBALIF) {
-            d->i_off = off;
+            d->i_off = (uint32_t)off;
             off += d->n_out;
+        }
+        if (off > (1u << 28)) {
+            rc = snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): the graph's state passes "
+                             "2^28 floats (1 GiB)", c->file, d->name, d->type);
+            goto done;
         }
         if (d->n_in > m->max_in)
             m->max_in = d->n_in;
@@ -958,7 +1003,7 @@ static int compile(cctx *c, const snn_nir_rgraph *g, nir_model *m)
     }
     for (uint32_t j = 0; j < m->nodes[m->output].in_count; j++)
         m->nodes[m->in_src[m->nodes[m->output].in_first + j]].hidden = 0;
-    m->n_state = off;
+    m->n_state = (uint32_t)off;
     m->base.n_in = m->nodes[m->input].n_out;
     m->base.n_out = m->nodes[m->output].n_out;
 done:
@@ -1285,6 +1330,16 @@ static int step(const snn_model *base, snn_state *st, const float *in, float *ou
         case OP_AVGPOOL:
             pool_step(d, x, y);
             break;
+        case OP_DELAY: {
+            /* the ring's slot head gets x_t; y_t[i] = x_{t - delay[i]} */
+            float *ring = f + d->ring_off, *head = ring + (size_t)d->ring_len * n;
+            uint32_t h = (uint32_t)*head;
+            memcpy(ring + (size_t)h * n, x, n * sizeof *x);
+            for (uint32_t i = 0; i < n; i++)
+                y[i] = ring[(size_t)((h + d->ring_len - (uint32_t)d->s[i]) % d->ring_len) * n + i];
+            *head = (float)((h + 1) % d->ring_len);
+            break;
+        }
         case OP_SCALE:
             for (uint32_t i = 0; i < n; i++)
                 y[i] = d->s[i] * x[i];

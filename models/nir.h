@@ -42,6 +42,8 @@
  *   Conv1d      Conv2d over a map of height 1 (W [C_out, C_g, k])
  *   SumPool2d   y_t[c, i, j] = Σ_{u,v} x_t[c, s_h i - p_h + u, s_w j - p_w + v]
  *   AvgPool2d   the same sum / (k_h k_w) (zero padding counted, PyTorch's default)
+ *   Delay       y_t[i] = x_{t - k_i}[i],  k_i = delay[i] / dt, a whole number of
+ *               steps (to 1e-3 of one); zero before step k_i and after a reset
  *   Threshold   y_t = H(x_t - θ)
  *   I           v_t = v_{t-1} + dt r x_t;                              y_t = v_t
  *   IF          v_t = v_{t-1} + dt r x_t;  z_t = H(v_t - θ); reset;   y_t = z_t
@@ -117,10 +119,11 @@
  * other key is an error (a typo must not silently change the dynamics).
  *
  * Errors name the file and the node: unknown or unsupported node types
- * (Delay, or a type newer than this list -> SNN_ENOTSUP), missing parameters and
+ * (a type newer than this list -> SNN_ENOTSUP), missing parameters and
  * malformed files (SNN_EFORMAT), size mismatches between parameters or across
  * an edge, a map smaller than its kernel, a channel count that differs from
- * a Conv's weight, a pool or Conv after a flat vector (SNN_ESHAPE). Edges
+ * a Conv's weight, a pool or Conv after a flat vector, a state (node outputs,
+ * neuron variables, Delay histories) above 2^28 floats (SNN_ESHAPE). Edges
  * compare element counts (a Flatten's input is its flat C-order vector).
  *
  * libhdf5 (Debian's serial build) is not thread-safe: load models from one

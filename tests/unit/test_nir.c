@@ -303,7 +303,8 @@ static void expect_error(const char *name, int code, const char *s1, const char 
 static void malformed_files_fail_with_clear_errors(void **unused)
 {
     (void)unused;
-    expect_error("err_unsupported.nir", SNN_ENOTSUP, "node 'delay'", "Delay");
+    expect_error("err_unsupported.nir", SNN_ENOTSUP, "node 'conv'", "Conv3d");
+    expect_error("err_delay_fraction.nir", SNN_EFORMAT, "node 'delay' (Delay)", "delay[0] = 0.00015 s is not a whole number");
     expect_error("err_conv_small.nir", SNN_ESHAPE, "node 'conv' (Conv2d)", "2x2 input is smaller than its 3x3 kernel");
     expect_error("err_conv_channels.nir", SNN_ESHAPE, "edge 'input' -> 'conv'", "outputs 3 x 4 x 4");
     expect_error("err_pool_flat.nir", SNN_ESHAPE, "node 'pool' (SumPool2d)", "'fc' (Linear) gives 4 values");
@@ -444,6 +445,28 @@ static void convolutions_and_pools_match_pytorch(void **unused)
     snn_model_free(m);
 }
 
+/* Delay (dt 1 ms, delays 0, 2 and 5 ms): y_t[i] = x_{t - k_i}, zero before
+ * the first k_i steps, and again zero history after a state reset. */
+static void delay_shifts_each_element_by_its_steps(void **unused)
+{
+    (void)unused;
+    snn_model *m = load_dt("delay.nir", SNN_NIR_RESET_ZERO, SNN_NIR_CUBA_UPDATED);
+    snn_state *s;
+    assert_int_equal(m->ops->state_new(m, &s, NULL), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int t = 0; t < 9; t++) {
+            float x[3] = {(float)(t + 1), 10.0f * (float)(t + 1), 100.0f * (float)(t + 1)}, y[3];
+            m->ops->step(m, s, x, y, NULL);
+            assert_float_equal(y[0], (float)(t + 1), 0);
+            assert_float_equal(y[1], t >= 2 ? 10.0f * (float)(t - 1) : 0.0f, 0);
+            assert_float_equal(y[2], t >= 5 ? 100.0f * (float)(t - 4) : 0.0f, 0);
+        }
+        m->ops->state_reset(m, s);
+    }
+    m->ops->state_free(m, s);
+    snn_model_free(m);
+}
+
 /* Every allocation failure during a load is reported as ENOMEM and leaks
  * nothing (cmocka's test allocator checks). */
 static void allocation_failures_are_clean(void **unused)
@@ -484,6 +507,7 @@ int main(void)
         cmocka_unit_test(malformed_files_fail_with_clear_errors),
         cmocka_unit_test(alias_repairs_a_dangling_edge),
         cmocka_unit_test(convolutions_and_pools_match_pytorch),
+        cmocka_unit_test(delay_shifts_each_element_by_its_steps),
         cmocka_unit_test(allocation_failures_are_clean),
     };
     return cmocka_run_group_tests_name("nir", tests, NULL, NULL);
