@@ -948,6 +948,15 @@ static int compile(cctx *c, const snn_nir_rgraph *g, nir_model *m)
         if ((d->op == OP_CONV || d->op == OP_SUMPOOL || d->op == OP_AVGPOOL) && !d->g.resolved &&
             (rc = resolve_from(c, d, s0)) < 0)
             goto done;
+        if (d->op == OP_CONV && s0 && s0->has_dims &&
+            (s0->dims[0] != d->g.c_in || s0->dims[1] != d->g.h_in || s0->dims[2] != d->g.w_in)) {
+            rc = snn_err_set(c->err, SNN_ESHAPE,
+                             "%s: edge '%s' -> '%s': '%s' (%s) outputs %u x %u x %u, '%s' (%s) "
+                             "takes %u x %u x %u (its input_shape)", c->file, s0->name, d->name,
+                             s0->name, s0->type, s0->dims[0], s0->dims[1], s0->dims[2], d->name,
+                             d->type, d->g.c_in, d->g.h_in, d->g.w_in);
+            goto done;
+        }
         if (d->n_in == 0) {
             if (!d->in_count) {
                 rc = snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): size unknown (no input_type and no input edge)",

@@ -307,6 +307,7 @@ static void malformed_files_fail_with_clear_errors(void **unused)
     expect_error("err_delay_fraction.nir", SNN_EFORMAT, "node 'delay' (Delay)", "delay[0] = 0.00015 s is not a whole number");
     expect_error("err_conv_small.nir", SNN_ESHAPE, "node 'conv' (Conv2d)", "2x2 input is smaller than its 3x3 kernel");
     expect_error("err_conv_channels.nir", SNN_ESHAPE, "edge 'input' -> 'conv'", "outputs 3 x 4 x 4");
+    expect_error("err_conv_input_shape.nir", SNN_ESHAPE, "edge 'input' -> 'conv'", "takes 2 x 3 x 6 (its input_shape)");
     expect_error("err_pool_flat.nir", SNN_ESHAPE, "node 'pool' (SumPool2d)", "'fc' (Linear) gives 4 values");
     expect_error("err_conv_padding.nir", SNN_EFORMAT, "node 'conv' (Conv2d)", "padding \"full\"");
     expect_error("err_edge_shape.nir", SNN_ESHAPE, "edge 'input' -> 'fc'", "outputs 3 values");
