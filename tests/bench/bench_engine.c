@@ -19,11 +19,16 @@
  *   the braille RSNNs (24->256->27) on sigma-delta events of the recorded
  *     Braille taxel frames (binned to the model's 20 ms steps), and on dense
  *     analog input (every channel non-zero: the engine's sgemv path);
+ *   the NIR paper's N-MNIST CNN (cnn_sinabs.nir from the shared data: Conv2d,
+ *     IF, SumPool2d, Affine; 2x34x34 -> 10) on the 60 N-MNIST-like event
+ *     frames of tests/fixtures/nir/cnn_sinabs_expected.json (its convolutions
+ *     scatter only the active inputs);
  *   a kernel sweep "which is faster": for the engine's weight shapes, one
  *     sgemv over the presynaptic-major matrix versus adding the rows of the
  *     active inputs (the event-driven path), at input densities 1..100 %.
  */
 #include <cblas.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +36,9 @@
 #include <time.h>
 
 #include "model.h"
+#ifdef SNN_HAVE_NIR
+#include "nir.h"
+#endif
 #include "session.h"
 #include "sigmadelta.h"
 #include "blas.h"
@@ -500,6 +508,39 @@ int main(int argc, char **argv)
         free(ev.x);
         snn_model_free(m);
     }
+
+#ifdef SNN_HAVE_NIR
+    {
+        char path[2048], fx[2048];
+        snprintf(path, sizeof path, "%s/nir/cnn/cnn_sinabs.nir", data);
+        snprintf(fx, sizeof fx, "%s/tests/fixtures/nir/cnn_sinabs_expected.json", root);
+        snn_nir_options o;
+        snn_nir_options_default(&o);
+        o.dt = 1.0; /* Sinabs' v += x per step (models/nir.h) */
+        o.reset = SNN_NIR_RESET_SUBTRACT;
+        snn_model *m = NULL;
+        snn_err e;
+        json_t *ref = json_load_file(fx, 0, NULL);
+        json_t *frames = json_object_get(ref, "input");
+        if (snn_nir_model_load_opts(path, &o, NULL, &m, &e) < 0 || !json_array_size(frames)) {
+            printf("skip the NIR CNN: %s\n", m ? fx : path);
+        } else {
+            inputs ev = {calloc(json_array_size(frames) * m->n_in, sizeof(float)),
+                         (long)json_array_size(frames), m->n_in, 0};
+            for (size_t t = 0; t < json_array_size(frames); t++)
+                for (size_t i = 0; i < json_array_size(json_array_get(frames, t)); i++) {
+                    json_int_t k = json_integer_value(json_array_get(json_array_get(frames, t), i));
+                    if (k >= 0 && k < (json_int_t)m->n_in)
+                        ev.x[t * m->n_in + (size_t)k] = 1.0f;
+                }
+            inputs_density(&ev);
+            bench_model("nir cnn_sinabs 2x34x34-10 step", m, &ev, "N-MNIST-like events");
+            free(ev.x);
+        }
+        json_decref(ref);
+        snn_model_free(m);
+    }
+#endif
 
     /* Which is faster, per shape and input density (the engine uses sgemv for
      * non-binary input with more than half the channels non-zero). */
