@@ -383,13 +383,17 @@ static int rate_from_tau(cctx *c, const snn_nir_rnode *rn, const char *pname, fl
     return 0;
 }
 
-/* Product of a shape parameter's values; 0 if empty, negative or absurd. */
+/* Product of a shape parameter's values; 0 if a value is not a positive whole
+ * number or the product is absurd (>= 1e9). */
 static uint32_t prod_of(const snn_nir_param *p)
 {
     double n = 1;
-    for (uint32_t i = 0; i < p->n; i++)
+    for (uint32_t i = 0; i < p->n; i++) {
+        if (!(p->data[i] >= 1) || p->data[i] != floorf(p->data[i]))
+            return 0; /* a dimension that is not a positive whole number */
         n *= p->data[i];
-    return n >= 0 && n < 1e9 ? (uint32_t)n : 0;
+    }
+    return n < 1e9 ? (uint32_t)n : 0;
 }
 
 /* Reads the integer hyper-parameter pname of rn (a scalar or one value per
@@ -577,7 +581,8 @@ static int compile_conv(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
         return 0; /* n_in 0: resolved from the source */
     uint32_t v[3] = {0, 0, 0};
     for (uint32_t k = 0; k < is->n && k < 3; k++)
-        v[k] = is->data[k] >= 1 && is->data[k] < 1e6f ? (uint32_t)is->data[k] : 0;
+        v[k] = is->data[k] >= 1 && is->data[k] < 1e6f && is->data[k] == floorf(is->data[k])
+                   ? (uint32_t)is->data[k] : 0;
     int with_c = is->n == (uint32_t)nsp + 1;
     if ((is->n != (uint32_t)nsp && !with_c) || (with_c && v[0] != g->c_in) || !v[0] ||
         (nsp == 2 && !v[1]) || (with_c && !v[nsp]))
@@ -622,10 +627,10 @@ static int compile_pool(cctx *c, const snn_nir_rnode *rn, node *n)
     uint32_t k[2], st[2];
     int rc;
     if ((rc = hyper(c, rn, "kernel_size", 2, 1, 0, 0, 1, k)) < 0 ||
-        (rc = hyper(c, rn, "stride", 2, 1, k[0], k[0], 0, st)) < 0)
+        (rc = hyper(c, rn, "stride", 2, 1, 0, 0, 0, st)) < 0) /* absent: 0, the kernel */
         return rc;
-    if (!snn_nir__param(rn, "stride"))
-        st[1] = k[1];
+    st[0] = st[0] ? st[0] : k[0];
+    st[1] = st[1] ? st[1] : k[1];
     g->kh = k[0], g->kw = k[1], g->sh = st[0], g->sw = st[1], g->dh = g->dw = 1, g->groups = 1;
     return padding(c, rn, 2, g);
 }
@@ -689,8 +694,8 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
                                c->file, rn->name, rn->type);
         sz = prod_of(p);
         if (!sz)
-            return snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): shape has no elements",
-                               c->file, rn->name, rn->type);
+            return snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): shape must list positive "
+                               "whole numbers with a product below 1e9", c->file, rn->name, rn->type);
         n->n_in = n->n_out = sz;
         dims_from(n, p, 1);
         return 0;

@@ -523,7 +523,7 @@ int main(int argc, char **argv)
         json_t *ref = json_load_file(fx, 0, NULL);
         json_t *frames = json_object_get(ref, "input");
         if (snn_nir_model_load_opts(path, &o, NULL, &m, &e) < 0 || !json_array_size(frames)) {
-            printf("skip the NIR CNN: %s\n", m ? fx : path);
+            printf("skip the NIR CNN: %s\n", m ? fx : e.msg);
         } else {
             inputs ev = {calloc(json_array_size(frames) * m->n_in, sizeof(float)),
                          (long)json_array_size(frames), m->n_in, 0};
