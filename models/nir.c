@@ -383,14 +383,22 @@ static int rate_from_tau(cctx *c, const snn_nir_rnode *rn, const char *pname, fl
     return 0;
 }
 
+/* 1 if v is a whole number from lo to hi (NaN is not), the test every integer
+ * a NIR file stores as a float (shapes, groups, strides, ...) must pass before
+ * it is cast. */
+static int whole_in(float v, float lo, float hi)
+{
+    return v >= lo && v <= hi && v == floorf(v);
+}
+
 /* Product of a shape parameter's values; 0 if a value is not a positive whole
  * number or the product is absurd (>= 1e9). */
 static uint32_t prod_of(const snn_nir_param *p)
 {
     double n = 1;
     for (uint32_t i = 0; i < p->n; i++) {
-        if (!(p->data[i] >= 1) || p->data[i] != floorf(p->data[i]))
-            return 0; /* a dimension that is not a positive whole number */
+        if (!whole_in(p->data[i], 1.0f, 1e9f))
+            return 0;
         n *= p->data[i];
     }
     return n < 1e9 ? (uint32_t)n : 0;
@@ -419,7 +427,7 @@ static int hyper(cctx *c, const snn_nir_rnode *rn, const char *pname, int nsp, u
                            c->file, rn->name, rn->type, pname, p->n, nsp);
     for (int k = 0; k < nsp; k++) {
         float v = p->data[p->n == 1 ? 0 : k];
-        if (!(v >= (float)lo && v <= 65535.0f) || v != floorf(v))
+        if (!whole_in(v, (float)lo, 65535.0f))
             return snn_err_set(c->err, SNN_EFORMAT,
                                "%s: node '%s' (%s): %s = %g must be an integer from %u to 65535",
                                c->file, rn->name, rn->type, pname, (double)v, lo);
@@ -533,7 +541,7 @@ static int compile_conv(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
                            nsp == 1 ? "width" : "height, width", w->ndim);
     g->groups = 1;
     g->one_d = nsp == 1;
-    if (gr && (gr->n != 1 || !(gr->data[0] >= 1) || gr->data[0] != floorf(gr->data[0]) ||
+    if (gr && (gr->n != 1 || !whole_in(gr->data[0], 1.0f, 65535.0f) ||
                w->dims[0] % (uint64_t)gr->data[0]))
         return snn_err_set(c->err, SNN_EFORMAT,
                            "%s: node '%s' (%s): groups must be one positive integer dividing the "
@@ -581,8 +589,7 @@ static int compile_conv(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
         return 0; /* n_in 0: resolved from the source */
     uint32_t v[3] = {0, 0, 0};
     for (uint32_t k = 0; k < is->n && k < 3; k++)
-        v[k] = is->data[k] >= 1 && is->data[k] < 1e6f && is->data[k] == floorf(is->data[k])
-                   ? (uint32_t)is->data[k] : 0;
+        v[k] = whole_in(is->data[k], 1.0f, 999999.0f) ? (uint32_t)is->data[k] : 0;
     int with_c = is->n == (uint32_t)nsp + 1;
     if ((is->n != (uint32_t)nsp && !with_c) || (with_c && v[0] != g->c_in) || !v[0] ||
         (nsp == 2 && !v[1]) || (with_c && !v[nsp]))
