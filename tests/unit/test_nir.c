@@ -310,6 +310,8 @@ static void malformed_files_fail_with_clear_errors(void **unused)
     expect_error("err_conv_input_shape.nir", SNN_ESHAPE, "edge 'input' -> 'conv'", "takes 2 x 3 x 6 (its input_shape)");
     expect_error("err_pool_flat.nir", SNN_ESHAPE, "node 'pool' (SumPool2d)", "'fc' (Linear) gives 4 values");
     expect_error("err_conv_padding.nir", SNN_EFORMAT, "node 'conv' (Conv2d)", "padding \"full\"");
+    expect_error("err_conv_groups.nir", SNN_EFORMAT, "node 'conv' (Conv2d)", "groups must be one positive integer");
+    expect_error("err_conv_stride.nir", SNN_EFORMAT, "node 'conv' (Conv2d)", "stride = 2.5 must be an integer from 1 to 65535");
     expect_error("err_negative_shape.nir", SNN_ESHAPE, "node 'input' (Input)", "shape must list positive whole numbers");
     expect_error("err_edge_shape.nir", SNN_ESHAPE, "edge 'input' -> 'fc'", "outputs 3 values");
     expect_error("err_param_size.nir", SNN_ESHAPE, "node 'lif' (LIF)", "tau has 3 elements, expected 2");
