@@ -29,6 +29,12 @@ Sources (/work/shared/data/dnsmos/clips, provenance in /work/shared/data/SOURCES
   * with --flite N (train pool only): flite 2.2 (Debian package flite, BSD-style licence),
     voices awb, rms and slt (built from the CMU ARCTIC recordings of three real speakers)
     and kal16, the same sentences, random speed and pitch.
+  * with --asterisk SECONDS (train pool only): the voice prompts of Debian's Asterisk sound
+    packages (asterisk-core-sounds-{en,es,fr,it,ru}-wav, asterisk-prompt-es-co,
+    asterisk-prompt-fr-armelle, asterisk-prompt-it-menardi-wav; recorded by Allison Smith,
+    June Wallack, Carlo and Menardi and others, CC BY-SA 3.0 / GPL as each package's
+    copyright file says): real studio speech of eight voices in five languages, 8 kHz;
+    up to SECONDS of each voice (its prompts in a seeded random order) joined into one clip.
 
 Split rule (held out BY SOURCE, no speech material shared between splits):
   test speech  = codec2_vk5qi_8k, pesq_speech, the last 22 s of codec2_ve9qrp_8k,
@@ -216,14 +222,51 @@ def flite(voice, text, stretch, f0):
                                     "--setf", "int_f0_target_mean=%d" % f0, "-t", text, "-o", path])
 
 
+ASTERISK_DIR = "/usr/share/asterisk/sounds"
+# voice directory -> file extension of its prompts (es and fr hold the GSM prompts of
+# asterisk-prompt-es-co and asterisk-prompt-fr-armelle)
+ASTERISK_VOICES = [("en_US_f_Allison", ".wav"), ("es_MX_f_Allison", ".wav"),
+                   ("fr_CA_f_June", ".wav"), ("it_IT_f_Menardi", ".wav"),
+                   ("it_IT_m_Carlo", ".wav"), ("ru_RU_f_IvrvoiceRU", ".wav"),
+                   ("es", ".gsm"), ("fr", ".gsm")]
+
+
+def asterisk_voice(rng, voice, ext, seconds):
+    """Up to SECONDS of one Asterisk voice: its prompts (files ending in EXT under
+    ASTERISK_DIR/VOICE) in RNG's order, each at 16 kHz with silence below 1 % of its peak
+    trimmed at both ends, joined with 0.15 s gaps; None if the voice is not installed."""
+    root = os.path.join(ASTERISK_DIR, voice)
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root, followlinks=True)
+                   for f in fs if f.endswith(ext))
+    if not files:
+        return None
+    parts, total, gap = [], 0, np.zeros(int(0.15 * SR))
+    for i in rng.permutation(len(files)):
+        raw = subprocess.run(["sox", "-V1", files[i], "-t", "raw", "-r", str(SR), "-e", "signed",
+                              "-b", "16", "-c", "1", "-"], stdout=subprocess.PIPE,
+                             check=True).stdout
+        x = np.frombuffer(raw, dtype="<i2").astype(np.float64)
+        if len(x) < SR // 2:  # a few prompts are empty or shorter than half a second
+            continue
+        nz = np.nonzero(np.abs(x) > 0.01 * max(1.0, np.abs(x).max()))[0]
+        if len(nz) < SR // 2:
+            continue
+        parts += [x[nz[0]:nz[-1] + 1], gap]
+        total += nz[-1] + 1 - nz[0]
+        if total >= seconds * SR:
+            break
+    return np.concatenate(parts)
+
+
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]
 FLITE_F0 = {"awb": (95, 140), "rms": (85, 130), "slt": (150, 220), "kal16": (90, 130)}
 
 
-def build_pools(seed, n_flite=0):
+def build_pools(seed, n_flite=0, asterisk_s=0.0):
     """Speech pools per split: list of (source name, 16 kHz float array). N_FLITE > 0 adds that
-    many flite utterances of TRAIN_TEXTS to the train pool only (drawn after everything else,
-    so the default of 0 gives the pools of earlier corpora unchanged)."""
+    many flite utterances of TRAIN_TEXTS to the train pool only, ASTERISK_S > 0 up to that many
+    seconds of each installed Asterisk voice (asterisk_voice) to the train pool only (both
+    drawn after everything else, so the defaults give the pools of earlier corpora unchanged)."""
     rng = np.random.default_rng([seed, 7])
     ve9 = load_clip("codec2_ve9qrp_8k.wav")
     cut = len(ve9) - 22 * SR
@@ -250,6 +293,13 @@ def build_pools(seed, n_flite=0):
         st = float(rng.uniform(0.8, 1.3))
         f0 = int(rng.integers(*FLITE_F0[v]))
         train.append(("flite:%s" % v, flite(v, t, st, f0)))
+    if asterisk_s > 0:
+        for v, ext in ASTERISK_VOICES:
+            x = asterisk_voice(rng, v, ext, asterisk_s)
+            if x is None:
+                print("asterisk voice %s: not installed, skipped" % v, flush=True)
+                continue
+            train.append(("asterisk:%s" % v, x))
     return {"train": train, "test": test}
 
 
@@ -532,9 +582,15 @@ def main():
     ap.add_argument("--reverb-weight", type=float, default=1.0, help="multiply the chance that an "
                     "item's chain includes reverb by about this factor (its weight among the "
                     "degradations; 1 is the shipped corpus's)")
+    ap.add_argument("--asterisk", type=float, default=0.0, metavar="SECONDS", help="add up to "
+                    "SECONDS of each voice of Debian's Asterisk prompt packages (real speech, "
+                    "8 kHz; see the docstring) to the TRAIN speech pool; 0 (default) adds none")
     ARGS = ap.parse_args()
-    if ARGS.flite < 0 or ARGS.reverb_weight <= 0:
-        sys.exit("--flite must be >= 0 and --reverb-weight > 0")
+    if ARGS.flite < 0 or ARGS.reverb_weight <= 0 or ARGS.asterisk < 0:
+        sys.exit("--flite and --asterisk must be >= 0 and --reverb-weight > 0")
+    if ARGS.asterisk and not os.path.isdir(ASTERISK_DIR):
+        sys.exit("--asterisk: %s is missing (apt-get install asterisk-core-sounds-en-wav "
+                 "asterisk-core-sounds-es-wav ...; see the docstring)" % ASTERISK_DIR)
     if ARGS.flite and not shutil.which("flite"):
         sys.exit("--flite %d: the flite program is missing (apt-get install flite)" % ARGS.flite)
     DEG_WEIGHTS[DEGRADATIONS.index("reverb")] *= ARGS.reverb_weight
@@ -544,7 +600,7 @@ def main():
     t0 = time.time()
     for s in ("train", "test"):
         os.makedirs(os.path.join(ARGS.out, s), exist_ok=True)
-    POOLS = build_pools(ARGS.seed, ARGS.flite)
+    POOLS = build_pools(ARGS.seed, ARGS.flite, ARGS.asterisk)
     NOISES = build_noises()
     for s in ("train", "test"):
         dur = sum(len(x) for _, x in POOLS[s]) / SR
