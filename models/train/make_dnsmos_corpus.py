@@ -31,10 +31,12 @@ Sources (/work/shared/data/dnsmos/clips, provenance in /work/shared/data/SOURCES
     and kal16, the same sentences, random speed and pitch.
   * with --asterisk SECONDS (train pool only): the voice prompts of Debian's Asterisk sound
     packages (asterisk-core-sounds-{en,es,fr,it,ru}-wav, asterisk-prompt-es-co,
-    asterisk-prompt-fr-armelle, asterisk-prompt-it-menardi-wav; recorded by Allison Smith,
-    June Wallack, Carlo and Menardi and others, CC BY-SA 3.0 / GPL as each package's
-    copyright file says): real studio speech of eight voices in five languages, 8 kHz;
-    up to SECONDS of each voice (its prompts in a seeded random order) joined into one clip.
+    asterisk-prompt-fr-armelle, asterisk-prompt-it-menardi-wav; licences from each package's
+    copyright file: en and es Allison Smith, fr-ca June Wallack, it Menardi / Dal Zot, CC BY-SA
+    3.0; it Carlo Flora and ru Maxim Topal, CC BY 3.0; es-co July E. Jimenez, GPL-2; fr Armelle
+    Desjardins, BSD-style): real studio speech of eight voices in five languages, 8 kHz; up
+    to SECONDS of each voice (its prompts in a seeded random order) joined into one clip.
+    Only the trained weights derive from them; no audio is shipped.
 
 Split rule (held out BY SOURCE, no speech material shared between splits):
   test speech  = codec2_vk5qi_8k, pesq_speech, the last 22 s of codec2_ve9qrp_8k,
