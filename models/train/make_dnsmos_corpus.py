@@ -236,7 +236,8 @@ ASTERISK_VOICES = [("en_US_f_Allison", ".wav"), ("es_MX_f_Allison", ".wav"),
 def asterisk_voice(rng, voice, ext, seconds):
     """Up to SECONDS of one Asterisk voice: its prompts (files ending in EXT under
     ASTERISK_DIR/VOICE) in RNG's order, each at 16 kHz with silence below 1 % of its peak
-    trimmed at both ends, joined with 0.15 s gaps; None if the voice is not installed."""
+    trimmed at both ends, joined with 0.15 s gaps; None if the voice is not installed (or has
+    no prompt of half a second)."""
     root = os.path.join(ASTERISK_DIR, voice)
     files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root, followlinks=True)
                    for f in fs if f.endswith(ext))
@@ -257,7 +258,7 @@ def asterisk_voice(rng, voice, ext, seconds):
         total += nz[-1] + 1 - nz[0]
         if total >= seconds * SR:
             break
-    return np.concatenate(parts)
+    return np.concatenate(parts) if parts else None
 
 
 FLITE_VOICES = ["awb", "rms", "slt", "kal16"]
