@@ -236,8 +236,8 @@ ASTERISK_VOICES = [("en_US_f_Allison", ".wav"), ("es_MX_f_Allison", ".wav"),
 def asterisk_voice(rng, voice, ext, seconds):
     """Up to SECONDS of one Asterisk voice: its prompts (files ending in EXT under
     ASTERISK_DIR/VOICE) in RNG's order, each at 16 kHz with silence below 1 % of its peak
-    trimmed at both ends, joined with 0.15 s gaps; None if the voice is not installed (or has
-    no prompt of half a second)."""
+    trimmed at both ends, joined with 0.15 s gaps. A prompt with fewer than SR / 2 samples
+    above that level is skipped; None if no prompt is left (or the voice is not installed)."""
     root = os.path.join(ASTERISK_DIR, voice)
     files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root, followlinks=True)
                    for f in fs if f.endswith(ext))
@@ -245,13 +245,12 @@ def asterisk_voice(rng, voice, ext, seconds):
         return None
     parts, total, gap = [], 0, np.zeros(int(0.15 * SR))
     for i in rng.permutation(len(files)):
-        raw = subprocess.run(["sox", "-V1", files[i], "-t", "raw", "-r", str(SR), "-e", "signed",
-                              "-b", "16", "-c", "1", "-"], stdout=subprocess.PIPE,
-                             check=True).stdout
+        raw = subprocess.run(["sox", "-R", "-V1", files[i], "-t", "raw", "-r", str(SR), "-e",
+                              "signed", "-b", "16", "-c", "1", "-"], stdout=subprocess.PIPE,
+                             check=True).stdout  # -R: no random dither, as --seed promises
         x = np.frombuffer(raw, dtype="<i2").astype(np.float64)
-        if len(x) < SR // 2:  # a few prompts are empty or shorter than half a second
-            continue
-        nz = np.nonzero(np.abs(x) > 0.01 * max(1.0, np.abs(x).max()))[0]
+        a = np.abs(x)
+        nz = np.nonzero(a > 0.01 * a.max(initial=1.0))[0]  # a few prompts are empty
         if len(nz) < SR // 2:
             continue
         parts += [x[nz[0]:nz[-1] + 1], gap]
@@ -300,7 +299,8 @@ def build_pools(seed, n_flite=0, asterisk_s=0.0):
         for v, ext in ASTERISK_VOICES:
             x = asterisk_voice(rng, v, ext, asterisk_s)
             if x is None:
-                print("asterisk voice %s: not installed, skipped" % v, flush=True)
+                print("asterisk voice %s: not installed or no usable prompt, skipped" % v,
+                      flush=True)
                 continue
             train.append(("asterisk:%s" % v, x))
     return {"train": train, "test": test}
