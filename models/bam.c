@@ -82,6 +82,8 @@ struct snn_bam {
     float out_mean[3], out_std[3];
     bam_readout readout;
     float ro_scale[MAXC], ro_bias[MAXC]; /* readout.scale, readout.bias */
+    float ro_floor[MAXC];                /* readout.floor; -INFINITY without it */
+    int has_floor;
     size_t feat_bytes, map_bytes, lut_bytes; /* work layout */
     uint64_t params;
 };
@@ -315,6 +317,20 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
                                  isfinite(n->ro_scale[o]) ? "bias" : "scale", o);
         n->params += 2 * (uint64_t)widths[SNN_BAM_NCONV - 1];
     }
+    for (int o = 0; o < MAXC; o++)
+        n->ro_floor[o] = -INFINITY;
+    if (rc == 0 && snn_st_find(st, "readout.floor")) {
+        if (readout == RO_RATE)
+            rc = snn_err_set(err, SNN_EFORMAT, "%s: tensor readout.floor needs readout \"max\" or \"rate+max\"",
+                             path);
+        else
+            rc = read_f32(st, "readout.floor", (uint64_t)widths[SNN_BAM_NCONV - 1], n->ro_floor, err);
+        for (int o = 0; rc == 0 && o < widths[SNN_BAM_NCONV - 1]; o++)
+            if (!isfinite(n->ro_floor[o]))
+                rc = snn_err_set(err, SNN_EFORMAT, "%s: tensor readout.floor: element %d is not finite", path, o);
+        n->has_floor = 1;
+        n->params += (uint64_t)widths[SNN_BAM_NCONV - 1];
+    }
     if (rc == 0)
         rc = read_f32(st, "out.mean", 3, n->out_mean, err);
     if (rc == 0)
@@ -355,6 +371,11 @@ uint64_t snn_bam_params(const snn_bam *n) { return n->params; }
 const char *snn_bam_readout(const snn_bam *n)
 {
     return readout_names[n->readout];
+}
+
+int snn_bam_readout_floor(const snn_bam *n)
+{
+    return n->has_floor;
 }
 
 size_t snn_bam_work_size(const snn_bam *n) { return n->feat_bytes + 2 * n->map_bytes + n->lut_bytes + 64; }
@@ -1459,7 +1480,7 @@ void snn_bam_run(const snn_bam *n, const float *x, float raw[3], void *work)
         if (cnt)
             h[0][c] = (float)counts[c] / positions;
         if (mx)
-            h[0][off + c] = (float)maxs[c] * n->ro_scale[c] + n->ro_bias[c];
+            h[0][off + c] = fmaxf((float)maxs[c] * n->ro_scale[c] + n->ro_bias[c], n->ro_floor[c]);
     }
     int cur = 0;
     for (int j = 0; j < NFC; j++) {
@@ -1498,7 +1519,7 @@ void snn_bam_memory_of(const snn_bam *n, snn_bam_memory *m)
     }
     f32 += 6;
     if (n->readout != RO_RATE)
-        f32 += 2 * (size_t)n->conv[SNN_BAM_NCONV - 1].co; /* readout.scale, readout.bias */
+        f32 += (size_t)(2 + n->has_floor) * n->conv[SNN_BAM_NCONV - 1].co; /* readout.scale, .bias, .floor */
     m->weights = w8 + 4 * f32;
     m->f32_weights = 4 * (size_t)n->params;
     m->f32_macs = macs;

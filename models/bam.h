@@ -23,6 +23,7 @@
  *   fc<j>.scale, fc<j>.b      F32 [out]
  *   out.mean, out.std         F32 [3]
  *   readout.scale, .bias      F32 [C_6]         only with readout "max" or "rate+max"
+ *   readout.floor             F32 [C_6]         optional, only with those read-outs
  *
  * Inference, for a window x[144160] of samples in [-1, 1]:
  *   PCM       p[n] = clamp(round(32768 x[n]), -32768, 32767)
@@ -40,7 +41,9 @@
  *   read-out  readout "rate": r_c = (number of set b_c of the last conv) / (112 * 20);
  *             readout "max":  r_c = max over the 112 x 20 positions of dir_c S_c (the last
  *             conv's integer sums; its bits are not formed) * readout.scale_c + readout.bias_c,
- *             the teacher's own read-out, a global max over its last map. An integer max and
+ *             the teacher's own read-out, a global max over its last map; with readout.floor,
+ *             r_c = max(that, readout.floor_c) (a floor of 0 is the max of a ReLU map, exactly the
+ *             teacher's read-out: a channel silent over the whole window reads 0). An integer max and
  *             one multiply-add per channel: the last conv's map is never stored either way;
  *             readout "rate+max": both, r = (rates, maxima), 2 C6 values.
  *   head      h = relu(fc0.w r * fc0.scale + fc0.b), h' = relu(fc1 ...), y = fc2 ...
@@ -104,5 +107,8 @@ uint64_t snn_bam_params(const snn_bam *n);
 
 /* The head's read-out: "rate", "max" or "rate+max" (metadata "readout"). */
 const char *snn_bam_readout(const snn_bam *n);
+
+/* 1 when the file floors its maxima (tensor readout.floor), else 0. */
+int snn_bam_readout_floor(const snn_bam *n);
 
 #endif

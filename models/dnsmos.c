@@ -692,6 +692,7 @@ static int dnsmos_describe(const snn_model *bm, json_t *o)
         json_object_set_new(o, "hop_samples", json_integer(SNN_DNSMOS_HOP));
         json_object_set_new(o, "activations", json_string("binary"));
         json_object_set_new(o, "readout", json_string(snn_bam_readout(m->bam)));
+        json_object_set_new(o, "readout_floor", json_boolean(snn_bam_readout_floor(m->bam)));
         json_object_set_new(o, "weight_bits", json_integer(8));
         json_object_set_new(o, "float_macs_per_window", json_integer((json_int_t)mem.f32_macs));
         json_object_set_new(o, "weight_bytes", json_integer((json_int_t)mem.weights));

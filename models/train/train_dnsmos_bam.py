@@ -60,7 +60,12 @@ evaluation, the rest of the budget and the export stay float32.
 never trained on) and exports the evaluation best on them instead of the last one, so a
 run's moving average can be kept at its peak without choosing on the test split.
 --act relu trains the same network with float (ReLU) activations as a control: what
-binarisation costs at given widths and recipe; it writes eval.json and test_pred.csv only.)
+binarisation costs at given widths and recipe; it writes eval.json and test_pred.csv only.
+--init-teacher --anneal F binarises the teacher gradually: the network starts as the teacher
+itself (its weights, each activation its ReLU, with a read-out of maxima its dense head on
+maxima floored at 0, the file's readout.floor), and over the first share F of the budget every
+activation turns into the step (act); measured at the start: test Pearson 0.998 / 0.999 / 0.999
+against the teacher on its own int8 features, where the bits alone give none of SIG.)
 """
 import argparse
 import copy
@@ -91,6 +96,7 @@ HEAD = (128, 64)
 CROP = 200
 ACT = "step"  # --act: "relu" trains a float-activation control that is evaluated, never exported
 READOUT = "rate"  # --readout: what new Bams' heads read of the last convolution (Bam.forward)
+BETA = 1.0  # --anneal: the step's share of each activation (act); 1 outside an annealing run
 
 
 def bounds(xscale):
@@ -231,9 +237,19 @@ class Heaviside(torch.autograd.Function):
         return g / (1.0 + 2.0 * z.abs()) ** 2
 
 
-def act(z):
-    """The activation: the Heaviside step (surrogate gradient), or ReLU for --act relu."""
-    return F.relu(z) if ACT == "relu" else Heaviside.apply(z)
+def act(z, gain=None):
+    """The activation: the Heaviside step (surrogate gradient), or ReLU for --act relu. While
+    --anneal binarises a network started from the teacher, BETA < 1 and a layer with a GAIN
+    (per channel, set by init_from_teacher) blends the step with the teacher's own ReLU,
+        a = BETA H(z) + (1 - BETA) gain ReLU(z),
+    where gain ReLU(z) is the teacher's activation in the units the next layer's weights take
+    (a bit stands for the channel's mean positive activation), so BETA = 0 is the teacher."""
+    if ACT == "relu":
+        return F.relu(z)
+    h = Heaviside.apply(z)
+    if BETA >= 1.0 or gain is None:
+        return h
+    return BETA * h + (1.0 - BETA) * F.relu(z) * gain[None, :, None, None].to(z.dtype)
 
 
 class QConv(nn.Module):
@@ -241,13 +257,14 @@ class QConv(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(ci, co, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(co)
+        self.gain = None  # act's ReLU gain while annealing (not a buffer: exports never hold it)
 
     def pre(self, x):
         """The batch-normalised sum z before the step (the hint loss reads the last one's)."""
         return self.bn(F.conv2d(x, fake_quant(self.conv.weight), padding=1))
 
     def forward(self, x):
-        return act(self.pre(x))
+        return act(self.pre(x), self.gain)
 
 
 class QLinear(nn.Linear):
@@ -256,10 +273,13 @@ class QLinear(nn.Linear):
 
 
 class Bam(nn.Module):
-    def __init__(self, widths=None, readout=None):
+    def __init__(self, widths=None, readout=None, floor=False):
+        """FLOOR (read-outs of maxima only): the maxima pass through max(0, .), as the teacher's
+        global max of a ReLU map does (buffer ro_floor, exported as readout.floor)."""
         super().__init__()
         widths = tuple(widths or WIDTHS)
         self.readout = readout or READOUT
+        self.register_buffer("ro_floor", torch.zeros(widths[-1]) if floor and self.readout != "rate" else None)
         chans = (1,) + widths
         self.convs = nn.ModuleList(QConv(chans[i], chans[i + 1]) for i in range(len(widths)))
         dims = (widths[-1] * (2 if self.readout == "rate+max" else 1),) + HEAD + (3,)
@@ -278,7 +298,7 @@ class Bam(nn.Module):
         for i, c in enumerate(self.convs):
             if i == len(self.convs) - 1 or i == POOL_AFTER[0]:
                 z = c.pre(x)
-                x = act(z)
+                x = act(z, c.gain)
                 if i == POOL_AFTER[0]:
                     zmid = F.max_pool2d(z, 2)
             else:
@@ -289,7 +309,7 @@ class Bam(nn.Module):
         # convolution's z over positions, the teacher's own read-out (a global max over its
         # last ReLU map), in the exported file an affine map of max(dir S) (models/bam.h);
         # rate+max: both, rates first
-        r = pool_readout(self.readout, x.float(), z.float(), 1.0, 0.0)
+        r = pool_readout(self.readout, x.float(), z.float(), 1.0, 0.0, self.ro_floor)
         v = self.head(r)
         return (v, r, z, zmid) if rates else v
 
@@ -542,14 +562,17 @@ def linear_export(f):
     return q.to(torch.int8), s.float(), f.bias.detach().float()
 
 
-def pool_readout(readout, bits, z, scale, bias):
+def pool_readout(readout, bits, z, scale, bias, floor=None):
     """The head's input from the last convolution's bits and z [B, C, H, W] (in an exported
     file z = dir S, scaled per channel by SCALE plus BIAS): per channel the firing rate, the
-    maximum of z over positions, or both (readout "rate", "max", "rate+max")."""
+    maximum of z over positions, or both (readout "rate", "max", "rate+max"); with FLOOR [C]
+    each maximum is at least its floor (0: the teacher's max over a ReLU map)."""
     rates = bits.mean(dim=(2, 3))
     if readout == "rate":
         return rates
     m = z.amax(dim=(2, 3)) * scale + bias
+    if floor is not None:
+        m = torch.maximum(m, floor.to(m.dtype))
     return m if readout == "max" else torch.cat([rates, m], 1)
 
 
@@ -569,6 +592,8 @@ def export_tensors(model, fe):
         T["conv%d.w" % i], T["conv%d.thr" % i], T["conv%d.dir" % i] = q, thr, dirn
     if model.readout != "rate":  # max over positions of z = a S + d is |a| max(dir S) + d
         T["readout.scale"], T["readout.bias"] = a.abs().float(), d.float()
+        if model.ro_floor is not None:  # in units of the read-out, as z
+            T["readout.floor"] = model.ro_floor.detach().float().clone()
     for i, f in enumerate(model.fcs):
         q, s, b = linear_export(f)
         T["fc%d.w" % i], T["fc%d.scale" % i], T["fc%d.b" % i] = q, s, b
@@ -592,7 +617,8 @@ def integer_forward(T, q):
         if i in POOL_AFTER:
             x = F.max_pool2d(x, 2)
     ro = file_readout(T)
-    r = pool_readout(ro, x, dirn * S, *((T["readout.scale"], T["readout.bias"]) if ro != "rate" else (1, 0)))
+    r = pool_readout(ro, x, dirn * S, *((T["readout.scale"], T["readout.bias"]) if ro != "rate" else (1, 0)),
+                     T.get("readout.floor"))
     for i in range(len(HEAD) + 1):
         r = (r @ T["fc%d.w" % i].float().T) * T["fc%d.scale" % i] + T["fc%d.b" % i]
         if i < len(HEAD):
@@ -620,7 +646,8 @@ def model_from_export(T, feats, xs_file=None, bs=8):
     XS_FILE: the file's x_scale; conv 0's thresholds (integer sums of features at that scale)
     are rescaled to XSCALE's features, so a file trained at another scale starts close to its
     own function (not bit-identical: the features are rounded differently)."""
-    model = Bam([int(T["conv%d.w" % i].shape[0]) for i in range(len(WIDTHS))], file_readout(T))
+    model = Bam([int(T["conv%d.w" % i].shape[0]) for i in range(len(WIDTHS))], file_readout(T),
+                "readout.floor" in T)
     x_all = [torch.from_numpy(feats[i:i + bs].astype(np.float32))[:, None] for i in range(0, len(feats), bs)]
     with torch.no_grad():
         for i, c in enumerate(model.convs):
@@ -666,6 +693,8 @@ def model_from_export(T, feats, xs_file=None, bs=8):
         for i, f in enumerate(model.fcs):
             f.weight.copy_(T["fc%d.w" % i].float() * T["fc%d.scale" % i][:, None])
             f.bias.copy_(T["fc%d.b" % i])
+        if model.ro_floor is not None:
+            model.ro_floor.copy_(T["readout.floor"])
         model.out_mean.copy_(T["out.mean"])
         model.out_std.copy_(T["out.std"])
     return model
@@ -676,7 +705,7 @@ def grow(old, widths):
     copied, every added channel gets fresh incoming weights and zero outgoing weights (the next
     convolution's, or the first dense layer's), so it changes nothing until training gives it
     a use. Lets a trained model continue with more capacity instead of starting over."""
-    new = Bam(widths, old.readout)
+    new = Bam(widths, old.readout, old.ro_floor is not None)  # floors stay 0
     with torch.no_grad():
         for a, b in zip(old.convs, new.convs):
             co, ci = a.conv.weight.shape[:2]
@@ -707,40 +736,60 @@ def add_max_inputs(old):
     return new
 
 
-def init_from_teacher(teacher, feats):
+def init_from_teacher(teacher, feats, anneal=False):
     """A Bam of the teacher's widths whose steps fire where the teacher's ReLUs are positive, as
     far as bits can: convolution l gets the teacher's weights, each input channel c scaled by
     m_c, the teacher's mean positive activation of c (a bit stands for "c > 0", m_c for how much),
     and its batch norm is set so that z = (sum + teacher bias) / sd on FEATS (int8 windows, a
-    calibration batch); the dense head starts fresh (it reads firing rates, the teacher's reads
-    global maxima). Prints, per layer, how often the student's bit equals [teacher ReLU > 0]."""
+    calibration batch). The sums are those of the bits path, or with ANNEAL of the teacher's
+    float path (inputs t_c / m_c), and each layer gets act's gain sd / m, so that at BETA = 0 the
+    network computes the teacher's maps. With a read-out of maxima the dense head starts as the
+    teacher's (the max of z times the last sd is the teacher's global max before its ReLU); a
+    rate head starts fresh. Prints, per layer, how often the student's bit equals [teacher ReLU
+    > 0]."""
     convs = [l for l in teacher.layers if l[0] == "conv"]
-    model = Bam(tuple(int(l[1].shape[0]) for l in convs))
+    model = Bam(tuple(int(l[1].shape[0]) for l in convs), floor=True)  # a max read-out is floored
     with torch.no_grad():
         t = (torch.from_numpy(feats.astype(np.float32)) / XSCALE).unsqueeze(1)  # the teacher's path
         s = t  # the student's path: the same features, then bits
-        m, li = None, 0
+        f = t  # the teacher's path in the student's units (t_c / m_c), for ANNEAL
+        m, li, sd = None, 0, None
         for layer in teacher.layers:
             if layer[0] == "pool":
-                t, s = F.max_pool2d(t, 2), F.max_pool2d(s, 2)
+                t, s, f = F.max_pool2d(t, 2), F.max_pool2d(s, 2), F.max_pool2d(f, 2)
                 continue
             w, b = layer[1], layer[2]
             c = model.convs[li]
             c.conv.weight.copy_(w if m is None else w * m[None, :, None, None])
-            y = F.conv2d(s, fake_quant(c.conv.weight), padding=1)
+            ys = F.conv2d(s, fake_quant(c.conv.weight), padding=1)
+            y = F.conv2d(f, fake_quant(c.conv.weight), padding=1) if anneal else ys
             mu, var = y.mean(dim=(0, 2, 3)), y.var(dim=(0, 2, 3))
             sd = torch.sqrt(var + c.bn.eps)
             c.bn.running_mean.copy_(mu)
             c.bn.running_var.copy_(var)
             c.bn.weight.fill_(1.0)
             c.bn.bias.copy_((mu + b) / sd)
-            s = ((y + b[None, :, None, None]) > 0).float()
+            s = ((ys + b[None, :, None, None]) > 0).float()
             t = F.relu(F.conv2d(t, w, b, padding=1))
             pos = (t > 0).float()
             m = t.sum(dim=(0, 2, 3)) / pos.sum(dim=(0, 2, 3)).clamp(min=1.0)
+            if anneal:
+                f = t / m.clamp(min=1e-12)[None, :, None, None]
+                c.gain = torch.where(m > 0, sd / m.clamp(min=1e-12), torch.zeros_like(m))
             print("  conv%d: bits agree with the teacher's ReLU > 0 at %.1f %% of positions, %.1f %% set"
                   % (li, 100.0 * float((s == pos).float().mean()), 100.0 * float(s.mean())), flush=True)
             li += 1
+        if model.readout != "rate":
+            (w0, b0), rest = teacher.dense[0], teacher.dense[1:]
+            fc0 = model.fcs[0]
+            fc0.weight.zero_()
+            fc0.weight[:, fc0.weight.shape[1] - w0.shape[0]:] = w0.T * sd[None, :]
+            fc0.bias.copy_(b0)
+            for fc, (w, b) in zip(model.fcs[1:], rest):
+                fc.weight.copy_(w.T)
+                fc.bias.copy_(b)
+            model.out_mean.zero_()
+            model.out_std.fill_(1.0)
     return model
 
 
@@ -763,6 +812,7 @@ class FloatNet(nn.Module):
         self.om, self.os = T["out.mean"], T["out.std"]
         self.readout = file_readout(T)
         self.ro = (T["readout.scale"], T["readout.bias"]) if self.readout != "rate" else (1.0, 0.0)
+        self.floor = T.get("readout.floor")
 
     def forward(self, pcm):
         pcm = torch.clamp(torch.round(pcm * 32768.0), -32768, 32767)
@@ -775,7 +825,7 @@ class FloatNet(nn.Module):
             x = ((S - self.thr[i][None, :, None, None]) * self.dirn[i][None, :, None, None] > 0).float()
             if i in POOL_AFTER:
                 x = F.max_pool2d(x, 2)
-        r = pool_readout(self.readout, x, S * self.dirn[-1][None, :, None, None], *self.ro)
+        r = pool_readout(self.readout, x, S * self.dirn[-1][None, :, None, None], *self.ro, self.floor)
         for i in range(len(HEAD) + 1):
             r = F.linear(r, self.fw[i], self.fb[i])
             if i < len(HEAD):
@@ -867,8 +917,9 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, out=2):
 # options that define a run's training (--continue refuses a change to any of them)
 RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
                "crop_max", "full_after", "exclude_source", "init", "hint_mid", "val_source", "act",
-               "init_teacher", "readout")
-ADDED_LATER = {"hint_mid": 0.0, "val_source": [], "act": "step", "init_teacher": False, "readout": "rate"}  # options newer than some saved states: their value there
+               "init_teacher", "readout", "anneal")
+ADDED_LATER = {"hint_mid": 0.0, "val_source": [], "act": "step", "init_teacher": False, "readout": "rate",
+               "anneal": 0.0}  # options newer than some saved states: their value there
 
 
 def save_state(path, **state):
@@ -932,7 +983,7 @@ def keep_freed_memory(widths, whole_only):
 
 
 def main():
-    global WIDTHS, XSCALE, ACT, READOUT
+    global WIDTHS, XSCALE, ACT, READOUT, BETA
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--teacher", required=True)
@@ -1020,7 +1071,20 @@ def main():
                     "With --init of a rate model: for max the head is first refitted on the new "
                     "read-out of whole training windows; for rate+max the max inputs start with zero "
                     "weights, so training starts from the rate model's own outputs")
+    ap.add_argument("--anneal", type=float, default=0.0, help="with --init-teacher: binarise "
+                    "gradually. Every activation starts as the teacher's ReLU (in the units its bits "
+                    "stand for) and becomes the step over this share of the time budget (BETA in act "
+                    "rises linearly from 0 to 1); the rest trains the binary network. With --readout "
+                    "max or rate+max the head starts as the teacher's dense layers, so training starts "
+                    "from the teacher's own scores")
     args = ap.parse_args()
+    if not 0.0 <= args.anneal < 1.0:
+        sys.exit("--anneal %g: a share of the time budget, from 0 (off) to below 1" % args.anneal)
+    if args.anneal > 0 and not args.init_teacher:
+        sys.exit("--anneal %g: needs --init-teacher (it starts from the teacher's own activations)"
+                 % args.anneal)
+    if args.anneal > 0 and args.act != "step":
+        sys.exit("--anneal %g: anneals towards the step; not with --act %s" % (args.anneal, args.act))
     if not 0.0 <= args.bf16 <= 1.0:
         sys.exit("--bf16 %g: a share of the time budget, from 0 to 1" % args.bf16)
     if args.cont and args.resume:
@@ -1079,10 +1143,13 @@ def main():
     state_path = os.path.join(args.out, "train_state.pt")
     state = load_state(state_path, args) if args.cont else None
     if args.resume:
-        model.load_state_dict(torch.load(args.resume))
+        sd = torch.load(args.resume)
+        if "ro_floor" in sd:  # a floored read-out (--init-teacher with a read-out of maxima)
+            model = Bam(floor=True)
+        model.load_state_dict(sd)
     else:
         if state is not None:  # every trained tensor comes from the state below
-            model = Bam(WIDTHS)
+            model = Bam(WIDTHS, floor="ro_floor" in state["model"])
             print("continuing %s: epoch %d, %.1f of %g minutes spent" % (
                 state_path, state["epoch"], state["elapsed"] / 60, args.minutes), flush=True)
         elif args.init_teacher:
@@ -1091,9 +1158,14 @@ def main():
             if tw != WIDTHS:
                 sys.exit("--init-teacher: --widths %s differ from the teacher's %s"
                          % (args.widths, ",".join(map(str, tw))))
-            model = init_from_teacher(teacher, ftr[::max(1, len(ftr) // 6), :400])
-            model.out_mean.copy_(torch.from_numpy(ytr.mean(0)))
-            model.out_std.copy_(torch.from_numpy(ytr.std(0)))
+            BETA = 0.0 if args.anneal > 0 else 1.0  # the least-squares fits below see the start
+            model = init_from_teacher(teacher, ftr[::max(1, len(ftr) // 6), :400], args.anneal > 0)
+            if READOUT == "rate":  # a fresh head; a max head is the teacher's, raw scores out
+                model.out_mean.copy_(torch.from_numpy(ytr.mean(0)))
+                model.out_std.copy_(torch.from_numpy(ytr.std(0)))
+            res, _ = evaluate(model, fte, yte)
+            print("initialised from the teacher (step share %.2f): test r SIG %.3f BAK %.3f OVRL %.3f"
+                  % (BETA, res["SIG"], res["BAK"], res["OVRL"]), flush=True)
         elif args.init and args.init.endswith(".safetensors"):
             T0, meta0 = safetensors_writer.read(args.init)
             if meta0.get("readout", "rate") != READOUT:
@@ -1114,7 +1186,7 @@ def main():
             # a rate model taken to rate+max: built as it is, then given zero-weight max inputs
             grow_ro = READOUT == "rate+max" and sd["fcs.0.weight"].shape[1] == sd["convs.6.conv.weight"].shape[0]
             model = Bam([int(sd["convs.%d.conv.weight" % i].shape[0]) for i in range(len(WIDTHS))],
-                        "rate" if grow_ro else READOUT)
+                        "rate" if grow_ro else READOUT, "ro_floor" in sd)
             model.load_state_dict(sd)
             if grow_ro:
                 model = add_max_inputs(model)
@@ -1170,6 +1242,10 @@ def main():
         ep0 = 0
         if state is not None:
             model.load_state_dict(state["model"])
+            for i, g in enumerate(state.get("gains") or []):
+                model.convs[i].gain = g
+                if ema is not None:
+                    ema.convs[i].gain = g
             aux.load_state_dict(state["aux"])
             hint.load_state_dict(state["hint"])
             if hint_mid is not None:
@@ -1196,6 +1272,7 @@ def main():
                 done = b + 1
                 idx = np.sort(perm[b * args.batch:(b + 1) * args.batch])
                 frac = min(1.0, (time.time() - t0) / budget)
+                BETA = min(1.0, frac / args.anneal) if args.anneal > 0 else 1.0
                 # one crop per batch: 8k frames (k >= crop_min / 8) at a multiple of 8 frames, so
                 # it covers whole positions of the teacher's 1/8-resolution map; whole windows
                 # only in the last part of the budget (the windows snnd scores)
@@ -1239,6 +1316,8 @@ def main():
                 msg = msg.replace(" (", " mid %.4f (" % (tot_mid / done), 1)
             if done < steps_per_epoch:
                 msg += " [budget reached after %d of %d steps]" % (done, steps_per_epoch)
+            if BETA < 1.0:
+                msg += " step share %.2f" % BETA
             if (ep + 1) % args.eval_every == 0 or el > args.minutes or ep + 1 == args.epochs:
                 res, _ = evaluate(model, fte, yte)
                 # progress only: the model kept is the last one (with --ema its moving average),
@@ -1261,10 +1340,12 @@ def main():
                        model=model.state_dict(), ema=ema.state_dict() if ema is not None else None,
                        aux=aux.state_dict(), hint=hint.state_dict(), opt=opt.state_dict(),
                        hint_mid=hint_mid.state_dict() if hint_mid is not None else None, best=best,
-                       rng=rng.bit_generator.state, torch_rng=torch.get_rng_state())
+                       rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+                       gains=[c.gain for c in model.convs])
             if el > args.minutes:
                 print("time budget reached", flush=True)
                 break
+        BETA = 1.0  # what is exported is binary (a run's budget ends long after its anneal)
         if ema is not None:  # the last epoch's line above gives both models' test figures
             print("exporting the moving average", flush=True)
             model = ema

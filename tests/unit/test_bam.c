@@ -43,7 +43,11 @@ typedef struct net {
     const char *widths_meta; /* overrides the metadata "widths" when set */
     const char *readout;     /* metadata "readout" when set; "max" also writes the tensors below */
     float ro_scale[128], ro_bias[128];
+    int has_floor;           /* writes readout.floor (any read-out, for the refusal test) */
+    float ro_floor[128];
 } net;
+
+static int floor_binds; /* reference(): maxima raised to their floor, so a floor test can fail */
 
 static int cin(const net *n, int l) { return l ? n->widths[l - 1] : 1; }
 static int both(const net *n) { return n->readout && !strcmp(n->readout, "rate+max"); }
@@ -158,6 +162,8 @@ static const char *net_write(const net *n, const char *skip)
         PUT("readout.scale", "F32", n->ro_scale, (size_t)n->widths[6] * 4, 1, n->widths[6]);
         PUT("readout.bias", "F32", n->ro_bias, (size_t)n->widths[6] * 4, 1, n->widths[6]);
     }
+    if (n->has_floor)
+        PUT("readout.floor", "F32", n->ro_floor, (size_t)n->widths[6] * 4, 1, n->widths[6]);
     PUT("out.mean", "F32", n->mean, 12, 1, 3);
     PUT("out.std", "F32", n->std, 12, 1, 3);
 #undef PUT
@@ -365,6 +371,10 @@ static void reference(const net *n, const float *x, float raw[3])
                 for (int t = 0; t < H * W; t++)
                     m = n->dir[l][c] * S[t] > m ? n->dir[l][c] * S[t] : m;
                 h[0][off + c] = (float)m * n->ro_scale[c] + n->ro_bias[c];
+                if (n->has_floor && h[0][off + c] < n->ro_floor[c]) { /* bam.h: readout.floor */
+                    h[0][off + c] = n->ro_floor[c];
+                    floor_binds++;
+                }
             }
         }
         if (l >= 3 && l <= 5) {
@@ -441,12 +451,13 @@ static void build_random(net *n, const int widths[7], int wmax_wide)
     }
 }
 
-static void check_random_ro(const int widths[7], int wmax_wide, float x_scale, const char *readout)
+static void check_random_ro(const int widths[7], int wmax_wide, float x_scale, const char *readout, int floor)
 {
     net n;
     build_random(&n, widths, wmax_wide);
     n.x_scale = x_scale;
     n.readout = readout;
+    n.has_floor = floor;
     if (both(&n)) { /* the first dense layer reads twice as many inputs */
         free(n.fw[0]);
         n.fw[0] = malloc((size_t)fout(&n, 0) * fin(&n, 0));
@@ -456,6 +467,7 @@ static void check_random_ro(const int widths[7], int wmax_wide, float x_scale, c
     for (int c = 0; c < widths[6]; c++) { /* sums reach a few hundred: scale them to about 1 */
         n.ro_scale[c] = 0.001f * (float)rint_in(1, 9);
         n.ro_bias[c] = 0.1f * (float)rint_in(-5, 5);
+        n.ro_floor[c] = c % 2 ? 0.0f : 0.1f * (float)rint_in(-5, 5); /* 0: the teacher's ReLU */
     }
     const char *path = net_write(&n, NULL);
     snn_bam *b = load_or_fail(path);
@@ -464,7 +476,10 @@ static void check_random_ro(const int widths[7], int wmax_wide, float x_scale, c
     for (int i = 0; i < WIN; i++) /* noise whose level changes every 0.5 s, with a silent second */
         x[i] = (i / 16000 == 4) ? 0 : ((float)(rnd() & 0xffff) / 65536.0f - 0.5f) * (float)(1 + (i / 8000) % 5) * 0.1f;
     float want[3], got[3][3];
+    floor_binds = 0;
     reference(&n, x, want);
+    if (floor && floor_binds == 0)
+        fail_msg("no maximum fell below its floor: this check could not fail");
     for (int simd = 0; simd < 3; simd++) {
         snn_bam_set_simd(simd);
         run(b, x, got[simd]);
@@ -490,7 +505,7 @@ static void check_random_ro(const int widths[7], int wmax_wide, float x_scale, c
 
 static void check_random_x(const int widths[7], int wmax_wide, float x_scale)
 {
-    check_random_ro(widths, wmax_wide, x_scale, NULL);
+    check_random_ro(widths, wmax_wide, x_scale, NULL, 0);
 }
 
 static void check_random(const int widths[7], int wmax_wide) { check_random_x(widths, wmax_wide, 16); }
@@ -503,9 +518,9 @@ static void test_random_max_readout(void **state)
 {
     (void)state;
     static const int w[7] = {32, 32, 32, 32, 32, 32, 64};
-    check_random_ro(w, 20, 10, "max");
+    check_random_ro(w, 20, 10, "max", 0);
     static const int w2[7] = {16, 16, 16, 16, 32, 24, 40}; /* widths no SIMD kernel covers */
-    check_random_ro(w2, 20, 10, "max");
+    check_random_ro(w2, 20, 10, "max", 0);
 }
 
 /* --readout rate+max: the head reads the 64 rates, then the 64 scaled maxima (128 inputs). */
@@ -513,7 +528,17 @@ static void test_random_rate_and_max_readout(void **state)
 {
     (void)state;
     static const int w[7] = {32, 32, 32, 32, 32, 32, 64};
-    check_random_ro(w, 20, 10, "rate+max");
+    check_random_ro(w, 20, 10, "rate+max", 0);
+}
+
+/* readout.floor: each maximum is raised to its floor (0: the max of a ReLU map, the teacher's
+ * read-out), for both read-outs of maxima, at every SIMD level. */
+static void test_random_floored_readout(void **state)
+{
+    (void)state;
+    static const int w[7] = {32, 32, 32, 32, 32, 32, 64};
+    check_random_ro(w, 20, 10, "rate+max", 1);
+    check_random_ro(w, 20, 10, "max", 1);
 }
 
 static void test_random_narrow_widths(void **state)
@@ -637,7 +662,14 @@ static void test_refused(void **state)
     n.ro_scale[3] = 1;
     n.ro_bias[5] = INFINITY;
     expect_error(&n, NULL, "readout.bias: element 5 is not finite");
+    n.ro_bias[5] = 0;
+    n.has_floor = 1;
+    n.ro_floor[2] = -INFINITY;
+    expect_error(&n, NULL, "readout.floor: element 2 is not finite");
+    n.ro_floor[2] = 0;
     n.readout = NULL;
+    expect_error(&n, NULL, "readout.floor needs readout \"max\" or \"rate+max\"");
+    n.has_floor = 0;
     net_free(&n);
 }
 
@@ -658,6 +690,7 @@ static void test_model_kind(void **state)
     json_t *d = json_object();
     assert_int_equal(m->ops->describe(m, d), 0);
     assert_string_equal(json_string_value(json_object_get(d, "readout")), "rate");
+    assert_true(json_is_false(json_object_get(d, "readout_floor")));
     json_decref(d);
     snn_state *s = NULL;
     assert_int_equal(m->ops->state_new(m, &s, &err), 0);
@@ -691,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_random_dnsmos_widths),
         cmocka_unit_test(test_random_max_readout),
         cmocka_unit_test(test_random_rate_and_max_readout),
+        cmocka_unit_test(test_random_floored_readout),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_model_kind),
     };
