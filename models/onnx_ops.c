@@ -3,6 +3,8 @@
  */
 #include "onnx_ops.h"
 
+#include "amx.h"
+
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
@@ -273,12 +275,29 @@ int snn_winograd_ok(const snn_conv2d *c)
     return c->KH == 3 && c->KW == 3 && c->sh == 1 && c->sw == 1 && c->dh == 1 && c->dw == 1;
 }
 
-size_t snn_winograd_weights_size(const snn_conv2d *c) { return (size_t)(WT * c->Co * c->C); }
+/* Where the process can use AMX (amx.h), u[36][Co][C] is followed by the weights packed for
+ * snn_amx_conv3x3 (two bf16 per float) from the next 64-byte boundary on, and the scratch is
+ * large enough for it too. */
+size_t snn_winograd_weights_size(const snn_conv2d *c)
+{
+    size_t n = (size_t)(WT * c->Co * c->C);
+    return snn_amx_ok() ? n + 16 + (snn_amx_conv_weights_size(c->Co, c->C) + 1) / 2 : n;
+}
+
+/* Where snn_winograd_weights put the packed weights in u. */
+static const uint16_t *amx_weights(const snn_conv2d *c, const float *u)
+{
+    uintptr_t p = (uintptr_t)(u + WT * c->Co * c->C);
+    return (const uint16_t *)((p + 63) & ~(uintptr_t)63);
+}
 
 size_t snn_winograd_scratch(const snn_conv2d *c)
 {
     int64_t TW = (c->OW + WM - 1) / WM;
-    return (size_t)(WT * (c->C + c->Co) * wino_rows(c) * TW + 12 * WINO_RW(TW) + 24 * WINO_PW(TW));
+    size_t n = (size_t)(WT * (c->C + c->Co) * wino_rows(c) * TW + 12 * WINO_RW(TW) +
+                        24 * WINO_PW(TW));
+    size_t a = snn_amx_ok() ? (snn_amx_conv_scratch(c->C, c->OH, c->OW) + 1) / 2 : 0;
+    return a > n ? a : n;
 }
 
 void snn_winograd_weights(const snn_conv2d *c, const float *w, float *u)
@@ -295,6 +314,8 @@ void snn_winograd_weights(const snn_conv2d *c, const float *w, float *u)
                 u[(i * WA + j) * CC + k] =
                     (float)(t[i][0] * GM[j][0] + t[i][1] * GM[j][1] + t[i][2] * GM[j][2]);
     }
+    if (snn_amx_ok())
+        snn_amx_conv_weights(w, c->Co, c->C, (uint16_t *)amx_weights(c, u));
 }
 
 /* The transforms are B^T d B and A^T m A written out for these matrices' zeros, for vectors
@@ -507,6 +528,11 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
     float *r = in + 6 * RW;               /* [6][RW] B^T down the rows */
     float *ph = r + 6 * RW;               /* [6][4][PW] phases */
     const int avx512 = wino_avx512();     /* steps (3) and the output transform 16 tiles wide */
+    if (snn_amx_use()) {
+        snn_amx_conv3x3(x, xstride(c), C, H, W, c->pt, c->pl, amx_weights(c, u), b, relu, Co, OH,
+                        OW, ystride(c), y, (uint16_t *)scratch);
+        return;
+    }
     memset(in, 0, (size_t)(12 * RW + 24 * PW) * sizeof *in);
     for (int64_t ty0 = 0; ty0 < TH; ty0 += rows) {
         int64_t nr = TH - ty0 < rows ? TH - ty0 : rows, n = nr * TW;

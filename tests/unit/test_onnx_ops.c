@@ -15,6 +15,7 @@
 
 #include "onnx.h"
 #include "onnx.pb-c.h"
+#include "amx.h"
 #include "onnx_ops.h"
 #include "testutil.h"
 
@@ -132,6 +133,7 @@ static void test_winograd_matches_im2col(void **st)
         float *y3 = malloc(ny * 4);
         for (int relu = 0; relu < 2; relu++) {
             snn_conv2d_run(&c, x, w, b, relu, y1, s1);
+            snn_amx_set(0); /* Winograd itself */
             snn_winograd_set_wide(0); /* 8-tile vectors */
             snn_conv2d_winograd(&c, x, u, b, relu, y3, s2);
             snn_winograd_set_wide(1); /* 16 where the CPU has AVX-512: the same operations */
@@ -144,11 +146,32 @@ static void test_winograd_matches_im2col(void **st)
                     fail_msg("pads %d relu %d element %zu: 16-tile %.9g, 8-tile %.9g", v, relu, i, y2[i],
                              y3[i]);
             }
+            snn_amx_set(1);
+            if (!snn_amx_use())
+                continue;
+            /* the direct split-bf16 convolution on AMX tiles (amx.h): ~2^-16 per product */
+            for (size_t i = 0; i < ny; i++)
+                y2[i] = NAN;
+            snn_conv2d_winograd(&c, x, u, b, relu, y2, s2);
+            /* each output sums 9 C products of |w x| <= 1 with ~2^-16 relative error each: a
+             * bound per element, and the root mean square error against the float32 path as a
+             * random walk of 9 C such errors; a dropped lo part (bf16's 2^-8) is ~100x that */
+            double se = 0, tol = 2e-6 * 9 * (double)c.C;
+            for (size_t i = 0; i < ny; i++) {
+                double e = fabs((double)y1[i] - y2[i]);
+                if (!(e <= tol + 1e-5 * fabs(y1[i])))
+                    fail_msg("pads %d relu %d element %zu: im2col %g, amx %g", v, relu, i, y1[i], y2[i]);
+                se += e * e;
+            }
+            print_message("C %lld: amx vs im2col rms %.3g\n", (long long)c.C, sqrt(se / (double)ny));
+            assert_true(sqrt(se / (double)ny) < 4e-6 * sqrt(9 * (double)c.C));
         }
         free(x); free(w); free(b); free(y1); free(y2); free(y3); free(u); free(s1); free(s2);
     }
     snn_conv2d s2 = {.C = 1, .H = 5, .W = 5, .Co = 1, .KH = 3, .KW = 3, .sh = 2, .sw = 2, .dh = 1, .dw = 1};
     assert_false(snn_winograd_ok(&s2)); /* stride 2 is not Winograd's */
+    if (!snn_amx_ok())
+        print_message("no AMX-BF16 here (or SNN_AMX=0): the tile convolution was not tested\n");
 }
 
 /* The equation of onnx_ops.h for y[co][oy][ox], in double, from x with channel stride xcs. */
@@ -168,8 +191,9 @@ static double conv_ref(const snn_conv2d *c, const float *x, int64_t xcs, const f
 }
 
 /* One input channel, 3x3 (the direct path) with widths not a multiple of 8 and uneven padding;
- * and channel strides (xcs, ycs) on every path: outputs equal the equation, and the gaps between
- * strided output channels are left alone. */
+ * and channel strides (xcs, ycs) on every path (direct, Winograd, and the AMX tile convolution
+ * where the CPU has it): outputs equal the equation, and the gaps between strided output
+ * channels are left alone. */
 static void test_conv_direct_and_strides(void **st)
 {
     (void)st;
@@ -206,7 +230,10 @@ static void test_conv_direct_and_strides(void **st)
             ns = snn_winograd_scratch(&c);
         float *s = malloc(ns * 4), *u = malloc(snn_winograd_weights_size(&c) * 4);
         snn_winograd_weights(&c, w, u);
-        for (int path = 0; path < 2; path++) {
+        for (int path = 0; path < 3; path++) { /* direct, Winograd, AMX tiles (where there) */
+            snn_amx_set(path == 2);
+            if (path == 2 && !snn_amx_use())
+                break;
             for (int relu = 0; relu < 2; relu++) {
                 for (size_t i = 0; i < ny; i++)
                     y[i] = 1234.5f;
@@ -229,6 +256,7 @@ static void test_conv_direct_and_strides(void **st)
         }
         free(x); free(w); free(b); free(y); free(s); free(u);
     }
+    snn_amx_set(1);
 }
 
 /* 2x2 max pooling, stride 2, floor mode drops the odd last row/column. */
