@@ -7,7 +7,9 @@
  * windows + 9 seconds and one sample more; window i is samples [16000 i, 16000 i + 144160).
  * With 1 OpenBLAS thread it times, alternating, per window:
  *   winograd   the window from scratch (snn_dnsmos_window): the four full-resolution
- *              convolutions in chunks of frames (snn_dnsmos_set_chunked), Winograd 3x3
+ *              convolutions in chunks of frames (snn_dnsmos_set_chunked), Winograd 3x3, or
+ *              where the CPU has AMX-BF16 the direct split-bf16 tile convolution (amx.h)
+ *   noamx      (only where AMX is there) the same with snn_amx_set(0): Winograd on AVX-512
  *   graph      the same through the whole ONNX graph, node by node (not with --lines)
  *   im2col     the graph with im2col + sgemm convolutions (not with --lines)
  *   stream     the step() of a stream with reuse that outputs window i: one new second of
@@ -16,6 +18,7 @@
  * and prints the median wall-clock and process-CPU milliseconds (CPU time is steadier on a
  * shared machine). --lines prints one line per timed call instead, for dnsmos_vs_ort.sh:
  *   snnd <mode> <window> <cpu_ms> <wall_ms> <SIG_raw> <BAK_raw> <OVRL_raw>
+ * with mode scratch (winograd above), noamx or stream.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -26,12 +29,13 @@
 #include "dnsmos.h"
 #include "dnsmos_bench.h"
 #include "onnx.h"
+#include "amx.h"
 #include "blas.h"
 
 SNN_BLAS_PREINIT
 
-enum { M_WINO, M_GRAPH, M_IM2COL, M_STREAM, NMODE };
-static const char *const mode_name[NMODE] = {"winograd", "graph", "im2col", "stream"};
+enum { M_WINO, M_NOAMX, M_GRAPH, M_IM2COL, M_STREAM, NMODE };
+static const char *const mode_name[NMODE] = {"winograd", "noamx", "graph", "im2col", "stream"};
 
 int main(int argc, char **argv)
 {
@@ -89,19 +93,23 @@ int main(int argc, char **argv)
         if (lines)
             printf("snnd stream %d %.3f %.3f %.6f %.6f %.6f\n", w, c, wl, out[3], out[4], out[5]);
         for (int k = M_WINO; k <= M_IM2COL; k++) {
-            if (lines && k > M_WINO)
+            if (lines && k > M_NOAMX)
                 break;
+            if (k == M_NOAMX && !snn_amx_ok())
+                continue;
+            snn_amx_set(k != M_NOAMX);
             snn_onnx_set_fast_conv(g, k != M_IM2COL);
-            snn_dnsmos_set_chunked(scratch_st, k == M_WINO);
+            snn_dnsmos_set_chunked(scratch_st, k <= M_NOAMX);
             w0 = bench_ms(CLOCK_MONOTONIC);
             c0 = bench_ms(CLOCK_PROCESS_CPUTIME_ID);
             snn_dnsmos_window(m, scratch_st, x + (size_t)w * SNN_DNSMOS_HOP, out);
             cpu[k][w] = bench_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
             wall[k][w] = bench_ms(CLOCK_MONOTONIC) - w0;
             if (lines)
-                printf("snnd scratch %d %.3f %.3f %.6f %.6f %.6f\n", w, cpu[k][w], wall[k][w], out[3],
-                       out[4], out[5]);
+                printf("snnd %s %d %.3f %.3f %.6f %.6f %.6f\n", k == M_WINO ? "scratch" : "noamx", w,
+                       cpu[k][w], wall[k][w], out[3], out[4], out[5]);
         }
+        snn_amx_set(1);
         snn_onnx_set_fast_conv(g, 1);
         w++;
     }
@@ -111,6 +119,8 @@ int main(int argc, char **argv)
         printf("%s: %.2f GFLOP per window from scratch, %d windows\n", path,
                snn_onnx_flops(g) / 1e9, reps);
         for (int k = 0; k < NMODE; k++) {
+            if (k == M_NOAMX && !snn_amx_ok())
+                continue;
             qsort(wall[k], (size_t)reps, sizeof(double), bench_cmp);
             qsort(cpu[k], (size_t)reps, sizeof(double), bench_cmp);
             printf("%-10s median of %d: %7.1f ms wall, %7.1f ms CPU per window (min %.1f, max %.1f)\n",

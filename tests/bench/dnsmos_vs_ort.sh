@@ -48,7 +48,7 @@ stats() { # $1 impl, $2 mode, $3 column -> "median q1 q3 min max n"
              printf "%.1f %.1f %.1f %.1f %.1f %d\n", v[int((n + 1) / 2)], v[a], v[b], v[1], v[n], n }'
 }
 printf '%-22s %8s %17s %15s %8s %17s %15s\n' "ms per window" "CPU med" "CPU q1-q3" "CPU min-max" "wall med" "wall q1-q3" "wall min-max"
-for im in "ort scratch" "snnd scratch" "snnd avx2" "snnd stream" "snnd portable"; do
+for im in "ort scratch" "snnd scratch" "snnd noamx" "snnd avx2" "snnd stream" "snnd portable"; do
     set -- $im
     c=$(stats "$1" "$2" 4); w=$(stats "$1" "$2" 5)
     [ "${c##* }" = 0 ] && continue
@@ -56,15 +56,16 @@ for im in "ort scratch" "snnd scratch" "snnd avx2" "snnd stream" "snnd portable"
         $1 " " $2, $3, $4, $5, $6, $7, $9, $10, $11, $12, $13, $8 }'
 done
 ORT_C=$(stats ort scratch 4 | cut -d' ' -f1); ORT_W=$(stats ort scratch 5 | cut -d' ' -f1)
-for m in scratch avx2 stream portable; do
+for m in scratch noamx avx2 stream portable; do
     C=$(stats snnd "$m" 4 | cut -d' ' -f1); W=$(stats snnd "$m" 5 | cut -d' ' -f1)
     [ "$C" = - ] && continue
     awk -v m="$m" -v oc="$ORT_C" -v ow="$ORT_W" -v c="$C" -v w="$W" 'BEGIN {
         printf "ORT window / snnd %-7s: %.2fx on CPU time, %.2fx on wall time\n", m, oc / c, ow / w }'
 done
 awk '$1 == "ort" { for (k = 6; k <= 8; k++) o[$3, k] = $k }
-     $1 == "snnd" && ($2 == "scratch" || $2 == "stream") { for (k = 6; k <= 8; k++) s[$2, $3, k] = $k }
+     $1 == "snnd" && ($2 == "scratch" || $2 == "noamx" || $2 == "stream") { for (k = 6; k <= 8; k++) s[$2, $3, k] = $k }
      END { for (key in s) { split(key, p, SUBSEP); d = s[key] - o[p[2], p[3]]; d = d < 0 ? -d : d;
                             if (d > mx[p[1]]) mx[p[1]] = d }
-           printf "max |snnd - ORT| raw outputs: scratch %.1e, stream %.1e\n", mx["scratch"], mx["stream"] }' "$TMP/all"
+           printf "max |snnd - ORT| raw outputs: scratch %.1e, stream %.1e", mx["scratch"], mx["stream"]
+           if (("noamx") in mx) printf ", noamx %.1e", mx["noamx"]; printf "\n" }' "$TMP/all"
 grep "stream-warmup" "$TMP/all" | awk '{ s += $4; n++ } END { if (n) printf "stream warm-up (9 steps before window 0): %.1f ms CPU mean\n", s / n }'
