@@ -94,9 +94,8 @@ int snn_amx_ok(void)
 /* The converted input: a ring of 3 rows (the rows a 3x3 output row reads), each as 3 copies
  * shifted by dx = 0, 1, 2 columns so that every tile row a tap loads starts on a 64-byte line
  * (tile loads across lines ran ~3x slower), each copy hi and lo: [slot][dx][hi, lo][P][Wp]
- * 32-bit pairs, P = round32(C) / 2 channel pairs, Wp = round16(OW) columns; then one
- * unshifted row [hi, lo][Wp + 16] that a channel pair is converted into first. */
-#define RING_PAIRS(C, OW) ((int64_t)9 * 2 * (R32(C) / 2) * R16(OW) + 2 * (R16(OW) + 16))
+ * 32-bit pairs, P = round32(C) / 2 channel pairs, Wp = round16(OW) columns. */
+#define RING_PAIRS(C, OW) ((int64_t)9 * 2 * (R32(C) / 2) * R16(OW))
 
 size_t snn_amx_conv_scratch(int64_t C, int64_t OH, int64_t OW)
 {
@@ -104,43 +103,56 @@ size_t snn_amx_conv_scratch(int64_t C, int64_t OH, int64_t OW)
     return (size_t)(2 * RING_PAIRS(C, OW) + 32); /* + 64 bytes to align */
 }
 
+/* 16 columns xx .. xx + 15 of channels p0, p1 (rows of x, either NULL for zeros) split into
+ * hi and lo pairs (p0's value in the low half): input column xx + i - pl, zero outside
+ * 0 .. W - 1 (masked lanes are not read). */
+AMX_FN static inline void convert16(const float *p0, const float *p1, int64_t W, int64_t pl,
+                                    int64_t xx, __m512i idx, __m512i *hv, __m512i *lv)
+{
+    int64_t lo = pl - xx, hi = W + pl - xx;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 16 ? 16 : hi;
+    __mmask16 m = hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
+    __m512 r0 = p0 ? _mm512_maskz_loadu_ps(m, p0 + xx - pl) : _mm512_setzero_ps();
+    __m512 r1 = p1 ? _mm512_maskz_loadu_ps(m, p1 + xx - pl) : _mm512_setzero_ps();
+    __m512i h = (__m512i)_mm512_cvtne2ps_pbh(r1, r0); /* r0's 16 low, r1's high */
+    __m512 h0 = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
+    __m512 h1 = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
+    __m512i l = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(r1, h1), _mm512_sub_ps(r0, h0));
+    *hv = _mm512_permutexvar_epi16(idx, h);
+    *lv = _mm512_permutexvar_epi16(idx, l);
+}
+
 /* Converts input row iy of x (zeros if outside 0 .. H - 1) into ring slot s (above): column
- * xx of copy dx holds input column xx + dx - pl (zero outside 0 .. W - 1). */
+ * xx of copy dx holds input column xx + dx - pl (zero outside 0 .. W - 1). The shifted copies
+ * come from two neighbouring converted vectors (VALIGND), each element converted once. */
 AMX_FN static void convert_row(const float *x, int64_t xcs, int64_t C, int64_t H, int64_t W,
-                               int64_t pl, int64_t iy, int64_t Wp, uint32_t *slot, uint32_t *tmp)
+                               int64_t pl, int64_t iy, int64_t Wp, uint32_t *slot)
 {
     const int64_t P = R32(C) / 2;
     int16_t ix[32];
     for (int j = 0; j < 16; j++)
         ix[2 * j] = (int16_t)j, ix[2 * j + 1] = (int16_t)(16 + j);
     const __m512i idx = _mm512_loadu_si512(ix);
-    uint32_t *th = tmp, *tl = tmp + Wp + 16;
     for (int64_t p = 0; p < P; p++) {
         const float *p0 = iy >= 0 && iy < H && 2 * p < C ? x + 2 * p * xcs + iy * W : NULL;
         const float *p1 = p0 && 2 * p + 1 < C ? p0 + xcs : NULL;
-        for (int64_t xx = 0; xx < Wp + 16; xx += 16) {
-            /* lanes i with 0 <= xx + i - pl < W; masked lanes are not read */
-            int64_t lo = pl - xx, hi = W + pl - xx;
-            lo = lo < 0 ? 0 : lo;
-            hi = hi > 16 ? 16 : hi;
-            __mmask16 m = hi > lo ? (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
-            __m512 r0 = p0 ? _mm512_maskz_loadu_ps(m, p0 + xx - pl) : _mm512_setzero_ps();
-            __m512 r1 = p1 ? _mm512_maskz_loadu_ps(m, p1 + xx - pl) : _mm512_setzero_ps();
-            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(r1, r0); /* r0's 16 low, r1's high */
-            __m512 h0 = _mm512_castsi512_ps(
-                _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
-            __m512 h1 = _mm512_castsi512_ps(
-                _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
-            __m512i l = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(r1, h1), _mm512_sub_ps(r0, h0));
-            _mm512_storeu_si512(th + xx, _mm512_permutexvar_epi16(idx, h));
-            _mm512_storeu_si512(tl + xx, _mm512_permutexvar_epi16(idx, l));
-        }
-        for (int dx = 0; dx < 3; dx++) {
-            uint32_t *dh = slot + ((dx * 2 + 0) * P + p) * Wp, *dl = slot + ((dx * 2 + 1) * P + p) * Wp;
-            for (int64_t xx = 0; xx < Wp; xx += 16) {
-                _mm512_store_si512(dh + xx, _mm512_loadu_si512(th + xx + dx));
-                _mm512_store_si512(dl + xx, _mm512_loadu_si512(tl + xx + dx));
-            }
+        uint32_t *d0 = slot + p * Wp; /* copy dx, hi: d0 + 2 dx P Wp; lo: + P Wp */
+        __m512i ph, pl_, ch, cl;
+        convert16(p0, p1, W, pl, 0, idx, &ph, &pl_);
+        for (int64_t xx = 16; xx <= Wp; xx += 16) {
+            convert16(p0, p1, W, pl, xx, idx, &ch, &cl);
+            uint32_t *d = d0 + xx - 16;
+            _mm512_store_si512(d, ph);
+            _mm512_store_si512(d + P * Wp, pl_);
+            _mm512_store_si512(d + 2 * P * Wp, _mm512_alignr_epi32(ch, ph, 1));
+            _mm512_store_si512(d + 3 * P * Wp, _mm512_alignr_epi32(cl, pl_, 1));
+            _mm512_store_si512(d + 4 * P * Wp, _mm512_alignr_epi32(ch, ph, 2));
+            _mm512_store_si512(d + 5 * P * Wp, _mm512_alignr_epi32(cl, pl_, 2));
+            ph = ch;
+            pl_ = cl;
         }
     }
 }
@@ -191,7 +203,6 @@ AMX_FN void snn_amx_conv3x3(const float *x, int64_t xcs, int64_t C, int64_t H, i
     const int64_t Wp = NB * 16, slot = 6 * P * Wp;
     const size_t na = snn_amx_a_size(Co, C);
     uint32_t *ring = (uint32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    uint32_t *tmp = ring + 3 * slot;
     struct tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -200,10 +211,10 @@ AMX_FN void snn_amx_conv3x3(const float *x, int64_t xcs, int64_t C, int64_t H, i
     float out[256];
     /* input row iy lives in slot iy mod 3 */
     for (int64_t iy = -pt; iy < 2 - pt; iy++)
-        convert_row(x, xcs, C, H, W, pl, iy, Wp, ring + (iy % 3 + 3) % 3 * slot, tmp);
+        convert_row(x, xcs, C, H, W, pl, iy, Wp, ring + (iy % 3 + 3) % 3 * slot);
     for (int64_t oy = 0; oy < OH; oy++) {
         int64_t iy = oy - pt + 2;
-        convert_row(x, xcs, C, H, W, pl, iy, Wp, ring + (iy % 3 + 3) % 3 * slot, tmp);
+        convert_row(x, xcs, C, H, W, pl, iy, Wp, ring + (iy % 3 + 3) % 3 * slot);
         _tile_loadconfig(&cfg);
         for (int64_t nb = 0; nb < NB; nb += 2) {
             const int n2 = nb + 1 < NB;
@@ -222,23 +233,19 @@ AMX_FN void snn_amx_conv3x3(const float *x, int64_t xcs, int64_t C, int64_t H, i
                         const int64_t a0 = (mb * KB + kb) * TILE, a1 = a0 + KB * TILE;
                         const uint32_t *bh = row + kb * 16 * Wp + nb * 16, *bl = bh + P * Wp;
                         const int64_t bs = Wp * 4;
-                        /* A_h B_h */
-                        _tile_loadd(4, ah + a0, 64);
+                        /* A_l B_h, then A_h B_h (B stays), then A_h B_l (A stays): 8 tile
+                         * loads for 12 products */
+                        _tile_loadd(4, al + a0, 64);
                         if (m2)
-                            _tile_loadd(5, ah + a1, 64);
+                            _tile_loadd(5, al + a1, 64);
                         _tile_loadd(6, bh, bs);
                         if (n2)
                             _tile_loadd(7, bh + 16, bs);
                         DP4(m2, n2);
-                        /* A_l B_h */
-                        _tile_loadd(4, al + a0, 64);
-                        if (m2)
-                            _tile_loadd(5, al + a1, 64);
-                        DP4(m2, n2);
-                        /* A_h B_l */
                         _tile_loadd(4, ah + a0, 64);
                         if (m2)
                             _tile_loadd(5, ah + a1, 64);
+                        DP4(m2, n2);
                         _tile_loadd(6, bl, bs);
                         if (n2)
                             _tile_loadd(7, bl + 16, bs);
