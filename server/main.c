@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "amx.h"
 #include "blas.h"
 
 SNN_BLAS_PREINIT
@@ -155,6 +156,8 @@ int main(int argc, char **argv)
     if (snn_blas_changed_from())
         log_info("OpenBLAS: AVX-512 kernels (OPENBLAS_CORETYPE=%s replaced by SkylakeX; "
                  "SNN_BLAS_CORETYPE=keep keeps it)", snn_blas_changed_from());
+    if (snn_amx_ok())
+        log_info("DNSMOS convolutions on AMX bf16 tiles, split precision (SNN_AMX=0 turns them off)");
     uv_run(loop, UV_RUN_DEFAULT);
     log_info("snnd stopped");
     server_free(&srv);
