@@ -66,6 +66,8 @@ itself (its weights, each activation its ReLU, with a read-out of maxima its den
 maxima floored at 0, the file's readout.floor), and over the first share F of the budget every
 activation turns into the step (act). Measured at the start (run 33, models/zoo/README.md):
 test Pearson 0.993 / 0.997 / 0.997 (the same network with bits instead: SIG about 0).)
+--anneal-order layerwise turns the layers into steps one after another from the input on
+(layer_beta), each over 1/7 of the anneal, while the later layers are still the teacher's.
 """
 import argparse
 import copy
@@ -97,6 +99,8 @@ CROP = 200
 ACT = "step"  # --act: "relu" trains a float-activation control that is evaluated, never exported
 READOUT = "rate"  # --readout: what new Bams' heads read of the last convolution (Bam.forward)
 BETA = 1.0  # --anneal: the step's share of each activation (act); 1 outside an annealing run
+ANNEAL_ORDER = "together"  # --anneal-order: all layers at once, or one after another (act)
+NCONV = len(WIDTHS)
 
 
 def bounds(xscale):
@@ -237,19 +241,30 @@ class Heaviside(torch.autograd.Function):
         return g / (1.0 + 2.0 * z.abs()) ** 2
 
 
-def act(z, gain=None):
+def layer_beta(layer):
+    """The step's share in convolution LAYER (0 .. NCONV - 1) at annealing progress BETA: BETA
+    itself with --anneal-order together; with layerwise, min(1, max(0, NCONV BETA - layer)):
+    the layers turn into steps one after another from the input on, each over 1 / NCONV of the
+    anneal, while the later ones are still the teacher's ReLUs and can make up for it."""
+    if ANNEAL_ORDER == "layerwise":
+        return min(1.0, max(0.0, NCONV * BETA - layer))
+    return BETA
+
+
+def act(z, gain=None, layer=0):
     """The activation: the Heaviside step (surrogate gradient), or ReLU for --act relu. While
     --anneal binarises a network started from the teacher, BETA < 1 and a layer with a GAIN
     (per channel, set by init_from_teacher) blends the step with the teacher's own ReLU,
-        a = BETA H(z) + (1 - BETA) gain ReLU(z),
+        a = b H(z) + (1 - b) gain ReLU(z),   b = layer_beta(layer),
     where gain ReLU(z) is the teacher's activation in the units the next layer's weights take
-    (a bit stands for the channel's mean positive activation), so BETA = 0 is the teacher."""
+    (a bit stands for the channel's mean positive activation), so b = 0 is the teacher."""
     if ACT == "relu":
         return F.relu(z)
     h = Heaviside.apply(z)
-    if BETA >= 1.0 or gain is None:
+    b = layer_beta(layer)
+    if b >= 1.0 or gain is None:
         return h
-    return BETA * h + (1.0 - BETA) * F.relu(z) * gain[None, :, None, None].to(z.dtype)
+    return b * h + (1.0 - b) * F.relu(z) * gain[None, :, None, None].to(z.dtype)
 
 
 class QConv(nn.Module):
@@ -258,13 +273,14 @@ class QConv(nn.Module):
         self.conv = nn.Conv2d(ci, co, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(co)
         self.gain = None  # act's ReLU gain while annealing (not a buffer: exports never hold it)
+        self.layer = 0  # its index in Bam.convs (act's layer)
 
     def pre(self, x):
         """The batch-normalised sum z before the step (the hint loss reads the last one's)."""
         return self.bn(F.conv2d(x, fake_quant(self.conv.weight), padding=1))
 
     def forward(self, x):
-        return act(self.pre(x), self.gain)
+        return act(self.pre(x), self.gain, self.layer)
 
 
 class QLinear(nn.Linear):
@@ -282,6 +298,8 @@ class Bam(nn.Module):
         self.register_buffer("ro_floor", torch.zeros(widths[-1]) if floor and self.readout != "rate" else None)
         chans = (1,) + widths
         self.convs = nn.ModuleList(QConv(chans[i], chans[i + 1]) for i in range(len(widths)))
+        for i, c in enumerate(self.convs):
+            c.layer = i
         dims = (widths[-1] * (2 if self.readout == "rate+max" else 1),) + HEAD + (3,)
         self.fcs = nn.ModuleList(QLinear(dims[i], dims[i + 1]) for i in range(len(dims) - 1))
         self.register_buffer("out_mean", torch.zeros(3))
@@ -298,7 +316,7 @@ class Bam(nn.Module):
         for i, c in enumerate(self.convs):
             if i == len(self.convs) - 1 or i == POOL_AFTER[0]:
                 z = c.pre(x)
-                x = act(z, c.gain)
+                x = act(z, c.gain, i)
                 if i == POOL_AFTER[0]:
                     zmid = F.max_pool2d(z, 2)
             else:
@@ -917,9 +935,9 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, out=2):
 # options that define a run's training (--continue refuses a change to any of them)
 RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
                "crop_max", "full_after", "exclude_source", "init", "hint_mid", "val_source", "act",
-               "init_teacher", "readout", "anneal")
+               "init_teacher", "readout", "anneal", "anneal_order")
 ADDED_LATER = {"hint_mid": 0.0, "val_source": [], "act": "step", "init_teacher": False, "readout": "rate",
-               "anneal": 0.0}  # options newer than some saved states: their value there
+               "anneal": 0.0, "anneal_order": "together"}  # options newer than some saved states: their value there
 
 
 def save_state(path, **state):
@@ -983,7 +1001,7 @@ def keep_freed_memory(widths, whole_only):
 
 
 def main():
-    global WIDTHS, XSCALE, ACT, READOUT, BETA
+    global WIDTHS, XSCALE, ACT, READOUT, BETA, ANNEAL_ORDER, NCONV
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--teacher", required=True)
@@ -1077,6 +1095,10 @@ def main():
                     "rises linearly from 0 to 1); the rest trains the binary network. With --readout "
                     "max or rate+max the head starts as the teacher's dense layers, so training starts "
                     "from the teacher's own scores")
+    ap.add_argument("--anneal-order", choices=("together", "layerwise"), default="together",
+                    help="with --anneal: every layer's step share rises at once (together), or the "
+                    "layers turn into steps one after another from the input on, each over 1/7 of "
+                    "the anneal, the later ones still the teacher's ReLUs (layerwise; layer_beta)")
     args = ap.parse_args()
     if not 0.0 <= args.anneal < 1.0:
         sys.exit("--anneal %g: a share of the time budget, from 0 (off) to below 1" % args.anneal)
@@ -1101,6 +1123,9 @@ def main():
     XSCALE = args.x_scale
     ACT = args.act
     READOUT = args.readout
+    ANNEAL_ORDER = args.anneal_order
+    if args.anneal_order != "together" and args.anneal <= 0:
+        sys.exit("--anneal-order %s: needs --anneal" % args.anneal_order)
     try:
         WIDTHS = tuple(int(v) for v in args.widths.split(","))
     except ValueError:
@@ -1317,7 +1342,7 @@ def main():
             if done < steps_per_epoch:
                 msg += " [budget reached after %d of %d steps]" % (done, steps_per_epoch)
             if BETA < 1.0:
-                msg += " step share %.2f" % BETA
+                msg += " step share %s" % " ".join("%.2f" % layer_beta(i) for i in range(NCONV))
             if (ep + 1) % args.eval_every == 0 or el > args.minutes or ep + 1 == args.epochs:
                 res, _ = evaluate(model, fte, yte)
                 # progress only: the model kept is the last one (with --ema its moving average),
