@@ -17,15 +17,9 @@ void snn_amx_set(int on) { amx_on = on; }
 
 int snn_amx_use(void) { return amx_on && snn_amx_ok(); }
 
-size_t snn_amx_a_size(int64_t M, int64_t K) { return (size_t)(2 * R16(M) * R32(K)); }
+/* uint16_t elements of one packed M x K matrix (hi and lo parts): 2 round16(M) round32(K). */
+static size_t a_size(int64_t M, int64_t K) { return (size_t)(2 * R16(M) * R32(K)); }
 
-size_t snn_amx_conv_weights_size(int64_t Co, int64_t C) { return 9 * snn_amx_a_size(Co, C); }
-
-void snn_amx_conv_weights(const float *w, int64_t Co, int64_t C, uint16_t *pw)
-{
-    for (int t = 0; t < 9; t++)
-        snn_amx_pack_a(w + t, 9 * C, 9, Co, C, pw + t * snn_amx_a_size(Co, C));
-}
 
 /* bf16(x), round to nearest even; NaN stays NaN. */
 static uint16_t bf16(float x)
@@ -45,7 +39,9 @@ static float from_bf16(uint16_t h)
     return x;
 }
 
-void snn_amx_pack_a(const float *a, int64_t lda, int64_t sda, int64_t M, int64_t K, uint16_t *pa)
+/* Packs a (M x K; element (i, j) at a[i lda + j sda]) as amx.h's A: tiles [M/16][K/32] of
+ * 16 x 32, the hi parts then the lo parts, the padding zero. */
+static void pack_a(const float *a, int64_t lda, int64_t sda, int64_t M, int64_t K, uint16_t *pa)
 {
     const int64_t MB = R16(M) / 16, KB = R32(K) / 32;
     uint16_t *lo = pa + MB * KB * TILE;
@@ -60,6 +56,14 @@ void snn_amx_pack_a(const float *a, int64_t lda, int64_t sda, int64_t M, int64_t
                     pa[at] = h;
                     lo[at] = bf16(x - from_bf16(h));
                 }
+}
+
+size_t snn_amx_conv_weights_size(int64_t Co, int64_t C) { return 9 * a_size(Co, C); }
+
+void snn_amx_conv_weights(const float *w, int64_t Co, int64_t C, uint16_t *pw)
+{
+    for (int t = 0; t < 9; t++)
+        pack_a(w + t, 9 * C, 9, Co, C, pw + t * a_size(Co, C));
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
@@ -97,9 +101,8 @@ int snn_amx_ok(void)
  * 32-bit pairs, P = round32(C) / 2 channel pairs, Wp = round16(OW) columns. */
 #define RING_PAIRS(C, OW) ((int64_t)9 * 2 * (R32(C) / 2) * R16(OW))
 
-size_t snn_amx_conv_scratch(int64_t C, int64_t OH, int64_t OW)
+size_t snn_amx_conv_scratch(int64_t C, int64_t OW)
 {
-    (void)OH;
     return (size_t)(2 * RING_PAIRS(C, OW) + 32); /* + 64 bytes to align */
 }
 
@@ -201,7 +204,7 @@ AMX_FN void snn_amx_conv3x3(const float *x, int64_t xcs, int64_t C, int64_t H, i
 {
     const int64_t MB = R16(Co) / 16, NB = R16(OW) / 16, KB = R32(C) / 32, P = R32(C) / 2;
     const int64_t Wp = NB * 16, slot = 6 * P * Wp;
-    const size_t na = snn_amx_a_size(Co, C);
+    const size_t na = a_size(Co, C);
     uint32_t *ring = (uint32_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     struct tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -276,9 +279,9 @@ AMX_FN void snn_amx_conv3x3(const float *x, int64_t xcs, int64_t C, int64_t H, i
 #else
 int snn_amx_ok(void) { return 0; }
 
-size_t snn_amx_conv_scratch(int64_t C, int64_t OH, int64_t OW)
+size_t snn_amx_conv_scratch(int64_t C, int64_t OW)
 {
-    (void)C, (void)OH, (void)OW;
+    (void)C, (void)OW;
     return 0;
 }
 

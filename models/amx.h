@@ -39,14 +39,6 @@ void snn_amx_set(int on);
 /* snn_amx_ok() and not switched off by snn_amx_set(0). */
 int snn_amx_use(void);
 
-/* uint16_t elements of packed A for an M x K matrix: 2 round16(M) round32(K). */
-size_t snn_amx_a_size(int64_t M, int64_t K);
-
-/* Packs a (M x K; element (i, j) at a[i lda + j sda]) into pa (snn_amx_a_size elements).
- * Portable C: it runs on any CPU. */
-void snn_amx_pack_a(const float *a, int64_t lda, int64_t sda, int64_t M, int64_t K,
-                    uint16_t *pa);
-
 /*
  * 3x3 convolution, stride 1, no dilation, of x[C][H][W] (channel stride xcs floats) into
  * y[Co][OH][OW] (channel stride ycs floats), top and left padding pt, pl (zeros):
@@ -58,14 +50,15 @@ void snn_amx_pack_a(const float *a, int64_t lda, int64_t sda, int64_t M, int64_t
  * interleaved, a block of rows at a time into scratch.
  */
 
-/* uint16_t elements of packed weights: 9 snn_amx_a_size(Co, C). */
+/* uint16_t elements of packed weights: 9 x 2 round16(Co) round32(C). */
 size_t snn_amx_conv_weights_size(int64_t Co, int64_t C);
 
 /* Packs w[Co][C][3][3] for snn_amx_conv3x3 (portable C, any CPU). */
 void snn_amx_conv_weights(const float *w, int64_t Co, int64_t C, uint16_t *pw);
 
-/* uint16_t elements of scratch snn_amx_conv3x3 needs (at most ~1 MB, less for small maps). */
-size_t snn_amx_conv_scratch(int64_t C, int64_t OH, int64_t OW);
+/* uint16_t elements of scratch snn_amx_conv3x3 needs: 3 rows x 3 shifts x (hi, lo) of
+ * round32(C) / 2 x round16(OW) pairs, and 64 bytes to align. */
+size_t snn_amx_conv_scratch(int64_t C, int64_t OW);
 
 /* The convolution above, with weights packed by snn_amx_conv_weights. Only when
  * snn_amx_ok(); allocates nothing. */

@@ -296,7 +296,7 @@ size_t snn_winograd_scratch(const snn_conv2d *c)
     int64_t TW = (c->OW + WM - 1) / WM;
     size_t n = (size_t)(WT * (c->C + c->Co) * wino_rows(c) * TW + 12 * WINO_RW(TW) +
                         24 * WINO_PW(TW));
-    size_t a = snn_amx_ok() ? (snn_amx_conv_scratch(c->C, c->OH, c->OW) + 1) / 2 : 0;
+    size_t a = snn_amx_ok() ? (snn_amx_conv_scratch(c->C, c->OW) + 1) / 2 : 0;
     return a > n ? a : n;
 }
 

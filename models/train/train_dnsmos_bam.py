@@ -1001,7 +1001,7 @@ def keep_freed_memory(widths, whole_only):
 
 
 def main():
-    global WIDTHS, XSCALE, ACT, READOUT, BETA, ANNEAL_ORDER, NCONV
+    global WIDTHS, XSCALE, ACT, READOUT, BETA, ANNEAL_ORDER
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--teacher", required=True)
