@@ -46,8 +46,9 @@ int snn_amx_use(void);
  * then max(., 0) if relu; b may be NULL (0). Direct, not Winograd: per tap (dy, dx) one
  * product of the tap's weights (Co x C, split as above) with the input channels at the tap's
  * shifted columns, accumulated in the tiles over all 9 taps and all channels, each sum split
- * as in the equation at the top. Input rows are converted to split bf16, channel pairs
- * interleaved, a block of rows at a time into scratch.
+ * as in the equation at the top. Each input row is converted once to split bf16, channel
+ * pairs interleaved, into a ring of the 3 rows an output row reads, as 3 copies shifted by
+ * 0, 1, 2 columns so that every tile row starts on a 64-byte line.
  */
 
 /* uint16_t elements of packed weights: 9 x 2 round16(Co) round32(C). */
