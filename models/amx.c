@@ -20,7 +20,6 @@ int snn_amx_use(void) { return amx_on && snn_amx_ok(); }
 /* uint16_t elements of one packed M x K matrix (hi and lo parts): 2 round16(M) round32(K). */
 static size_t a_size(int64_t M, int64_t K) { return (size_t)(2 * R16(M) * R32(K)); }
 
-
 /* bf16(x), round to nearest even; NaN stays NaN. */
 static uint16_t bf16(float x)
 {

@@ -28,28 +28,9 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_dnsmos_bam as t  # noqa: E402
-
-
-def conv_outputs(teacher, x, quant=None):
-    """The teacher's last map for features X [B, NT, NF]; QUANT(k, z, a) -> activation replaces
-    the ReLU output a = max(z, 0) of convolution k where it returns a tensor (None: keep a)."""
-    x = x.unsqueeze(1)
-    k = 0
-    with torch.no_grad():
-        for layer in teacher.layers:
-            if layer[0] == "pool":
-                x = F.max_pool2d(x, 2)
-                continue
-            z = F.conv2d(x, layer[1], layer[2], padding=1)
-            a = F.relu(z)
-            q = quant(k, z, a) if quant else None
-            x = a if q is None else q
-            k += 1
-    return x
 
 
 def channel_stats(teacher, feats):
@@ -66,12 +47,12 @@ def channel_stats(teacher, feats):
         stats.append((mean, q99))
         return None
 
-    conv_outputs(teacher, feats, grab)
+    teacher.convs(feats, act=grab)
     return stats
 
 
 def quantiser(stats, level, layers):
-    """QUANT for conv_outputs: LEVEL ("bit" or K) in the convolutions LAYERS."""
+    """An act for Teacher.convs: LEVEL ("bit" or K) in the convolutions LAYERS."""
     def quant(k, z, a):
         if k not in layers:
             return None
@@ -119,7 +100,7 @@ def main():
     for level in levels:
         for name, layers in sets:
             q = quantiser(stats, level, layers)
-            p = torch.cat([teacher.head(conv_outputs(teacher, feats[i:i + 8], q).amax(dim=(2, 3)))
+            p = torch.cat([teacher.head(teacher.convs(feats[i:i + 8], act=q).amax(dim=(2, 3)))
                            for i in range(0, len(feats), 8)]).numpy()
             print("level %-4s layer %-4s %s" % (level, name, " ".join(
                 "%.3f" % t.pearson(t.poly(n, p[:, k]), t.poly(n, y[:, k])) for k, n in enumerate(t.NAMES))), flush=True)

@@ -161,17 +161,25 @@ class Teacher:
         teacher's own features."""
         return self.convs(self.features(pcm), stop)
 
-    def convs(self, x, stop=None):
+    def convs(self, x, stop=None, act=None):
         """log10 power features [B, NT, NF] -> the last map (dnsmos_feature_ceiling.py feeds it
         the student's features instead, q / x_scale); with stop=k, the map after the first k
-        layers instead (k = 5: conv2d_3's ReLU after the first max pool, the --hint-mid map)."""
+        layers instead (k = 5: conv2d_3's ReLU after the first max pool, the --hint-mid map).
+        ACT(k, z, a), if given, may replace convolution k's output a = max(z, 0) by returning
+        a tensor (None keeps a): dnsmos_act_ceiling.py quantises activations this way."""
         with torch.no_grad():
             x = x.unsqueeze(1)
+            k = 0
             for layer in self.layers[:stop]:
                 if layer[0] == "pool":
                     x = F.max_pool2d(x, 2)
-                else:
-                    x = F.relu(F.conv2d(x, layer[1], layer[2], padding=1))
+                    continue
+                z = F.conv2d(x, layer[1], layer[2], padding=1)
+                x = F.relu(z)
+                if act is not None:
+                    r = act(k, z, x)
+                    x = x if r is None else r
+                k += 1
             return x
 
     def features(self, pcm):
@@ -236,7 +244,9 @@ class Heaviside(torch.autograd.Function):
     as g / (4 (|z| + 1/2)^2), the same numbers, where the plain expression allocates a map per
     operation. Measured (2026-12-07, Intel AMX VM, 2 threads, 16 crops of 300 frames, rate+max):
     a training step 2.64 -> 1.97 s at widths 32 (..., 64), 6.2 -> 4.6 s at the teacher's, under
-    bfloat16; 3.2 -> 2.8 s at widths 32 in float32 (the same gradients to all printed digits)."""
+    bfloat16; 3.2 -> 2.8 s at widths 32 in float32. The float32 gradients are the same to all
+    printed digits; under bfloat16 their norm moved by 1.4e-5 relative, as max pooling of
+    bfloat16 bits may pass a tie's gradient to another position of the 2 x 2 window."""
 
     @staticmethod
     def forward(ctx, z):
