@@ -8,6 +8,11 @@ float features) on corpus test windows with the ReLU output of chosen convolutio
           stand for: train_dnsmos_bam.init_from_teacher)
     K     K + 1 levels: d_c min(K, floor(a / d_c + 1/2)) with d_c = (99th percentile of the
           channel's positive activations) / K, a thermometer code of K bits per channel
+    dN    one bit per position, ordered dither: u_c [a > u_c (D[t mod N, f mod N] + 1/2) / N^2]
+          with D train_dnsmos_bam.DITHER_INDEX[N] (Bayer for N = 2, 4, a magic square for 3) and u_c twice
+          the channel's mean positive activation (--dither-scale 2mean) or its 99th percentile
+          (q99): the threshold moves with the position, so a 3 x 3 convolution over the map sees
+          about the local mean of a (halftoning), where one threshold keeps only a > 0
 
 in every convolution at once (--layer all) or in one at a time (--layer each; the others stay
 the teacher's float ReLUs), and prints the Pearson correlation of the mapped SIG, BAK and OVRL
@@ -19,7 +24,7 @@ i.e. which layers a binary student cannot inherit from the teacher's weights.
       --teacher models/zoo/dnsmos-p835.onnx --every 5 --levels bit 3 15 --layer each
 
 Needs python3-torch, python3-onnx and python3-numpy (Debian); about 7 minutes on one core for
-60 windows, three settings and --layer each. Measured: models/zoo/README.md, item 38.
+60 windows, three settings and --layer each. Measured: models/zoo/README.md, items 38 (bit, K) and 39 (dN).
 """
 import argparse
 import csv
@@ -51,14 +56,17 @@ def channel_stats(teacher, feats):
     return stats
 
 
-def quantiser(stats, level, layers):
-    """An act for Teacher.convs: LEVEL ("bit" or K) in the convolutions LAYERS."""
+def quantiser(stats, level, layers, dither_scale="2mean"):
+    """An act for Teacher.convs: LEVEL ("bit", "dN" or K) in the convolutions LAYERS."""
     def quant(k, z, a):
         if k not in layers:
             return None
         mean, q99 = (s[None, :, None, None] for s in stats[k])
         if level == "bit":
             return (z > 0).float() * mean
+        if isinstance(level, str):
+            u = 2 * mean if dither_scale == "2mean" else q99
+            return (a > u * t.dither_offsets(int(level[1:]), a.shape)).float() * u
         d = q99 / level
         return torch.clamp(torch.floor(a / d + 0.5), 0, level) * d
     return quant
@@ -69,15 +77,18 @@ def main():
     ap.add_argument("--corpus", required=True, help="make_dnsmos_corpus.py's output (train.csv, test.csv)")
     ap.add_argument("--teacher", required=True, help="DNSMOS_sig_bak_ovr.onnx")
     ap.add_argument("--every", type=int, default=5, help="use every N-th test window")
-    ap.add_argument("--levels", nargs="+", default=["bit", "3", "15"], help="bit, or K >= 1 (K + 1 levels)")
+    ap.add_argument("--levels", nargs="+", default=["bit", "3", "15"], help="bit, d2, d3, d4 (ordered dither), or K >= 1 (K + 1 levels)")
     ap.add_argument("--layer", choices=("all", "each"), default="each")
+    ap.add_argument("--dither-scale", choices=("2mean", "q99"), default="2mean",
+                    help="the dN levels' threshold range: twice the mean positive activation, "
+                    "or the 99th percentile")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     levels = []
     for v in args.levels:
-        if v != "bit" and not (v.isdigit() and int(v) >= 1):
-            sys.exit("--levels %s: must be bit or an integer K >= 1" % v)
-        levels.append(v if v == "bit" else int(v))
+        if v not in ("bit", "d2", "d3", "d4") and not (v.isdigit() and int(v) >= 1):
+            sys.exit("--levels %s: must be bit, d2, d3, d4 or an integer K >= 1" % v)
+        levels.append(int(v) if v.isdigit() else v)
     if args.every < 1:
         sys.exit("--every %d: must be at least 1" % args.every)
     torch.set_num_threads(args.threads)
@@ -99,7 +110,7 @@ def main():
     print("%d test windows; Pearson r with the teacher (SIG BAK OVRL)" % len(rows), flush=True)
     for level in levels:
         for name, layers in sets:
-            q = quantiser(stats, level, layers)
+            q = quantiser(stats, level, layers, args.dither_scale)
             p = torch.cat([teacher.head(teacher.convs(feats[i:i + 8], act=q).amax(dim=(2, 3)))
                            for i in range(0, len(feats), 8)]).numpy()
             print("level %-4s layer %-4s %s" % (level, name, " ".join(

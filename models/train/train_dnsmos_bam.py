@@ -68,6 +68,12 @@ activation turns into the step (act). Measured at the start (run 33, models/zoo/
 test Pearson 0.993 / 0.997 / 0.997 (the same network with bits instead: SIG about 0).)
 --anneal-order layerwise turns the layers into steps one after another from the input on
 (layer_beta), each over 1/7 of the anneal, while the later layers are still the teacher's.
+--dither N (an experiment; snnd does not run its files yet, so it writes eval.json and
+test_pred.csv only) moves each step's threshold with the position: the bit is
+[z > dith_c o(t, f)], o an N x N ordered-dither pattern (dither_offsets) and dith_c learned per
+channel. With --init-teacher a bit then stands for twice the teacher's mean positive
+activation, and the bits' local density follows the activation (halftoning) instead of
+keeping only its sign. Measured at the start (run 35, models/zoo/README.md item 39).
 """
 import argparse
 import copy
@@ -100,7 +106,12 @@ ACT = "step"  # --act: "relu" trains a float-activation control that is evaluate
 READOUT = "rate"  # --readout: what new Bams' heads read of the last convolution (Bam.forward)
 BETA = 1.0  # --anneal: the step's share of each activation (act); 1 outside an annealing run
 ANNEAL_ORDER = "together"  # --anneal-order: all layers at once, or one after another (act)
+DITHER = 0  # --dither N: each step's threshold moves with the position (dither_offsets)
 NCONV = len(WIDTHS)
+# ordered-dither index matrices: Bayer for N = 2 and 4, a magic square for N = 3
+DITHER_INDEX = {2: [[0, 2], [3, 1]],
+                3: [[0, 7, 3], [6, 5, 2], [4, 1, 8]],
+                4: [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]}
 
 
 def bounds(xscale):
@@ -261,6 +272,17 @@ class Heaviside(torch.autograd.Function):
         return torch.div(g, d, out=d).mul_(0.25)
 
 
+def dither_offsets(n, shape):
+    """o(t, f) = (D[t mod n][f mod n] + 1/2) / n^2 over a map of SHAPE [..., H, W], with D
+    DITHER_INDEX[n]: n^2 offsets in (0, 1), each once per n x n block, counted from the map's
+    first row and column. A step whose threshold is u o(t, f) turns an activation a in
+    [0, u] into a bit pattern whose local density is about a / u (ordered dither, as in
+    halftoning), where one threshold for every position keeps only [a > 0]."""
+    d = (torch.tensor(DITHER_INDEX[n], dtype=torch.float32) + 0.5) / (n * n)
+    h, w = shape[-2], shape[-1]
+    return d.repeat((h + n - 1) // n, (w + n - 1) // n)[:h, :w]
+
+
 def layer_beta(layer):
     """The step's share in convolution LAYER (0 .. NCONV - 1) at annealing progress BETA: BETA
     itself with --anneal-order together; with layerwise, min(1, max(0, NCONV BETA - layer)):
@@ -294,13 +316,22 @@ class QConv(nn.Module):
         self.bn = nn.BatchNorm2d(co)
         self.gain = None  # act's ReLU gain while annealing (not a buffer: exports never hold it)
         self.layer = 0  # its index in Bam.convs (act's layer)
+        # --dither: the step fires where z > dith_c o(t, f) (dither_offsets), dith_c learned
+        self.dith = nn.Parameter(torch.zeros(co)) if DITHER else None
+
+    def shift(self, z):
+        """z minus the position's threshold (--dither), what the step compares with 0."""
+        if self.dith is None:
+            return z
+        o = dither_offsets(DITHER, z.shape).to(z.dtype)
+        return z - self.dith.to(z.dtype)[None, :, None, None] * o
 
     def pre(self, x):
         """The batch-normalised sum z before the step (the hint loss reads the last one's)."""
         return self.bn(F.conv2d(x, fake_quant(self.conv.weight), padding=1))
 
     def forward(self, x):
-        return act(self.pre(x), self.gain, self.layer)
+        return act(self.shift(self.pre(x)), self.gain, self.layer)
 
 
 class QLinear(nn.Linear):
@@ -336,7 +367,7 @@ class Bam(nn.Module):
         for i, c in enumerate(self.convs):
             if i == len(self.convs) - 1 or i == POOL_AFTER[0]:
                 z = c.pre(x)
-                x = act(z, c.gain, i)
+                x = act(c.shift(z), c.gain, i)
                 if i == POOL_AFTER[0]:
                     zmid = F.max_pool2d(z, 2)
             else:
@@ -566,14 +597,30 @@ def refit_head(model, feats, y, steps, lr=3e-4, batch=64, seed=1):
 
 def conv_export(c, in_scale):
     """Folds conv + BN + Heaviside into int8 weights and a threshold per channel:
-    bit = dir * (S - thr) > 0 with S the integer sum (models/bam.h)."""
+    bit = dir * (S - thr) > 0 with S the integer sum (models/bam.h). With --dither N the
+    threshold is per phase too, thr [N^2, C]: row p for the positions with (t mod N) N +
+    (f mod N) = p, where the step compares z - dith o_p (QConv.shift)."""
     w = c.conv.weight.detach().double()
     s = w.abs().amax(dim=(1, 2, 3)).clamp(min=1e-8) / 127.0
-    q = torch.clamp(torch.round(w / s[:, None, None, None]), -127, 127)
     bn = c.bn
     inv = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
     a = inv * s * in_scale                     # z = a S + d
     d = bn.bias.detach().double() - inv * bn.running_mean.double()
+    if c.dith is not None:
+        o = dither_offsets(DITHER, (DITHER, DITHER)).flatten().double()
+        rows = [conv_threshold(a, d - c.dith.detach().double() * op) for op in o]
+        return (conv_weights_int8(w, s), torch.stack([r[0] for r in rows]).float(), rows[0][1].to(torch.int8),
+                a, d)
+    thr, dirn = conv_threshold(a, d)
+    return conv_weights_int8(w, s), thr.float(), dirn.to(torch.int8), a, d
+
+
+def conv_weights_int8(w, s):
+    return torch.clamp(torch.round(w / s[:, None, None, None]), -127, 127).to(torch.int8)
+
+
+def conv_threshold(a, d):
+    """The integer sum's threshold and direction where z = a S + d changes sign."""
     thr = torch.empty_like(a)
     dirn = torch.empty_like(a)
     for k in range(len(a)):
@@ -589,8 +636,7 @@ def conv_export(c, in_scale):
     # to it (conv 0 over silence repeats one sum at thousands of positions) would stop firing.
     fin = torch.isfinite(thr) & (thr.abs() < 2.0 ** 22)
     snapped = dirn * (torch.floor(dirn * thr) + 0.5)
-    thr = torch.where(fin, snapped, thr)
-    return q.to(torch.int8), thr.float(), dirn.to(torch.int8), a, d
+    return torch.where(fin, snapped, thr), dirn
 
 
 def linear_export(f):
@@ -650,6 +696,11 @@ def integer_forward(T, q):
     for i in range(len(WIDTHS)):
         S = F.conv2d(x, T["conv%d.w" % i].float(), padding=1)  # exact: |S| < 2^24
         thr = T["conv%d.thr" % i][None, :, None, None]
+        if T["conv%d.thr" % i].dim() == 2:  # per dither phase [N^2, C] (conv_export)
+            n = int(round(math.sqrt(T["conv%d.thr" % i].shape[0])))
+            ph = torch.arange(n * n, dtype=torch.float32).reshape(n, n)
+            ph = ph.repeat((S.shape[2] + n - 1) // n, (S.shape[3] + n - 1) // n)[:S.shape[2], :S.shape[3]]
+            thr = T["conv%d.thr" % i][ph.long()].permute(2, 0, 1)[None]
         dirn = T["conv%d.dir" % i].float()[None, :, None, None]
         x = (dirn * (S - thr) > 0).float()
         if i in POOL_AFTER:
@@ -751,6 +802,8 @@ def grow(old, widths):
             b.conv.weight[:, ci:] = 0.0
             for k in ("weight", "bias", "running_mean", "running_var"):
                 getattr(b.bn, k)[:co] = getattr(a.bn, k)
+            if a.dith is not None:  # added channels' offsets start at 0
+                b.dith[:co] = a.dith
         n = old.fcs[0].weight.shape[1]
         new.fcs[0].weight.zero_()
         new.fcs[0].weight[:, :n] = old.fcs[0].weight
@@ -779,13 +832,17 @@ def init_from_teacher(teacher, feats, anneal=False):
     far as bits can: convolution l gets the teacher's weights, each input channel c scaled by
     m_c, the teacher's mean positive activation of c (a bit stands for "c > 0", m_c for how much),
     and its batch norm is set so that z = (sum + teacher bias) / sd on FEATS (int8 windows, a
-    calibration batch). The sums are those of the bits path, or with ANNEAL of the teacher's
+    calibration batch; with --dither a bit stands for 2 m_c and its step's threshold is
+    2 m_c o(t, f), so the bits' local density follows the teacher's activation). The sums are
+    those of the bits path, or with ANNEAL of the teacher's
     float path (inputs t_c / m_c), and each layer gets act's gain sd / m, so that at BETA = 0 the
     network computes the teacher's maps. With a read-out of maxima the dense head starts as the
     teacher's (the max of z times the last sd is the teacher's global max before its ReLU); a
     rate head starts fresh. Prints, per layer, how often the student's bit equals [teacher ReLU
     > 0]."""
     convs = [l for l in teacher.layers if l[0] == "conv"]
+    if DITHER and anneal:
+        raise ValueError("init_from_teacher: --dither with --anneal is not implemented")
     model = Bam(tuple(int(l[1].shape[0]) for l in convs), floor=True)  # a max read-out is floored
     with torch.no_grad():
         t = (torch.from_numpy(feats.astype(np.float32)) / XSCALE).unsqueeze(1)  # the teacher's path
@@ -807,10 +864,15 @@ def init_from_teacher(teacher, feats, anneal=False):
             c.bn.running_var.copy_(var)
             c.bn.weight.fill_(1.0)
             c.bn.bias.copy_((mu + b) / sd)
-            s = ((ys + b[None, :, None, None]) > 0).float()
             t = F.relu(F.conv2d(t, w, b, padding=1))
             pos = (t > 0).float()
             m = t.sum(dim=(0, 2, 3)) / pos.sum(dim=(0, 2, 3)).clamp(min=1.0)
+            if c.dith is None:
+                s = ((ys + b[None, :, None, None]) > 0).float()
+            else:  # --dither: a bit stands for u = 2 m and fires where the sum passes u o(t, f)
+                m = 2.0 * m
+                c.dith.copy_(m / sd)
+                s = ((ys + b[None, :, None, None]) > m[None, :, None, None] * dither_offsets(DITHER, ys.shape)).float()
             if anneal:
                 f = t / m.clamp(min=1e-12)[None, :, None, None]
                 c.gain = torch.where(m > 0, sd / m.clamp(min=1e-12), torch.zeros_like(m))
@@ -955,9 +1017,9 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, out=2):
 # options that define a run's training (--continue refuses a change to any of them)
 RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
                "crop_max", "full_after", "exclude_source", "init", "hint_mid", "val_source", "act",
-               "init_teacher", "readout", "anneal", "anneal_order")
+               "init_teacher", "readout", "anneal", "anneal_order", "dither")
 ADDED_LATER = {"hint_mid": 0.0, "val_source": [], "act": "step", "init_teacher": False, "readout": "rate",
-               "anneal": 0.0, "anneal_order": "together"}  # options newer than some saved states: their value there
+               "anneal": 0.0, "anneal_order": "together", "dither": 0}  # options newer than some saved states: their value there
 
 
 def save_state(path, **state):
@@ -1021,7 +1083,7 @@ def keep_freed_memory(widths, whole_only):
 
 
 def main():
-    global WIDTHS, XSCALE, ACT, READOUT, BETA, ANNEAL_ORDER
+    global WIDTHS, XSCALE, ACT, READOUT, BETA, ANNEAL_ORDER, DITHER
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--teacher", required=True)
@@ -1115,6 +1177,13 @@ def main():
                     "rises linearly from 0 to 1); the rest trains the binary network. With --readout "
                     "max or rate+max the head starts as the teacher's dense layers, so training starts "
                     "from the teacher's own scores")
+    ap.add_argument("--dither", type=int, choices=(0, 2, 3, 4), default=0, help="N > 0: every "
+                    "step's threshold moves with the position, dith_c o(t, f) with o an N x N "
+                    "ordered-dither pattern in (0, 1) and dith_c learned per channel (with "
+                    "--init-teacher: twice the teacher's mean positive activation, so a bit's local "
+                    "density follows the activation; dnsmos_act_ceiling.py dN measures what that "
+                    "keeps). An experiment: the thresholds export per phase ([N^2, C]), which "
+                    "snnd's kernels do not run yet, so only eval.json is written")
     ap.add_argument("--anneal-order", choices=("together", "layerwise"), default="together",
                     help="with --anneal: every layer's step share rises at once (together), or the "
                     "layers turn into steps one after another from the input on, each over 1/7 of "
@@ -1144,6 +1213,9 @@ def main():
     ACT = args.act
     READOUT = args.readout
     ANNEAL_ORDER = args.anneal_order
+    DITHER = args.dither
+    if DITHER and (args.anneal > 0 or args.act != "step"):
+        sys.exit("--dither %d: a step's threshold; not with --anneal or --act relu" % DITHER)
     if args.anneal_order != "together" and args.anneal <= 0:
         sys.exit("--anneal-order %s: needs --anneal" % args.anneal_order)
     try:
@@ -1232,7 +1304,12 @@ def main():
             grow_ro = READOUT == "rate+max" and sd["fcs.0.weight"].shape[1] == sd["convs.6.conv.weight"].shape[0]
             model = Bam([int(sd["convs.%d.conv.weight" % i].shape[0]) for i in range(len(WIDTHS))],
                         "rate" if grow_ro else READOUT, "ro_floor" in sd)
-            model.load_state_dict(sd)
+            miss, unexp = model.load_state_dict(sd, strict=False)
+            if unexp or any(not k.endswith(".dith") for k in miss):
+                sys.exit("--init %s: does not fit --widths/--readout (missing %s, unexpected %s)"
+                         % (args.init, miss, unexp))
+            if miss:  # --dither from a model without: every offset starts at 0, the same function
+                print("--dither %d: the offsets start at 0" % DITHER, flush=True)
             if grow_ro:
                 model = add_max_inputs(model)
             print("initialised from", args.init, flush=True)
@@ -1435,6 +1512,10 @@ def main():
                header="SIG_raw,BAK_raw,OVRL_raw,teacher_SIG_raw,teacher_BAK_raw,teacher_OVRL_raw")
     if ACT == "relu":
         print("--act relu: a control, evaluated only (no safetensors, ONNX or reference outputs)", flush=True)
+        return
+    if DITHER:
+        print("--dither %d: evaluated only (snnd's kernels take one threshold per channel; no "
+              "safetensors, ONNX or reference outputs)" % DITHER, flush=True)
         return
     meta = {"format": "snnd-dnsmos-bam", "version": "1", "widths": ",".join(map(str, WIDTHS)),
             "pool_after": ",".join(map(str, POOL_AFTER)), "x_scale": str(XSCALE),
