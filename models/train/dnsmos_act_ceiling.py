@@ -8,11 +8,11 @@ float features) on corpus test windows with the ReLU output of chosen convolutio
           stand for: train_dnsmos_bam.init_from_teacher)
     K     K + 1 levels: d_c min(K, floor(a / d_c + 1/2)) with d_c = (99th percentile of the
           channel's positive activations) / K, a thermometer code of K bits per channel
-    dN    one bit per position, ordered dither: u_c [a > u_c (D[t mod N, f mod N] + 1/2) / N^2]
-          with D train_dnsmos_bam.DITHER_INDEX[N] (Bayer for N = 2, 4, a magic square for 3) and u_c twice
-          the channel's mean positive activation (--dither-scale 2mean) or its 99th percentile
-          (q99): the threshold moves with the position, so a 3 x 3 convolution over the map sees
-          about the local mean of a (halftoning), where one threshold keeps only a > 0
+    dN    one bit per position, ordered dither: u_c [a > u_c o(t, f)] with o
+          train_dnsmos_bam.dither_offsets(N) (N = 2, 3, 4) and u_c twice the channel's mean
+          positive activation (--dither-scale 2mean) or its 99th percentile (q99): the
+          threshold moves with the position, so a 3 x 3 convolution over the map sees about
+          the local mean of a (halftoning), where one threshold keeps only a > 0
 
 in every convolution at once (--layer all) or in one at a time (--layer each; the others stay
 the teacher's float ReLUs), and prints the Pearson correlation of the mapped SIG, BAK and OVRL
@@ -24,7 +24,8 @@ i.e. which layers a binary student cannot inherit from the teacher's weights.
       --teacher models/zoo/dnsmos-p835.onnx --every 5 --levels bit 3 15 --layer each
 
 Needs python3-torch, python3-onnx and python3-numpy (Debian); about 7 minutes on one core for
-60 windows, three settings and --layer each. Measured: models/zoo/README.md, items 38 (bit, K) and 39 (dN).
+60 windows, three settings and --layer each. Measured: models/zoo/README.md, items 38 (bit,
+K) and 39 (dN).
 """
 import argparse
 import csv
@@ -85,9 +86,10 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     levels = []
+    dithers = ["d%d" % n for n in sorted(t.DITHER_INDEX)]
     for v in args.levels:
-        if v not in ("bit", "d2", "d3", "d4") and not (v.isdigit() and int(v) >= 1):
-            sys.exit("--levels %s: must be bit, d2, d3, d4 or an integer K >= 1" % v)
+        if v != "bit" and v not in dithers and not (v.isdigit() and int(v) >= 1):
+            sys.exit("--levels %s: must be bit, %s or an integer K >= 1" % (v, ", ".join(dithers)))
         levels.append(int(v) if v.isdigit() else v)
     if args.every < 1:
         sys.exit("--every %d: must be at least 1" % args.every)

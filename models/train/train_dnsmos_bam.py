@@ -272,15 +272,21 @@ class Heaviside(torch.autograd.Function):
         return torch.div(g, d, out=d).mul_(0.25)
 
 
+def dither_phase(n, shape):
+    """p(t, f) = (t mod n) n + (f mod n) over a map of SHAPE [..., H, W], counted from the map's
+    first row and column: the row of an exported [n^2, C] threshold tensor (conv_export)."""
+    h, w = shape[-2], shape[-1]
+    return (torch.arange(h)[:, None] % n) * n + torch.arange(w)[None, :] % n
+
+
 def dither_offsets(n, shape):
     """o(t, f) = (D[t mod n][f mod n] + 1/2) / n^2 over a map of SHAPE [..., H, W], with D
-    DITHER_INDEX[n]: n^2 offsets in (0, 1), each once per n x n block, counted from the map's
-    first row and column. A step whose threshold is u o(t, f) turns an activation a in
-    [0, u] into a bit pattern whose local density is about a / u (ordered dither, as in
-    halftoning), where one threshold for every position keeps only [a > 0]."""
+    DITHER_INDEX[n]: n^2 offsets in (0, 1), each once per n x n block. A step whose threshold
+    is u o(t, f) turns an activation a in [0, u] into a bit pattern whose local density is
+    about a / u (ordered dither, as in halftoning), where one threshold for every position
+    keeps only [a > 0]."""
     d = (torch.tensor(DITHER_INDEX[n], dtype=torch.float32) + 0.5) / (n * n)
-    h, w = shape[-2], shape[-1]
-    return d.repeat((h + n - 1) // n, (w + n - 1) // n)[:h, :w]
+    return d.flatten()[dither_phase(n, shape)]
 
 
 def layer_beta(layer):
@@ -607,7 +613,7 @@ def conv_export(c, in_scale):
     a = inv * s * in_scale                     # z = a S + d
     d = bn.bias.detach().double() - inv * bn.running_mean.double()
     if c.dith is not None:
-        o = dither_offsets(DITHER, (DITHER, DITHER)).flatten().double()
+        o = dither_offsets(DITHER, (DITHER, DITHER)).flatten().double()  # row p: phase p
         rows = [conv_threshold(a, d - c.dith.detach().double() * op) for op in o]
         return (conv_weights_int8(w, s), torch.stack([r[0] for r in rows]).float(), rows[0][1].to(torch.int8),
                 a, d)
@@ -698,9 +704,7 @@ def integer_forward(T, q):
         thr = T["conv%d.thr" % i][None, :, None, None]
         if T["conv%d.thr" % i].dim() == 2:  # per dither phase [N^2, C] (conv_export)
             n = int(round(math.sqrt(T["conv%d.thr" % i].shape[0])))
-            ph = torch.arange(n * n, dtype=torch.float32).reshape(n, n)
-            ph = ph.repeat((S.shape[2] + n - 1) // n, (S.shape[3] + n - 1) // n)[:S.shape[2], :S.shape[3]]
-            thr = T["conv%d.thr" % i][ph.long()].permute(2, 0, 1)[None]
+            thr = T["conv%d.thr" % i][dither_phase(n, S.shape)].permute(2, 0, 1)[None]
         dirn = T["conv%d.dir" % i].float()[None, :, None, None]
         x = (dirn * (S - thr) > 0).float()
         if i in POOL_AFTER:
