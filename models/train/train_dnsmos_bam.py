@@ -335,7 +335,7 @@ class QConv(nn.Module):
     def pre(self, x):
         """The batch-normalised sum z before the step (the hint loss reads the last one's). The
         weights go to the convolution channels-last, so oneDNN keeps every map channels-last
-        (a layout, not a change of numbers). Measured (2026-12-07, Intel AMX VM, 2 threads, 16
+        (a layout: the same products, summed in another order). Measured (2026-12-07, Intel AMX VM, 2 threads, 16
         crops of 300 frames, forward, backward and Adam under bfloat16, median of 5 steps): a
         step of Bam with rate+max 1.84 -> 1.54 s at widths 32 (..., 64); the seven convolutions
         with their steps alone 4.7 -> 3.7 s at the teacher's widths. One 64-channel convolution
