@@ -78,7 +78,9 @@ def main():
     ap.add_argument("--corpus", required=True, help="make_dnsmos_corpus.py's output (train.csv, test.csv)")
     ap.add_argument("--teacher", required=True, help="DNSMOS_sig_bak_ovr.onnx")
     ap.add_argument("--every", type=int, default=5, help="use every N-th test window")
-    ap.add_argument("--levels", nargs="+", default=["bit", "3", "15"], help="bit, d2, d3, d4 (ordered dither), or K >= 1 (K + 1 levels)")
+    dithers = ["d%d" % n for n in sorted(t.DITHER_INDEX)]
+    ap.add_argument("--levels", nargs="+", default=["bit", "3", "15"],
+                    help="bit, %s (ordered dither), or K >= 1 (K + 1 levels)" % ", ".join(dithers))
     ap.add_argument("--layer", choices=("all", "each"), default="each")
     ap.add_argument("--dither-scale", choices=("2mean", "q99"), default="2mean",
                     help="the dN levels' threshold range: twice the mean positive activation, "
@@ -86,7 +88,6 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     levels = []
-    dithers = ["d%d" % n for n in sorted(t.DITHER_INDEX)]
     for v in args.levels:
         if v != "bit" and v not in dithers and not (v.isdigit() and int(v) >= 1):
             sys.exit("--levels %s: must be bit, %s or an integer K >= 1" % (v, ", ".join(dithers)))

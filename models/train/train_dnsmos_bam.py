@@ -334,12 +334,13 @@ class QConv(nn.Module):
 
     def pre(self, x):
         """The batch-normalised sum z before the step (the hint loss reads the last one's). The
-        weights go to the convolution channels-last, so oneDNN keeps every map channels-last
-        (a layout: the same products, summed in another order). Measured (2026-12-07, Intel AMX VM, 2 threads, 16
-        crops of 300 frames, forward, backward and Adam under bfloat16, median of 5 steps): a
-        step of Bam with rate+max 1.84 -> 1.54 s at widths 32 (..., 64); the seven convolutions
-        with their steps alone 4.7 -> 3.7 s at the teacher's widths. One 64-channel convolution
-        runs 2.7 times faster (oneDNN's AMX kernels); the element-wise rest does not change."""
+        weights go to the convolution channels-last, so oneDNN keeps every map channels-last (a
+        layout: the same products, summed in another order). Measured (2026-12-07, Intel AMX VM,
+        2 threads, 16 crops of 300 frames, forward, backward and Adam under bfloat16): a step of
+        Bam with rate+max 1.84 -> 1.54 s at widths 32 (..., 64), median of 5; the seven
+        convolutions with their steps alone 4.7 -> 3.7 s at the teacher's widths. One 64-channel
+        convolution runs 2.7 times faster (oneDNN's AMX kernels); the element-wise rest does not
+        change."""
         w = fake_quant(self.conv.weight).contiguous(memory_format=torch.channels_last)
         return self.bn(F.conv2d(x, w, padding=1))
 
@@ -629,6 +630,8 @@ def conv_export(c, in_scale):
 
 
 def conv_weights_int8(w, s):
+    """W [O, I, 3, 3] in steps of its per-output-channel scale S [O], rounded to int8 in
+    -127..127 (fake_quant's grid)."""
     return torch.clamp(torch.round(w / s[:, None, None, None]), -127, 127).to(torch.int8)
 
 
@@ -708,10 +711,11 @@ def integer_forward(T, q):
     x = x[None, None] if one else x[:, None]
     for i in range(len(WIDTHS)):
         S = F.conv2d(x, T["conv%d.w" % i].float(), padding=1)  # exact: |S| < 2^24
-        thr = T["conv%d.thr" % i][None, :, None, None]
-        if T["conv%d.thr" % i].dim() == 2:  # per dither phase [N^2, C] (conv_export)
-            n = int(round(math.sqrt(T["conv%d.thr" % i].shape[0])))
-            thr = T["conv%d.thr" % i][dither_phase(n, S.shape)].permute(2, 0, 1)[None]
+        thr = T["conv%d.thr" % i]
+        if thr.dim() == 2:  # per dither phase [N^2, C] (conv_export): each position its row
+            thr = thr[dither_phase(int(round(math.sqrt(thr.shape[0]))), S.shape)].permute(2, 0, 1)[None]
+        else:
+            thr = thr[None, :, None, None]
         dirn = T["conv%d.dir" % i].float()[None, :, None, None]
         x = (dirn * (S - thr) > 0).float()
         if i in POOL_AFTER:
@@ -1188,8 +1192,8 @@ def main():
                     "rises linearly from 0 to 1); the rest trains the binary network. With --readout "
                     "max or rate+max the head starts as the teacher's dense layers, so training starts "
                     "from the teacher's own scores")
-    ap.add_argument("--dither", type=int, choices=(0, 2, 3, 4), default=0, help="N > 0: every "
-                    "step's threshold moves with the position, dith_c o(t, f) with o an N x N "
+    ap.add_argument("--dither", type=int, choices=(0,) + tuple(sorted(DITHER_INDEX)), default=0,
+                    help="N > 0: every step's threshold moves with the position, dith_c o(t, f) with o an N x N "
                     "ordered-dither pattern in (0, 1) and dith_c learned per channel (with "
                     "--init-teacher: twice the teacher's mean positive activation, so a bit's local "
                     "density follows the activation; dnsmos_act_ceiling.py dN measures what that "
