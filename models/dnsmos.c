@@ -721,6 +721,7 @@ static const snn_model_ops dnsmos_ops = {
     .state_free = dnsmos_state_free,
     .state_reset = dnsmos_state_reset,
     .step = dnsmos_step,
+    .step_partial = snn_dnsmos_step_samples,
     .finish = dnsmos_finish,
     .describe = dnsmos_describe,
 };
@@ -732,6 +733,7 @@ static const snn_model_ops bam_ops = {
     .state_free = dnsmos_state_free,
     .state_reset = dnsmos_state_reset,
     .step = dnsmos_step,
+    .step_partial = snn_dnsmos_step_samples,
     .finish = dnsmos_finish,
     .describe = dnsmos_describe,
 };

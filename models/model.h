@@ -87,6 +87,11 @@ typedef struct snn_model_ops {
     /* Advances one step: in[n_in] -> out[n_out]. Must not allocate. */
     int (*step)(const snn_model *m, snn_state *s, const float *in, float *out,
                 snn_step_info *info);
+    /* Optional: a step on the first n < n_in inputs only (the last, partial
+     * hop of an audio stream). NULL: a partial step's inputs are dropped.
+     * Must not allocate. */
+    int (*step_partial)(const snn_model *m, snn_state *s, const float *in, size_t n, float *out,
+                        snn_step_info *info);
     /* Optional: end of stream (e.g. tile a short audio clip). May produce one
      * last output (info->has_output). NULL if the kind has nothing to do. */
     int (*finish)(const snn_model *m, snn_state *s, float *out, snn_step_info *info);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "nir_read.h"
+#include "session.h"
 
 enum op {
     OP_INPUT, OP_OUTPUT, OP_AFFINE, OP_LINEAR, OP_SCALE, OP_FLATTEN, OP_THRESHOLD,
@@ -235,8 +236,9 @@ int snn_nir_options_read(const char *json_path, snn_nir_options *o, const snn_al
                 goto done;
             }
         } else if (!strcmp(key, "input_kind")) {
-            if (!s || strlen(s) >= sizeof o->input_kind) {
-                rc = snn_err_set(err, SNN_EFORMAT, "%s: \"input_kind\" must be a short string", file);
+            if (!s || snn_input_kind_parse(s) <= 0) {
+                rc = snn_err_set(err, SNN_EFORMAT,
+                                 "%s: \"input_kind\" must be spikes, binned, tactile, analog or audio", file);
                 goto done;
             }
             snprintf(o->input_kind, sizeof o->input_kind, "%s", s);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "session.h"
+
 enum { TIMING_STORK = 0, TIMING_DIRECT = 1 };
 
 /* One connection, stored presynaptic-major (row j = weights out of input j). */
@@ -370,9 +372,15 @@ int snn_rsnn_load(snn_st *st, const char *path, const snn_allocator *a, snn_mode
     json_t *in = json_object_get(cfg, "input");
     if ((rc = get_u32(in, "size", &b->n_in, path, "input", err)) < 0)
         goto fail;
-    const char *kind = json_string_value(json_object_get(in, "kind"));
+    json_t *jkind = json_object_get(in, "kind");
+    const char *kind = jkind ? json_string_value(jkind) : "spikes";
+    if (!kind || snn_input_kind_parse(kind) <= 0) {
+        rc = snn_err_set(err, SNN_EFORMAT, "%s: config input.kind: expected spikes, binned, tactile, analog or audio",
+                         path);
+        goto fail;
+    }
     m->binary_input = json_is_true(json_object_get(in, "binary"));
-    snprintf(b->input_kind, sizeof b->input_kind, "%s", kind ? kind : "spikes");
+    snprintf(b->input_kind, sizeof b->input_kind, "%s", kind);
     json_t *layers = json_object_get(cfg, "layers");
     if (!json_is_array(layers) || json_array_size(layers) < 1 || json_array_size(layers) > 16) {
         rc = snn_err_set(err, SNN_EFORMAT, "%s: config layers: expected an array of 1 to 16 layers", path);

@@ -14,9 +14,6 @@
 #include "rsnn_eprop.h"
 #include "rsnn.h"
 #include "sigmadelta.h"
-#ifdef SNN_HAVE_ONNX
-#include "dnsmos.h"
-#endif
 
 /* Audio: resampled samples are produced in slices of at most this many. */
 #define AUDIO_SLICE 8192
@@ -308,6 +305,13 @@ int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_al
     }
     s->bin_us = (uint32_t)llround(bin);
     s->silence_us = cfg->segment_silence_us;
+    if (s->input != SNN_INPUT_AUDIO && !strcmp(m->input_kind, "audio")) {
+        /* Its steps take hops of PCM samples; counts or taxel values are not audio. */
+        snn_input_kind k = s->input;
+        snn_session_free(s);
+        return snn_err_set(err, SNN_EINVAL, "model %s takes audio only (AudioChunk): input kind %s is not possible",
+                           m->name, snn_input_kind_name(k));
+    }
     if (s->input == SNN_INPUT_AUDIO) {
         if (strcmp(m->input_kind, "audio")) {
             snn_session_free(s);
@@ -665,7 +669,8 @@ int snn_session_audio(snn_session *s, const float *samples, size_t n, uint32_t h
     return 0;
 }
 
-/* End of an audio stream: the resampler's tail, then the partial last hop. */
+/* End of an audio stream: the resampler's tail, then the partial last hop
+ * (stepped by the kind's step_partial, or dropped when it has none). */
 static int audio_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *err)
 {
     int rc;
@@ -677,11 +682,10 @@ static int audio_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *er
             audio_take(s, s->abuf, ny, emit, ctx);
         } while (ny == AUDIO_SLICE);
     }
-#ifdef SNN_HAVE_ONNX
-    if (s->afill > 0 && !strcmp(s->m->input_kind, "audio")) {
+    if (s->afill > 0 && s->m->ops->step_partial) {
         snn_step_info info;
         memset(&info, 0, sizeof info);
-        snn_dnsmos_step_samples(s->m, s->st, s->x, s->afill, s->y, &info);
+        s->m->ops->step_partial(s->m, s->st, s->x, s->afill, s->y, &info);
         s->afill = 0;
         s->stats.steps++;
         if (info.has_output)
@@ -689,7 +693,7 @@ static int audio_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *er
         s->step++;
         s->k++;
     }
-#endif
+    s->afill = 0; /* without step_partial, the kind has no use for a partial hop */
     return 0;
 }
 

@@ -146,7 +146,8 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
 /* AUDIO: n mono samples in [-1, 1] at rate hz, any integer rate from
  * SNN_AUDIO_MIN_HZ to SNN_AUDIO_MAX_HZ (the resampler's range; 8, 16, 44.1
  * and 48 kHz are the tested ones), resampled to the model's rate with soxr.
- * A stream keeps the rate of its first chunk. */
+ * A stream keeps the rate of its first chunk. A model whose input kind is
+ * audio opens audio sessions only (snn_session_new refuses other kinds). */
 enum { SNN_AUDIO_MIN_HZ = 1000, SNN_AUDIO_MAX_HZ = 384000 };
 int snn_session_audio(snn_session *s, const float *samples, size_t n, uint32_t hz, snn_emit_fn emit,
                       void *ctx, snn_err *err);

@@ -264,6 +264,34 @@ static void other_rate_is_resampled_and_bad_rate_named(void **u)
     close(fd);
 }
 
+/* An audio model opened with another input kind is refused by name; the connection goes on. */
+static void other_input_kind_is_refused_by_name(void **u)
+{
+    (void)u;
+    int fd = itest_connect(&D);
+    Snnd__V1__OpenStream o = SNND__V1__OPEN_STREAM__INIT;
+    o.stream_id = "bam-binned";
+    o.model = "dnsmos-bam";
+    o.input_kind = SNND__V1__INPUT_KIND__INPUT_BINNED;
+    Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
+    env.id = 1;
+    env.msg_case = SNND__V1__ENVELOPE__MSG_OPEN_STREAM;
+    env.open_stream = &o;
+    itest_send(fd, &env);
+    Snnd__V1__Envelope *e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_ERROR, 10000);
+    assert_non_null(e);
+    printf("# binned into dnsmos-bam: \"%s\"\n", e->error->message);
+    assert_non_null(strstr(e->error->message, "model dnsmos-bam takes audio only (AudioChunk): input kind binned "
+                                              "is not possible"));
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    itest_open(fd, 2, "bam-binned", "dnsmos-bam", 1); /* the default kind, audio, opens */
+    e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_STREAM_OPENED, 10000);
+    assert_non_null(e);
+    assert_int_equal(e->stream_opened->input_kind, SNND__V1__INPUT_KIND__INPUT_AUDIO);
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    close(fd);
+}
+
 /* dnsmos-bam: 13.9 s of speech (clean, then babble at 0 dB) through the binary-activation model. */
 static void bam_scores_once_per_second(void **u)
 {
@@ -282,6 +310,7 @@ int main(void)
         cmocka_unit_test(narrowband_clip_is_resampled_and_tiled),
         cmocka_unit_test(other_rate_is_resampled_and_bad_rate_named),
         cmocka_unit_test(bam_scores_once_per_second),
+        cmocka_unit_test(other_input_kind_is_refused_by_name),
     };
     return cmocka_run_group_tests_name("audio", tests, setup, teardown);
 }

@@ -133,6 +133,9 @@ static void bad_config_is_named(void **u)
     expect_error(good_file("{\"dt\":0.004,\"input\":{\"size\":3},\"layers\":[{\"size\":2,\"neuron\":\"lif\"}],"
                            "\"readout\":{\"size\":1,\"names\":[\"a\",\"b\"]}}"),
                  "readout.names: expected 1 names, found 2");
+    expect_error(good_file("{\"dt\":0.004,\"input\":{\"size\":3,\"kind\":\"video\"},\"layers\":[{\"size\":2,"
+                           "\"neuron\":\"lif\"}],\"readout\":{\"size\":1}}"),
+                 "config input.kind: expected spikes, binned, tactile, analog or audio");
     const char *p = mg_tmp("nometa");
     snn_st_out t[] = {MG_T1("x", 2, a2)};
     snn_err err;

@@ -1,8 +1,9 @@
 /*
  * test_session.c -- event time (models/session.h): bins close on later
  * events or Flush, spike events and pre-binned counts give identical steps, a
- * rejected batch changes nothing, analog frames are sampled and held, and
- * every allocation failure while opening a session is an error.
+ * rejected batch changes nothing, analog frames are sampled and held, audio
+ * models take audio only, and every allocation failure while opening a
+ * session is an error.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -200,6 +201,50 @@ void on(void *ctx, const snn_output *o)
     }
 }
 
+/* A model whose input is audio takes AudioChunk samples only; when its kind
+ * has no partial step (an rsnn here), the last partial hop is dropped, so
+ * every step is a whole hop and gives one prediction. */
+static void count_predictions(void *ctx, const snn_output *o)
+{
+    if (o->type == SNN_OUT_PREDICTION)
+        ++*(uint64_t *)ctx;
+}
+
+static void audio_models_take_audio_only(void **u)
+{
+    (void)u;
+    /* 3 samples per 1 ms step: a 3 kHz audio model */
+    static const float w[3] = {1, 2, 3}, a1[1] = {0}, b1[1] = {.5f}, wo[1] = {1}, oa[1] = {0}, ob[1] = {.5f};
+    const char *cfg = "{\"dt\":0.001,\"input\":{\"size\":3,\"kind\":\"audio\"},\"layers\":[{\"size\":1,"
+                      "\"neuron\":\"lif\"}],\"readout\":{\"size\":1}}";
+    snn_st_out t[] = {MG_T2("layers.0.w_in", 1, 3, w), MG_T1("layers.0.alpha", 1, a1), MG_T1("layers.0.beta", 1, b1),
+                      MG_T2("readout.w", 1, 1, wo), MG_T1("readout.alpha", 1, oa), MG_T1("readout.beta", 1, ob)};
+    const char *p = mg_tmp("audio");
+    assert_int_equal(mg_write(p, cfg, t, 6), 0);
+    snn_model *m;
+    snn_err e;
+    assert_int_equal(snn_model_load(p, NULL, &m, &e), 0);
+    unlink(p);
+    snn_session *s;
+    snn_session_cfg sc = {.input = SNN_INPUT_SPIKES};
+    assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), -SNN_EINVAL);
+    assert_non_null(strstr(e.msg, "takes audio only (AudioChunk): input kind spikes is not possible"));
+    sc.input = SNN_INPUT_BINNED;
+    assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), -SNN_EINVAL);
+    assert_int_equal(snn_session_new(m, NULL, NULL, &s, &e), 0);
+    assert_int_equal(snn_session_input(s), SNN_INPUT_AUDIO);
+    static float pcm[1001];
+    for (int i = 0; i < 1001; i++)
+        pcm[i] = 0.5f * (float)((i * 7) % 11) / 11.0f;
+    uint64_t n = 0;
+    assert_int_equal(snn_session_audio(s, pcm, 1001, 3000, count_predictions, &n, &e), 0);
+    assert_int_equal(snn_session_finish(s, count_predictions, &n, &e), 0);
+    assert_int_equal(n, 333); /* 1001 = 333 hops of 3 + 2 samples, dropped */
+    assert_int_equal(snn_session_stats_get(s)->steps, 333);
+    snn_session_free(s);
+    snn_model_free(m);
+}
+
 /* Every allocation failure while opening a session is an error, no leak. */
 static void every_allocation_failure_is_an_error(void **u)
 {
@@ -231,6 +276,7 @@ int main(void)
         cmocka_unit_test(rejected_batch_changes_nothing),
         cmocka_unit_test(analog_frames_are_sampled_and_held),
         cmocka_unit_test(segments_decide_after_silence),
+        cmocka_unit_test(audio_models_take_audio_only),
         cmocka_unit_test(every_allocation_failure_is_an_error),
     };
     return cmocka_run_group_tests_name("session", tests, NULL, NULL);
