@@ -2,19 +2,25 @@
  * fuzz_frames.c -- the server's whole request path on one fuzzed byte stream.
  *
  * A real server (server/server.h) listens on a Unix socket in a temporary
- * directory whose model directory holds three small models (tinyrsnn: 96
- * spike inputs; tactile: a sigma-delta encoder classifier; neurons: a NIR
- * graph), so every input kind reaches a session. Each input is one client
+ * directory whose model directory holds seven models (tinyrsnn: 96 spike
+ * inputs; tactile: a sigma-delta encoder classifier; learner and learncls:
+ * small networks e-prop can train, from Target frames and (through a tactile
+ * encoder) from Label frames; neurons: a NIR graph; bam: the zoo's dnsmos-bam
+ * cut to 8 channels (make_seeds.py bam8) and p808: the zoo's DNSMOS P.808,
+ * both audio scorers), so every input kind and learning reach a session. SaveModel writes
+ * into the same directory; everything in it is removed at exit. Each input is one client
  * connection: the bytes are written to it, then the write side is shut, and
  * the loop runs until the server has closed the connection and finished
  * every stream it opened (model steps run on libuv's thread pool). Replies
  * are read and thrown away. The path covered: accept, conn.c reading,
  * proto/framing.c, Envelope unpacking, handlers.c, stream.c queueing and
- * fan-out, session.c binning and the models' steps.
+ * fan-out, session.c binning, resampling and windowing, the models' steps,
+ * e-prop updates and model saving.
  *
  * A connection that is not finished within FUZZ_FRAMES_DEADLINE_S seconds
  * aborts: a hang is a bug too (libFuzzer's own -timeout also applies).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,26 +53,39 @@ static struct {
     uv_timer_t tick;
     char dir[64];
     char sock[96];
-    char links[3][160];
 } F;
 
-static const char *const models[3][2] = {
+static const char *const models[][2] = {
     {"models/zoo/tinyrsnn-indy01-seed1.safetensors", "tinyrsnn.safetensors"},
     {"tests/fuzz/corpus/model/tactile.safetensors", "tactile.safetensors"},
+    {"tests/fuzz/corpus/model/learner.safetensors", "learner.safetensors"},
+    {"tests/fuzz/corpus/model/learncls.safetensors", "learncls.safetensors"},
     {"tests/fixtures/nir/neurons.nir", "neurons.nir"},
+    {"tests/fixtures/dnsmos_bam/bam8.safetensors", "bam.safetensors"},
+    {"models/zoo/dnsmos-p808.onnx", "p808.onnx"},
 };
+enum { N_MODELS = sizeof models / sizeof models[0] };
 
 static void on_tick(uv_timer_t *t) { (void)t; }
 
+/* Removes the temporary directory with everything in it: the socket, the
+ * model links and the models that SaveModel requests wrote. */
 static void cleanup(void)
 {
-    for (int i = 0; i < 3; i++)
-        if (F.links[i][0])
-            unlink(F.links[i]);
-    if (F.sock[0])
-        unlink(F.sock);
-    if (F.dir[0])
-        rmdir(F.dir);
+    if (!F.dir[0])
+        return;
+    DIR *d = opendir(F.dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[sizeof F.dir + 256 + 2];
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", F.dir, e->d_name);
+            unlink(path);
+        }
+    }
+    if (d)
+        closedir(d);
+    rmdir(F.dir);
 }
 
 static void setup(void)
@@ -81,11 +100,11 @@ static void setup(void)
         abort();
     }
     atexit(cleanup);
-    for (int i = 0; i < 3; i++) {
-        char src[512];
+    for (int i = 0; i < N_MODELS; i++) {
+        char src[512], link[160];
         snprintf(src, sizeof src, "%s/%s", FUZZ_SOURCE_ROOT, models[i][0]);
-        snprintf(F.links[i], sizeof F.links[i], "%s/%s", F.dir, models[i][1]);
-        if (symlink(src, F.links[i]) < 0) {
+        snprintf(link, sizeof link, "%s/%s", F.dir, models[i][1]);
+        if (symlink(src, link) < 0) {
             perror("fuzz_frames: symlink");
             abort();
         }
@@ -110,8 +129,9 @@ static void setup(void)
         fprintf(stderr, "fuzz_frames: cannot start the server in %s\n", F.dir);
         abort();
     }
-    if (registry_count(&F.srv.reg) != 3) {
-        fprintf(stderr, "fuzz_frames: %zu of 3 models loaded from %s\n", registry_count(&F.srv.reg), F.dir);
+    if (registry_count(&F.srv.reg) != N_MODELS) {
+        fprintf(stderr, "fuzz_frames: %zu of %d models loaded from %s\n", registry_count(&F.srv.reg), N_MODELS,
+                F.dir);
         abort();
     }
     /* Bounds every uv_run(UV_RUN_ONCE) to 1 ms, so this thread can act as

@@ -4,11 +4,14 @@
     python3 tests/fuzz/make_seeds.py
 
 Writes tests/fuzz/corpus/<target>/ for frames, model, onnx, wav, csv and config
-(nir seeds are copies of tests/fixtures/nir, made by this script too). The
+(nir seeds are copies of tests/fixtures/nir, made by this script too), and
+tests/fixtures/dnsmos_bam/bam8.safetensors, the 8-channel dnsmos-bam the
+frames fuzzer serves (bam8() says how it is cut from the zoo file). The
 protocol and ONNX seeds are protobuf encoded by hand here (field numbers from
 proto/snnd.proto and models/onnx.proto); nothing in the build runs this script.
 """
 import json
+import math
 import os
 import shutil
 import struct
@@ -119,6 +122,26 @@ def stats(id_, sid=''):
     return env(id_, 26, f_bytes(1, sid) if sid else b'')
 
 
+def target(sid, t_us, values):
+    return env(0, 40, f_bytes(1, sid) + f_varint(2, t_us) + packed_floats(3, values))
+
+
+def label(sid, t_us, index):
+    return env(0, 41, f_bytes(1, sid) + f_varint(2, t_us) + f_varint(3, index & (2**64 - 1)))
+
+
+def save_model(id_, sid, name):
+    return env(id_, 42, f_bytes(1, sid) + f_bytes(2, name))
+
+
+def pcm_s16(n, rate, hz=440.0):
+    return struct.pack('<%dh' % n, *(int(8000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(n)))
+
+
+def pcm_f32(n, rate, hz=440.0):
+    return struct.pack('<%df' % n, *(0.25 * math.sin(2 * math.pi * hz * i / rate) for i in range(n)))
+
+
 def frames_seeds():
     # Model names are those of the fuzzer's model directory (fuzz_frames.c).
     T = 'tinyrsnn'   # 96 spike inputs, 4 ms bins
@@ -143,6 +166,37 @@ def frames_seeds():
           tactile('an', 0, [0.5, 0.25, 1, 0]) + tactile('an', 50000, [1, 1, 1, 1]) + close_stream(2, 'an'))
     write('frames', 'audio', open_stream(1, 'au', T, kind=4) +
           audio('au', 16000, 0, b'\x00\x10' * 64) + audio('au', 8000, 1, struct.pack('<4f', 0, .5, -.5, 1)))
+    # Audio scorers (bam: dnsmos-bam; p808: DNSMOS P.808): chunks below a
+    # window, so the close tiles the clip and scores one window.
+    B, P = 'bam', 'p808'
+    # 0.3 s clips: tiled to 9.6 s, one window.
+    write('frames', 'audio_bam_s16', open_stream(1, 'ab', B, kind=4) +
+          audio('ab', 16000, 0, pcm_s16(2400, 16000)) + audio('ab', 16000, 0, pcm_s16(2400, 16000)) +
+          stats(2, 'ab') + close_stream(3, 'ab'))
+    write('frames', 'audio_bam_f32_44k', open_stream(1, 'af', B) +
+          audio('af', 44100, 1, pcm_f32(13000, 44100)) + audio('af', 44100, 1, pcm_f32(1, 44100)) +
+          audio('af', 48000, 1, pcm_f32(8, 48000)) + close_stream(2, 'af'))
+    write('frames', 'audio_p808_8k', open_stream(1, 'ap', P, kind=4) +
+          audio('ap', 8000, 0, pcm_s16(2400, 8000)) + audio('ap', 8000, 0, b'\x01') +
+          flush('ap', 10**6) + close_stream(2, 'ap'))
+    write('frames', 'audio_wrong_kind', open_stream(1, 'aw', B, kind=1) + spikes('aw', [0], [0]) +
+          open_stream(2, 'ax', P, kind=3) + close_stream(3, 'aw') + close_stream(4, 'ax'))
+    # e-prop learning: learner from Target frames (2 outputs), learncls from
+    # Label frames (3 classes, tactile); SaveModel with valid and invalid names.
+    R, C = 'learner', 'learncls'
+    learn = [('learn', 'eprop'), ('lr', '0.01'), ('update_interval', '5')]
+    write('frames', 'learn_target', open_stream(1, 'lt', R, options=learn) +
+          target('lt', 0, [0.5, -0.25]) + spikes('lt', [0, 1, 3], [0, 4000, 8000]) +
+          target('lt', 12000, [0.0, 1.0]) + spikes('lt', [1, 2], [16000, 30000]) + target('lt', 20000, [1.0]) +
+          flush('lt', 60000) + save_model(2, 'lt', 'saved-lt') + save_model(3, 'lt', '../x') +
+          close_stream(4, 'lt'))
+    write('frames', 'learn_label', open_stream(1, 'll', C, kind=3, options=learn + [('optimizer', 'sgd')]) +
+          label('ll', 0, 1) + b''.join(tactile('ll', 20000 * i, [float(i % 3), 1.0]) for i in range(6)) +
+          label('ll', 60000, -1) + label('ll', 80000, 7) + flush('ll', 200000) +
+          save_model(2, 'll', 'saved.ll') + save_model(3, 'll', '.hidden') + close_stream(4, 'll'))
+    write('frames', 'learn_errors', open_stream(1, 'le', T) + open_stream(6, 'lh', T, options=learn) + target('le', 0, [1, 2]) +
+          save_model(2, 'le', 'x') + open_stream(3, 'lf', N, options=[('learn', 'eprop')]) +
+          open_stream(4, 'lg', B, options=[('learn', 'eprop')]) + label('nosuch', 0, 0) + close_stream(5, 'le'))
     write('frames', 'nir', open_stream(1, 'n', N) + spikes('n', [0, 1], [0, 100]) + flush('n', 1000) +
           close_stream(2, 'n'))
     write('frames', 'subscribe', open_stream(1, 'p', T, subscribe=False) + subscribe(2, 'p') +
@@ -184,11 +238,86 @@ def tactile_model():
     return safetensors(cfg, t)
 
 
+def learner_model(classes=0):
+    """A model e-prop can train (direct timing, LIF, reset subtract, alpha 0, one beta):
+    regression with 2 outputs from 4 spike inputs, or (classes > 0) a classifier
+    of 2 taxels through a sigma-delta encoder."""
+    cfg = {'dt': 0.01, 'timing': 'direct', 'input': {'size': 4},
+           'layers': [{'size': 6, 'neuron': 'lif', 'recurrent': True, 'reset': 'subtract', 'threshold': 0.5,
+                       'tau': 'decay'}],
+           'readout': {'size': 2, 'tau': 'decay'}}
+    n_out = 2
+    if classes:
+        n_out = classes
+        cfg['input']['kind'] = 'tactile'
+        cfg['encoder'] = {'type': 'sigmadelta', 'threshold': 1.0, 'refractory_us': 0, 'merge_on_off': False,
+                          'invert': False, 'n_taxels': 2}
+        names = [chr(ord('A') + i) for i in range(classes)]
+        cfg['readout'] = {'size': classes, 'names': names, 'labels': names, 'task': 'classification',
+                          'activation': 'softmax', 'decision': 'sum', 'tau': 'decay'}
+    w_in = [((i * 37) % 11 - 5) / 10 for i in range(24)]
+    w_rec = [0 if i % 7 == 0 else ((i * 13) % 9 - 4) / 20 for i in range(36)]
+    w_out = [((i * 29) % 7 - 3) / 5 for i in range(6 * n_out)]
+    t = [('layers.0.w_in', [6, 4], w_in), ('layers.0.w_rec', [6, 6], w_rec),
+         ('layers.0.alpha', [6], [0.0] * 6), ('layers.0.beta', [6], [0.9] * 6),
+         ('readout.w', [n_out, 6], w_out), ('readout.alpha', [n_out], [0.0] * n_out),
+         ('readout.beta', [n_out], [0.8] * n_out)]
+    return safetensors(cfg, t)
+
+
+def bam8():
+    """The zoo's dnsmos-bam cut to 8 channels in every convolution (its first 8
+    filters of its first 8 input channels; the head's first layer keeps the
+    columns of those channels): a valid dnsmos-bam file whose windows cost a
+    fraction of the shipped one's, so the frames fuzzer's audio streams stay
+    fast. Its scores mean nothing. Same provenance and licence as the zoo file
+    (CC BY 4.0, models/zoo/README.md)."""
+    with open(os.path.join(ROOT, 'models', 'zoo', 'dnsmos-bam.safetensors'), 'rb') as f:
+        d = f.read()
+    n = struct.unpack('<Q', d[:8])[0]
+    hdr = json.loads(d[8:8 + n])
+    body = d[8 + n:]
+    meta = dict(hdr.pop('__metadata__'))
+    widths = [int(w) for w in meta['widths'].split(',')]
+    meta['widths'] = ','.join(['8'] * len(widths))
+    meta.pop('test_pearson', None)
+    meta['derived'] = 'tests/fuzz/make_seeds.py bam8(): models/zoo/dnsmos-bam.safetensors cut to 8 channels'
+    size = {'I8': 1, 'F32': 4}
+    out, data = {'__metadata__': meta}, b''
+    for name, t in hdr.items():
+        raw = body[t['data_offsets'][0]:t['data_offsets'][1]]
+        shape, k = list(t['shape']), size[t['dtype']]
+        if name.startswith('conv'):
+            if name.endswith('.w'):
+                co, ci = shape[0], shape[1]
+                keep_ci = min(ci, 8)
+                raw = b''.join(raw[(o * ci + i) * 9:(o * ci + i + 1) * 9] for o in range(8) for i in range(keep_ci))
+                shape = [8, keep_ci, 3, 3]
+            else:
+                raw, shape = raw[:8 * k], [8]
+        elif name == 'fc0.w':
+            o, i = shape
+            ro = meta.get('readout', 'rate')
+            cols = list(range(8)) + (list(range(widths[-1], widths[-1] + 8)) if ro == 'rate+max' else [])
+            raw = b''.join(raw[r * i + c:r * i + c + 1] for r in range(o) for c in cols)
+            shape = [o, len(cols)]
+        elif name.startswith('readout.'):
+            raw, shape = raw[:8 * k], [8]
+        out[name] = {'dtype': t['dtype'], 'shape': shape, 'data_offsets': [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(out).encode()
+    h += b' ' * (-len(h) % 8)
+    with open(os.path.join(ROOT, 'tests', 'fixtures', 'dnsmos_bam', 'bam8.safetensors'), 'wb') as f:
+        f.write(struct.pack('<Q', len(h)) + h + data)
+
+
 def model_seeds():
     for f in ('tinyrsnn-indy01-seed1', 'tinyrsnn-loco01-seed1'):
         shutil.copy(os.path.join(ROOT, 'models', 'zoo', f + '.safetensors'),
                     os.path.join(CORPUS, 'model', f + '.safetensors'))
     write('model', 'tactile.safetensors', tactile_model())
+    write('model', 'learner.safetensors', learner_model())
+    write('model', 'learncls.safetensors', learner_model(classes=3))
     write('model', 'alif.safetensors', safetensors(
         {'dt': 0.001, 'input': {'size': 1}, 'layers': [{'size': 1, 'neuron': 'alif', 'reset': 'subtract'}],
          'readout': {'size': 1}},
@@ -353,6 +482,7 @@ def nir_seeds():
 
 if __name__ == '__main__':
     os.makedirs(os.path.join(CORPUS, 'model'), exist_ok=True)
+    bam8()
     frames_seeds()
     model_seeds()
     onnx_seeds()

@@ -27,7 +27,9 @@ mkdir -p "$work"
 snnd_install_packages clang libclang-rt-14-dev || exit 2
 if [ ! -f "$bdir/build.ninja" ]; then
   CC=clang meson setup "$bdir" -Dfuzz=true -Dtests=false -Dbuildtype=debugoptimized \
-    -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link >/dev/null || exit 2
+    -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dc_args="-fsanitize=fuzzer-no-link -fsanitize-coverage-ignorelist=$root/tests/fuzz/coverage_ignore.txt" \
+    >/dev/null || exit 2
 fi
 ninja -C "$bdir" $(printf 'tests/fuzz/fuzz_%s ' "${targets[@]}") >&2 || exit 2
 
