@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "csv.h"
+#include "wav.h"
 
 /* Exit statuses. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -61,6 +62,11 @@ typedef struct feed_op {
  * with err set. */
 long feed_plan_csv(const snn_csv *csv, int kind, uint32_t bin_us, feed_op **ops, char *err,
                    size_t errlen);
+
+/* Reads the WAVE file at path into *w (wav.h). An unreadable or malformed
+ * file, or one without samples (nothing to score), is reported by cli_fail
+ * naming the file; returns -1 then (*w holds nothing), 0 on success. */
+int cli_read_wav(const char *path, snn_wav *w);
 
 /* The plan for n audio samples: chunks of FEED_AUDIO_SAMPLES. */
 long feed_plan_audio(size_t n, feed_op **ops);

@@ -128,6 +128,22 @@ long feed_plan_csv(const snn_csv *csv, int kind, uint32_t bin_us, feed_op **ops,
     return n;
 }
 
+int cli_read_wav(const char *path, snn_wav *w)
+{
+    snn_err err = {{0}};
+    int rc = snn_wav_read(path, NULL, w, &err);
+    if (rc < 0) {
+        cli_fail("%s", err.msg[0] ? err.msg : snn_strerror(rc));
+        return -1;
+    }
+    if (w->n == 0) {
+        snn_wav_free(w);
+        cli_fail("%s: no samples (an empty clip has nothing to score)", path);
+        return -1;
+    }
+    return 0;
+}
+
 long feed_plan_audio(size_t n, feed_op **ops)
 {
     size_t k = (n + FEED_AUDIO_SAMPLES - 1) / FEED_AUDIO_SAMPLES;

@@ -247,11 +247,8 @@ int cmd_model_run(int argc, char **argv)
                      snn_input_kind_name((snn_input_kind)kind));
             goto done;
         }
-        rc = snn_wav_read(o.input, NULL, &wav, &err);
-        if (rc < 0) {
-            cli_fail("%s", err.msg[0] ? err.msg : snn_strerror(rc));
+        if (cli_read_wav(o.input, &wav) < 0)
             goto done;
-        }
         n_ops = feed_plan_audio(wav.n, &ops);
     } else {
         if (snn_csv_load(o.input, snn_frame_values(m, (snn_input_kind)kind), &csv, msg, sizeof msg) < 0) {

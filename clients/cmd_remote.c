@@ -334,12 +334,8 @@ int cmd_replay(int argc, char **argv)
                      snn_input_kind_name((snn_input_kind)kind));
             goto done;
         }
-        snn_err err = {{0}};
-        rc = snn_wav_read(input, NULL, &wav, &err);
-        if (rc < 0) {
-            cli_fail("%s", err.msg[0] ? err.msg : snn_strerror(rc));
+        if (cli_read_wav(input, &wav) < 0)
             goto done;
-        }
         n_ops = feed_plan_audio(wav.n, &ops);
         if (n_ops < 0) {
             cli_fail("out of memory");

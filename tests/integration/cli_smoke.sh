@@ -90,5 +90,10 @@ check_err "wrong column count" "96 input columns (ch0..ch95), the model has 192 
     "$SNN" replay tinyrsnn-loco01-seed1 "$FX/input_indy.csv" --socket "$SOCK"
 check_err "unknown stream" "UNKNOWN_STREAM" "$SNN" sub nostream --socket "$SOCK"
 check_err "no daemon" "connect unix:$T/none.sock" "$SNN" stats --socket "$T/none.sock"
+# A WAVE file with a header and no samples (44 bytes): nothing to score.
+printf 'RIFF\044\000\000\000WAVEfmt \020\000\000\000\001\000\001\000\200\076\000\000\000\175\000\000\002\000\020\000data\000\000\000\000' \
+    >"$T/empty.wav"
+check_err "empty clip offline" "empty.wav: no samples" "$SNN" model run dnsmos-bam "$T/empty.wav"
+check_err "empty clip replay" "empty.wav: no samples" "$SNN" replay dnsmos-bam "$T/empty.wav" --socket "$SOCK"
 check_err "bad option" "unknown option --bogus" "$SNN" model run x y --bogus
 exit $fail
