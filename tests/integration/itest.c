@@ -161,9 +161,15 @@ Snnd__V1__Envelope *itest_expect(int fd, int msg_case, int timeout_ms)
 
 int itest_open(int fd, uint32_t id, const char *stream, const char *model, int subscribe)
 {
+    return itest_open_kind(fd, id, stream, model, 0, subscribe);
+}
+
+int itest_open_kind(int fd, uint32_t id, const char *stream, const char *model, int kind, int subscribe)
+{
     Snnd__V1__OpenStream o = SNND__V1__OPEN_STREAM__INIT;
     o.stream_id = (char *)stream;
     o.model = (char *)model;
+    o.input_kind = (Snnd__V1__InputKind)kind;
     o.subscribe = subscribe;
     Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
     env.id = id;

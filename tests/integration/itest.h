@@ -46,6 +46,8 @@ Snnd__V1__Envelope *itest_expect(int fd, int msg_case, int timeout_ms);
 
 /* Convenience senders; return 0 or -1. */
 int itest_open(int fd, uint32_t id, const char *stream, const char *model, int subscribe);
+/* itest_open with an input kind (Snnd__V1__InputKind; 0 = the model's default). */
+int itest_open_kind(int fd, uint32_t id, const char *stream, const char *model, int kind, int subscribe);
 int itest_binned(int fd, const char *stream, const float *counts, uint32_t n_ch, size_t n_bins);
 int itest_close_stream(int fd, uint32_t id, const char *stream);
 int itest_subscribe(int fd, uint32_t id, const char *stream);

@@ -269,15 +269,7 @@ static void other_input_kind_is_refused_by_name(void **u)
 {
     (void)u;
     int fd = itest_connect(&D);
-    Snnd__V1__OpenStream o = SNND__V1__OPEN_STREAM__INIT;
-    o.stream_id = "bam-binned";
-    o.model = "dnsmos-bam";
-    o.input_kind = SNND__V1__INPUT_KIND__INPUT_BINNED;
-    Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
-    env.id = 1;
-    env.msg_case = SNND__V1__ENVELOPE__MSG_OPEN_STREAM;
-    env.open_stream = &o;
-    itest_send(fd, &env);
+    itest_open_kind(fd, 1, "bam-binned", "dnsmos-bam", SNND__V1__INPUT_KIND__INPUT_BINNED, 1);
     Snnd__V1__Envelope *e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_ERROR, 10000);
     assert_non_null(e);
     printf("# binned into dnsmos-bam: \"%s\"\n", e->error->message);

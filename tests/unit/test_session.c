@@ -19,6 +19,19 @@
 #include "session.h"
 #include "testutil.h"
 
+/* Writes a model file of config cfg and tensors t[n] (tag names the temporary
+ * file), loads it and removes the file. */
+static snn_model *load_model(const char *tag, const char *cfg, const snn_st_out *t, int n)
+{
+    const char *p = mg_tmp(tag);
+    assert_int_equal(mg_write(p, cfg, t, n), 0);
+    snn_model *m;
+    snn_err e;
+    assert_int_equal(snn_model_load(p, NULL, &m, &e), 0);
+    unlink(p);
+    return m;
+}
+
 /* 3 inputs -> 4 LIF -> 2, direct timing: outputs depend on every input count. */
 static snn_model *small_model(const char *input_kind)
 {
@@ -32,13 +45,7 @@ static snn_model *small_model(const char *input_kind)
              input_kind);
     snn_st_out t[] = {MG_T2("layers.0.w_in", 4, 3, w_in), MG_T1("layers.0.alpha", 4, a4), MG_T1("layers.0.beta", 4, b4),
                       MG_T2("readout.w", 2, 4, wo), MG_T1("readout.alpha", 2, oa), MG_T1("readout.beta", 2, ob)};
-    const char *p = mg_tmp(input_kind);
-    assert_int_equal(mg_write(p, cfg, t, 6), 0);
-    snn_model *m;
-    snn_err e;
-    assert_int_equal(snn_model_load(p, NULL, &m, &e), 0);
-    unlink(p);
-    return m;
+    return load_model(input_kind, cfg, t, 6);
 }
 
 typedef struct outs {
@@ -159,12 +166,8 @@ static void segments_decide_after_silence(void **u)
                       "\"readout\":{\"size\":2,\"task\":\"classification\",\"labels\":[\"on\",\"off\"]}}";
     snn_st_out t[] = {MG_T2("layers.0.w_in", 1, 1, w), MG_T1("layers.0.alpha", 1, a1), MG_T1("layers.0.beta", 1, b1),
                       MG_T2("readout.w", 2, 1, wo), MG_T1("readout.alpha", 2, oa), MG_T1("readout.beta", 2, ob)};
-    const char *p = mg_tmp("seg");
-    assert_int_equal(mg_write(p, cfg, t, 6), 0);
-    snn_model *m;
+    snn_model *m = load_model("seg", cfg, t, 6);
     snn_err e;
-    assert_int_equal(snn_model_load(p, NULL, &m, &e), 0);
-    unlink(p);
     snn_session_cfg sc = {.input = SNN_INPUT_SPIKES, .segment_silence_us = 30000};
     snn_session *s;
     assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), 0);
@@ -219,12 +222,8 @@ static void audio_models_take_audio_only(void **u)
                       "\"neuron\":\"lif\"}],\"readout\":{\"size\":1}}";
     snn_st_out t[] = {MG_T2("layers.0.w_in", 1, 3, w), MG_T1("layers.0.alpha", 1, a1), MG_T1("layers.0.beta", 1, b1),
                       MG_T2("readout.w", 1, 1, wo), MG_T1("readout.alpha", 1, oa), MG_T1("readout.beta", 1, ob)};
-    const char *p = mg_tmp("audio");
-    assert_int_equal(mg_write(p, cfg, t, 6), 0);
-    snn_model *m;
+    snn_model *m = load_model("audio", cfg, t, 6);
     snn_err e;
-    assert_int_equal(snn_model_load(p, NULL, &m, &e), 0);
-    unlink(p);
     snn_session *s;
     snn_session_cfg sc = {.input = SNN_INPUT_SPIKES};
     assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), -SNN_EINVAL);
