@@ -213,6 +213,9 @@ static int learn_new(snn_session *s, const snn_learn_cfg *lc, snn_err *err)
     if (strcmp(m->ops->kind, "rsnn"))
         return snn_err_set(err, SNN_ENOTSUP, "model %s (%s) cannot learn: e-prop needs an rsnn model", m->name,
                            m->ops->kind);
+    if (s->input == SNN_INPUT_AUDIO)
+        return snn_err_set(err, SNN_ENOTSUP, "model %s cannot learn from audio: e-prop needs spikes, binned, "
+                           "tactile or analog input", m->name);
     snn_eprop_params p = snn_eprop_params_default();
     p.eta = lc->lr > 0 ? lc->lr : 1e-3;
     p.optimizer = lc->sgd ? SNN_EPROP_SGD : SNN_EPROP_ADAM;
@@ -749,6 +752,13 @@ int snn_session_label(snn_session *s, uint64_t t_us, int32_t index, snn_emit_fn 
 
 int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx, snn_err *err)
 {
+    if (s->input == SNN_INPUT_AUDIO) { /* its bins are hops of samples: time moves with them */
+        if (t_us)
+            return snn_err_set(err, SNN_EINVAL, "flush t_us = %llu on an audio stream: its time is its samples "
+                               "(a hop steps when its samples arrive, closing the stream scores the rest)",
+                               (unsigned long long)t_us);
+        return 0;
+    }
     if (!s->started)
         return 0;
     int rc;

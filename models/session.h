@@ -166,7 +166,9 @@ int snn_session_save(const snn_session *s, const char *path, snn_err *err);
 /* 1 if the session learns. */
 int snn_session_learning(const snn_session *s);
 
-/* Closes the open bin and every bin that ends at or before t_us. */
+/* Closes the open bin and every bin that ends at or before t_us. On an audio
+ * stream, whose bins are hops of samples, it does nothing with t_us = 0 (a
+ * partial hop waits for its samples) and refuses t_us > 0. */
 int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx, snn_err *err);
 
 /* End of stream: closes the open bin, lets the model finish (e.g. tile a short

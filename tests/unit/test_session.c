@@ -204,9 +204,10 @@ void on(void *ctx, const snn_output *o)
     }
 }
 
-/* A model whose input is audio takes AudioChunk samples only; when its kind
- * has no partial step (an rsnn here), the last partial hop is dropped, so
- * every step is a whole hop and gives one prediction. */
+/* A model whose input is audio takes AudioChunk samples only, cannot learn,
+ * and its time moves with its samples (Flush cannot insert hops); when its
+ * kind has no partial step (an rsnn here), the last partial hop is dropped,
+ * so every step is a whole hop and gives one prediction. */
 static void count_predictions(void *ctx, const snn_output *o)
 {
     if (o->type == SNN_OUT_PREDICTION)
@@ -230,13 +231,22 @@ static void audio_models_take_audio_only(void **u)
     assert_non_null(strstr(e.msg, "takes audio only (AudioChunk): input kind spikes is not possible"));
     sc.input = SNN_INPUT_BINNED;
     assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), -SNN_EINVAL);
+    snn_session_cfg lc = {.learn = {.enabled = 1}};
+    assert_int_equal(snn_session_new(m, &lc, NULL, &s, &e), -SNN_ENOTSUP);
+    assert_non_null(strstr(e.msg, "cannot learn from audio"));
     assert_int_equal(snn_session_new(m, NULL, NULL, &s, &e), 0);
     assert_int_equal(snn_session_input(s), SNN_INPUT_AUDIO);
     static float pcm[1001];
     for (int i = 0; i < 1001; i++)
         pcm[i] = 0.5f * (float)((i * 7) % 11) / 11.0f;
     uint64_t n = 0;
-    assert_int_equal(snn_session_audio(s, pcm, 1001, 3000, count_predictions, &n, &e), 0);
+    assert_int_equal(snn_session_audio(s, pcm, 1000, 3000, count_predictions, &n, &e), 0);
+    /* Flush cannot move an audio stream's time: t_us = 0 does nothing, a later t_us is refused */
+    assert_int_equal(snn_session_flush(s, 0, count_predictions, &n, &e), 0);
+    assert_int_equal(snn_session_flush(s, 5000000, count_predictions, &n, &e), -SNN_EINVAL);
+    assert_non_null(strstr(e.msg, "flush t_us = 5000000 on an audio stream"));
+    assert_int_equal(n, 333);
+    assert_int_equal(snn_session_audio(s, pcm + 1000, 1, 3000, count_predictions, &n, &e), 0);
     assert_int_equal(snn_session_finish(s, count_predictions, &n, &e), 0);
     assert_int_equal(n, 333); /* 1001 = 333 hops of 3 + 2 samples, dropped */
     assert_int_equal(snn_session_stats_get(s)->steps, 333);
