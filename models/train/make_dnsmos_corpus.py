@@ -37,6 +37,9 @@ Sources (/work/shared/data/dnsmos/clips, provenance in /work/shared/data/SOURCES
     Desjardins, BSD-style): real studio speech of eight voices in five languages, 8 kHz; up
     to SECONDS of each voice (its prompts in a seeded random order) joined into one clip.
     Only the trained weights derive from them; no audio is shipped.
+  * with --pitch K (train pool only): K copies of every natural train clip (the Asterisk voices
+    included, pesq_speech_bab_0dB not) as other speakers might say it, sox `pitch` moving pitch
+    and formants together by 150..450 cents up or down and `tempo` by 0.9..1.1 (shifted_speaker).
 
 Split rule (held out BY SOURCE, no speech material shared between splits):
   test speech  = codec2_vk5qi_8k, pesq_speech, the last 22 s of codec2_ve9qrp_8k,
@@ -264,10 +267,22 @@ FLITE_VOICES = ["awb", "rms", "slt", "kal16"]
 FLITE_F0 = {"awb": (95, 140), "rms": (85, 130), "slt": (150, 220), "kal16": (90, 130)}
 
 
-def build_pools(seed, n_flite=0, asterisk_s=0.0):
+def shifted_speaker(rng, x):
+    """X as another speaker might say it: sox's pitch effect moves pitch and formants together
+    by a random -450..-150 or +150..+450 cents (a shorter or longer vocal tract), tempo by a
+    random factor 0.9..1.1; returns (the shifted samples, a label naming the shift)."""
+    cents = float(rng.uniform(150, 450)) * (1 if rng.random() < 0.5 else -1)
+    tempo = float(rng.uniform(0.9, 1.1))
+    out = sox_raw(x, SR, ["-r", str(SR), "-e", "signed", "-b", "16"],
+                  ["pitch", "%.0f" % cents, "tempo", "-s", "%.3f" % tempo])
+    return np.frombuffer(out, dtype="<i2").astype(np.float64), "%+.0fc_x%.2f" % (cents, tempo)
+
+
+def build_pools(seed, n_flite=0, asterisk_s=0.0, n_pitch=0):
     """Speech pools per split: list of (source name, 16 kHz float array). N_FLITE > 0 adds that
     many flite utterances of TRAIN_TEXTS to the train pool only, ASTERISK_S > 0 up to that many
-    seconds of each installed Asterisk voice (asterisk_voice) to the train pool only (both
+    seconds of each installed Asterisk voice (asterisk_voice) to the train pool only, N_PITCH > 0
+    that many shifted_speaker copies of each natural train clip but pesq_speech_bab_0dB (all
     drawn after everything else, so the defaults give the pools of earlier corpora unchanged)."""
     rng = np.random.default_rng([seed, 7])
     ve9 = load_clip("codec2_ve9qrp_8k.wav")
@@ -303,6 +318,11 @@ def build_pools(seed, n_flite=0, asterisk_s=0.0):
                       flush=True)
                 continue
             train.append(("asterisk:%s" % v, x))
+    natural = [(n, x) for n, x in train if not n.startswith(("espeak:", "flite:", "pesq_speech_bab"))]
+    for i in range(n_pitch):
+        for n, x in natural:
+            y, how = shifted_speaker(rng, x)
+            train.append(("pitch%s:%s" % (how, n), y))
     return {"train": train, "test": test}
 
 
@@ -588,9 +608,13 @@ def main():
     ap.add_argument("--asterisk", type=float, default=0.0, metavar="SECONDS", help="add up to "
                     "SECONDS of each voice of Debian's Asterisk prompt packages (real speech, "
                     "8 kHz; see the docstring) to the TRAIN speech pool; 0 (default) adds none")
+    ap.add_argument("--pitch", type=int, default=0, metavar="K", help="add K copies of each "
+                    "natural TRAIN clip (Asterisk voices included) as other speakers might say it: "
+                    "pitch and formants shifted by 150..450 cents up or down, tempo 0.9..1.1 "
+                    "(sox pitch, tempo); 0 (default) adds none")
     ARGS = ap.parse_args()
-    if ARGS.flite < 0 or ARGS.reverb_weight <= 0 or ARGS.asterisk < 0:
-        sys.exit("--flite and --asterisk must be >= 0 and --reverb-weight > 0")
+    if ARGS.flite < 0 or ARGS.reverb_weight <= 0 or ARGS.asterisk < 0 or ARGS.pitch < 0:
+        sys.exit("--flite, --asterisk and --pitch must be >= 0 and --reverb-weight > 0")
     if ARGS.asterisk and not os.path.isdir(ASTERISK_DIR):
         sys.exit("--asterisk: %s is missing (apt-get install asterisk-core-sounds-en-wav "
                  "asterisk-core-sounds-es-wav ...; see the docstring)" % ASTERISK_DIR)
@@ -603,7 +627,7 @@ def main():
     t0 = time.time()
     for s in ("train", "test"):
         os.makedirs(os.path.join(ARGS.out, s), exist_ok=True)
-    POOLS = build_pools(ARGS.seed, ARGS.flite, ARGS.asterisk)
+    POOLS = build_pools(ARGS.seed, ARGS.flite, ARGS.asterisk, ARGS.pitch)
     NOISES = build_noises()
     for s in ("train", "test"):
         dur = sum(len(x) for _, x in POOLS[s]) / SR
