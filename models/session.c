@@ -308,19 +308,19 @@ int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_al
     }
     s->bin_us = (uint32_t)llround(bin);
     s->silence_us = cfg->segment_silence_us;
-    if (s->input != SNN_INPUT_AUDIO && !strcmp(m->input_kind, "audio")) {
-        /* Its steps take hops of PCM samples; counts or taxel values are not audio. */
+    /* Audio in, audio model: the steps of one take hops of PCM samples, those of any other
+     * counts or values. */
+    int audio_model = !strcmp(m->input_kind, "audio");
+    if ((s->input == SNN_INPUT_AUDIO) != audio_model) {
         snn_input_kind k = s->input;
         snn_session_free(s);
-        return snn_err_set(err, SNN_EINVAL, "model %s takes audio only (AudioChunk): input kind %s is not possible",
-                           m->name, snn_input_kind_name(k));
+        if (audio_model)
+            return snn_err_set(err, SNN_EINVAL, "model %s takes audio only (AudioChunk): input kind %s is not "
+                               "possible", m->name, snn_input_kind_name(k));
+        return snn_err_set(err, SNN_EINVAL, "model %s does not take audio (its input is %s)", m->name,
+                           m->input_kind);
     }
-    if (s->input == SNN_INPUT_AUDIO) {
-        if (strcmp(m->input_kind, "audio")) {
-            snn_session_free(s);
-            return snn_err_set(err, SNN_EINVAL, "model %s does not take audio (its input is %s)", m->name,
-                               m->input_kind);
-        }
+    if (audio_model) {
         s->abuf = a->calloc(AUDIO_SLICE, sizeof(float));
         if (!s->abuf) {
             snn_session_free(s);
@@ -689,14 +689,13 @@ static int audio_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *er
         snn_step_info info;
         memset(&info, 0, sizeof info);
         s->m->ops->step_partial(s->m, s->st, s->x, s->afill, s->y, &info);
-        s->afill = 0;
         s->stats.steps++;
         if (info.has_output)
             deliver(s, &info, emit, ctx);
         s->step++;
         s->k++;
     }
-    s->afill = 0; /* without step_partial, the kind has no use for a partial hop */
+    s->afill = 0; /* stepped, or dropped: the kind has no use for a partial hop */
     return 0;
 }
 

@@ -204,15 +204,18 @@ void on(void *ctx, const snn_output *o)
     }
 }
 
-/* A model whose input is audio takes AudioChunk samples only, cannot learn,
- * and its time moves with its samples (Flush cannot insert hops); when its
- * kind has no partial step (an rsnn here), the last partial hop is dropped,
- * so every step is a whole hop and gives one prediction. */
+/* Counts predictions into *(uint64_t *)ctx. */
 static void count_predictions(void *ctx, const snn_output *o)
 {
     if (o->type == SNN_OUT_PREDICTION)
         ++*(uint64_t *)ctx;
 }
+
+/* A model whose input is audio takes AudioChunk samples only, cannot learn,
+ * and its time moves with its samples (Flush cannot insert hops); when its
+ * kind has no partial step (an rsnn here), the last partial hop is dropped,
+ * so every step is a whole hop and gives one prediction. A model of counts
+ * takes no audio. */
 
 static void audio_models_take_audio_only(void **u)
 {
@@ -251,6 +254,12 @@ static void audio_models_take_audio_only(void **u)
     assert_int_equal(n, 333); /* 1001 = 333 hops of 3 + 2 samples, dropped */
     assert_int_equal(snn_session_stats_get(s)->steps, 333);
     snn_session_free(s);
+    snn_model_free(m);
+    /* and the other way round: audio into a model of counts */
+    m = small_model("spikes");
+    sc.input = SNN_INPUT_AUDIO;
+    assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), -SNN_EINVAL);
+    assert_non_null(strstr(e.msg, "does not take audio (its input is spikes)"));
     snn_model_free(m);
 }
 
