@@ -216,7 +216,6 @@ static void count_predictions(void *ctx, const snn_output *o)
  * kind has no partial step (an rsnn here), the last partial hop is dropped,
  * so every step is a whole hop and gives one prediction. A model of counts
  * takes no audio. */
-
 static void audio_models_take_audio_only(void **u)
 {
     (void)u;
