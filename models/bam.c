@@ -10,8 +10,10 @@
  * Binary layers whose sums fit LUT_BUDGET (up to 32 inputs and 32 outputs: layers 1 .. 5 of
  * the shipped widths) add, per tap and per group of 4 input channels (2 where 4 do not fit),
  * a precomputed sum of the weights of the set bits (16 patterns, int16 lanes; the load checks
- * no sum can leave int16). The others (the last layer) add int8 weight rows masked by each
- * input bit. Neither multiplies.
+ * no sum can leave int16). Wider binary layers (64 or 128 inputs, or any multiple of 4 inputs
+ * and of 16 outputs whose sums do not fit, e.g. 48 -> 48) use the same nibble sums in passes of
+ * 32 or 16 outputs (conv_rows*). The rest (the last layer) add int8 weight rows masked by each
+ * input bit. None multiplies.
  *
  * Kernels, chosen at run time, all giving the same bits (snn_bam_set_simd()):
  * portable C; AVX2 + BMI2 (sums looked up per position in scalar code, outputs
@@ -125,6 +127,16 @@ static size_t rows_size(int ci, int co, int W)
     if (co % 32 || (ci != 16 && ci != 32 && ci != 64 && ci != 128))
         return 0;
     return (size_t)9 * ci * 256 + (ci >= 64 ? (size_t)W * 128 : 0);
+}
+
+/* Bytes of work the portable conv_rows() needs for a binary layer of CI inputs (a multiple of 4,
+ * at most MAXC) and CO outputs (a multiple of 16) over W positions a row, else 0: the nine taps'
+ * tables for 32 outputs and a row's int32 sums. */
+static size_t rows_c_size(int ci, int co, int W)
+{
+    if (ci % 4 || ci > MAXC || co % 16)
+        return 0;
+    return (size_t)9 * ci * 256 + (size_t)W * 128;
 }
 
 static int load_conv(snn_bam *n, snn_st *st, const char *path, int l, snn_err *err)
@@ -299,6 +311,8 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
             n->lut_bytes = lut_size(c->ci, c->co, c->lut);
         if (l > 0 && l < SNN_BAM_NCONV - 1 && rows_size(c->ci, c->co, c->W) > n->lut_bytes)
             n->lut_bytes = rows_size(c->ci, c->co, c->W);
+        if (l > 0 && l < SNN_BAM_NCONV - 1 && !c->lut && rows_c_size(c->ci, c->co, c->W) > n->lut_bytes)
+            n->lut_bytes = rows_c_size(c->ci, c->co, c->W);
         ci = c->co;
     }
     int dims[NFC + 1] = {widths[SNN_BAM_NCONV - 1] * (readout == RO_RATE_MAX ? 2 : 1), head[0], head[1], 3};
@@ -624,56 +638,65 @@ BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y
         conv_bits_body(c, x, y, counts, maxs, c->ci, c->co);
 }
 
-/* Binary layer with 64 or 128 inputs and a multiple of 32 outputs, by nibble sums: in passes of
- * 32 outputs, one output row and one tap at a time (the tap's tables, ci / 4 groups of 16 rows
- * of 32 int16, stay in the cache across the row), the tap's int16 sum (at most 128 * 127 in
- * magnitude) added to the position's int32 sums in acc. work: rows_size() bytes, any alignment
- * of int32. The loops over 32 outputs are what the compiler vectorises. */
+/* Binary layer by nibble sums in passes of NO (32 or 16) outputs, the pass at O0: one output
+ * row and one tap at a time (the tap's tables, ci / 4 groups of 16 rows of NO int16, stay in the
+ * cache across the row), the tap's int16 sum (at most MAXC * 127 in magnitude) added to the
+ * position's int32 sums in acc. Any multiple of 4 inputs up to MAXC. work: rows_c_size() bytes,
+ * any alignment of int32. The loops over NO outputs are what the compiler vectorises. */
 static inline __attribute__((always_inline)) void conv_rows_body(const bam_conv *c, void *work, const uint8_t *x,
-                                                                 uint8_t *y, const int ci)
+                                                                 uint8_t *y, const int ci, const int o0,
+                                                                 const int no)
 {
     const int Wp = c->W + 2, nbi = ci / 8, nbo = c->co / 8, G = ci / 4;
     int16_t *tab = work;
     int32_t *acc = (int32_t *)(tab + (size_t)9 * G * 16 * 32);
-    for (int o0 = 0; o0 < c->co; o0 += 32) {
-        build_sums(c, 4, o0, 32, tab);
-        for (int t = 0; t < c->H; t++) {
-            for (int tap = 0; tap < 9; tap++) {
-                const uint8_t *r0 = x + ((size_t)(t + tap / 3) * Wp + tap % 3) * nbi;
-                const int16_t *s = tab + (size_t)tap * G * 16 * 32;
-                for (int k = 0; k < c->W; k++) {
-                    const uint8_t *xp = r0 + (size_t)k * nbi;
-                    int16_t a[32] = {0};
-                    for (int g = 0; g < G; g++) {
-                        const int16_t *r = s + ((size_t)g * 16 + (xp[g >> 1] >> (4 * (g & 1)) & 15)) * 32;
-                        for (int o = 0; o < 32; o++)
-                            a[o] = (int16_t)(a[o] + r[o]);
-                    }
-                    int32_t *ac = acc + (size_t)k * 32;
-                    if (tap == 0)
-                        for (int o = 0; o < 32; o++)
-                            ac[o] = a[o];
-                    else
-                        for (int o = 0; o < 32; o++)
-                            ac[o] += a[o];
+    build_sums(c, 4, o0, no, tab);
+    for (int t = 0; t < c->H; t++) {
+        for (int tap = 0; tap < 9; tap++) {
+            const uint8_t *r0 = x + ((size_t)(t + tap / 3) * Wp + tap % 3) * nbi;
+            const int16_t *s = tab + (size_t)tap * G * 16 * no;
+            for (int k = 0; k < c->W; k++) {
+                const uint8_t *xp = r0 + (size_t)k * nbi;
+                int16_t a[32] = {0};
+                for (int g = 0; g < G; g++) {
+                    const int16_t *r = s + ((size_t)g * 16 + (xp[g >> 1] >> (4 * (g & 1)) & 15)) * no;
+                    for (int o = 0; o < no; o++)
+                        a[o] = (int16_t)(a[o] + r[o]);
                 }
+                int32_t *ac = acc + (size_t)k * no;
+                if (tap == 0)
+                    for (int o = 0; o < no; o++)
+                        ac[o] = a[o];
+                else
+                    for (int o = 0; o < no; o++)
+                        ac[o] += a[o];
             }
-            uint8_t *dst = y + ((size_t)(t + 1) * Wp + 1) * nbo + o0 / 8;
-            for (int k = 0; k < c->W; k++)
-                FIRE(32, acc + (size_t)k * 32, c->T + o0, dst + (size_t)k * nbo);
         }
+        uint8_t *dst = y + ((size_t)(t + 1) * Wp + 1) * nbo + o0 / 8;
+        for (int k = 0; k < c->W; k++)
+            FIRE(no, acc + (size_t)k * no, c->T + o0, dst + (size_t)k * nbo);
     }
 }
 
-/* Runs conv_rows_body() where it applies (64 or 128 inputs, a multiple of 32 outputs); -1 if not. */
+/* Runs conv_rows_body() over a binary layer's outputs where it applies, -1 if not: 64 or 128
+ * inputs and a multiple of 32 outputs, or any layer whose whole table of nibble sums does not fit
+ * LUT_BUDGET (c->lut 0, e.g. 48 -> 48) with a multiple of 4 inputs and of 16 outputs. */
 BAM_CLONES static int conv_rows(const bam_conv *c, void *work, const uint8_t *x, uint8_t *y)
 {
-    if (!rows_size(c->ci, c->co, c->W) || c->ci < 64)
+    const int wide = (c->ci == 64 || c->ci == 128) && rows_size(c->ci, c->co, c->W);
+    if (!wide && (c->lut || !rows_c_size(c->ci, c->co, c->W)))
         return -1;
-    if (c->ci == 64)
-        conv_rows_body(c, work, x, y, 64);
-    else
-        conv_rows_body(c, work, x, y, 128);
+    for (int o0 = 0; o0 < c->co; o0 += 32) {
+        const int no = c->co - o0 >= 32 ? 32 : 16;
+        if (c->ci == 64 && no == 32)
+            conv_rows_body(c, work, x, y, 64, o0, 32);
+        else if (c->ci == 128 && no == 32)
+            conv_rows_body(c, work, x, y, 128, o0, 32);
+        else if (no == 32)
+            conv_rows_body(c, work, x, y, c->ci, o0, 32);
+        else
+            conv_rows_body(c, work, x, y, c->ci, o0, 16);
+    }
     return 0;
 }
 

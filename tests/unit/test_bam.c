@@ -586,6 +586,17 @@ static void test_random_other_widths(void **state)
     check_random(w, 60);
 }
 
+static void test_random_48_channels(void **state)
+{
+    (void)state;
+    /* 48 -> 48 binary layers (conv 4 and 5, after the pools, to keep the portable C quick): their
+     * nibble sums do not fit LUT_BUDGET, so conv_rows() runs them in a pass of 32 outputs and one
+     * of 16 (train_dnsmos_bam.py --widths 48,48,48,48,...: item 44 of models/zoo/README.md). */
+    static const int w[7] = {16, 16, 16, 48, 48, 48, 64};
+    check_random_x(w, 20, 10);
+    check_random_x(w, 127, 10);
+}
+
 static void test_random_128_channels(void **state)
 {
     (void)state;
@@ -720,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_random_wide_full_res),
         cmocka_unit_test(test_random_x_scale_10),
         cmocka_unit_test(test_random_other_widths),
+        cmocka_unit_test(test_random_48_channels),
         cmocka_unit_test(test_random_128_channels),
         cmocka_unit_test(test_random_dnsmos_widths),
         cmocka_unit_test(test_random_max_readout),
