@@ -591,10 +591,14 @@ static void test_random_48_channels(void **state)
     (void)state;
     /* 48 -> 48 binary layers (conv 4 and 5, after the pools, to keep the portable C quick): their
      * nibble sums do not fit LUT_BUDGET, so conv_rows() runs them in a pass of 32 outputs and one
-     * of 16 (train_dnsmos_bam.py --widths 48,48,48,48,...: item 44 of models/zoo/README.md). */
+     * of 16 (train_dnsmos_bam.py --widths 48,48,48,48,...: item 44 of models/zoo/README.md). With
+     * weights up to 127 the 48 -> 48 layers' sums leave int16 (thresholds not clamped; each tap's
+     * sum still fits); under the sanitizers (-O0) that second case adds minutes and is left out. */
     static const int w[7] = {16, 16, 16, 48, 48, 48, 64};
     check_random_x(w, 20, 10);
+#ifndef __SANITIZE_ADDRESS__
     check_random_x(w, 127, 10);
+#endif
 }
 
 static void test_random_128_channels(void **state)
