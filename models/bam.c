@@ -129,14 +129,16 @@ static size_t rows_size(int ci, int co, int W)
     return (size_t)9 * ci * 256 + (ci >= 64 ? (size_t)W * 128 : 0);
 }
 
-/* Bytes of work the portable conv_rows() needs for a binary layer of CI inputs (a multiple of 4,
- * at most MAXC) and CO outputs (a multiple of 16) over W positions a row, else 0: the nine taps'
- * tables for 32 outputs and a row's int32 sums. */
-static size_t rows_c_size(int ci, int co, int W)
+/* Bytes of work the portable conv_rows() needs for binary layer C (its lut and W set), 0 where it
+ * does not apply: 64 or 128 inputs and a multiple of 32 outputs, or a layer without whole-layer
+ * nibble tables (lut 0) and a multiple of 16 outputs (every width is a multiple of 8, at most
+ * MAXC: the load checks). The nine taps' tables for 32 outputs and a row's int32 sums. */
+static size_t rows_c_size(const bam_conv *c)
 {
-    if (ci % 4 || ci > MAXC || co % 16)
+    const int wide = (c->ci == 64 || c->ci == 128) && c->co % 32 == 0;
+    if (!wide && (c->lut || c->co % 16))
         return 0;
-    return (size_t)9 * ci * 256 + (size_t)W * 128;
+    return (size_t)9 * c->ci * 256 + (size_t)c->W * 128;
 }
 
 static int load_conv(snn_bam *n, snn_st *st, const char *path, int l, snn_err *err)
@@ -311,8 +313,8 @@ int snn_bam_load(snn_st *st, const char *path, const snn_allocator *a, snn_bam *
             n->lut_bytes = lut_size(c->ci, c->co, c->lut);
         if (l > 0 && l < SNN_BAM_NCONV - 1 && rows_size(c->ci, c->co, c->W) > n->lut_bytes)
             n->lut_bytes = rows_size(c->ci, c->co, c->W);
-        if (l > 0 && l < SNN_BAM_NCONV - 1 && !c->lut && rows_c_size(c->ci, c->co, c->W) > n->lut_bytes)
-            n->lut_bytes = rows_c_size(c->ci, c->co, c->W);
+        if (l > 0 && l < SNN_BAM_NCONV - 1 && rows_c_size(c) > n->lut_bytes)
+            n->lut_bytes = rows_c_size(c);
         ci = c->co;
     }
     int dims[NFC + 1] = {widths[SNN_BAM_NCONV - 1] * (readout == RO_RATE_MAX ? 2 : 1), head[0], head[1], 3};
@@ -641,8 +643,8 @@ BAM_CLONES static void conv_bits(const bam_conv *c, const uint8_t *x, uint8_t *y
 /* Binary layer by nibble sums in passes of NO (32 or 16) outputs, the pass at O0: one output
  * row and one tap at a time (the tap's tables, ci / 4 groups of 16 rows of NO int16, stay in the
  * cache across the row), the tap's int16 sum (at most MAXC * 127 in magnitude) added to the
- * position's int32 sums in acc. Any multiple of 4 inputs up to MAXC. work: rows_c_size() bytes,
- * any alignment of int32. The loops over NO outputs are what the compiler vectorises. */
+ * position's int32 sums in acc. work: rows_c_size() bytes, any alignment of int32. The loops
+ * over NO outputs are what the compiler vectorises. */
 static inline __attribute__((always_inline)) void conv_rows_body(const bam_conv *c, void *work, const uint8_t *x,
                                                                  uint8_t *y, const int ci, const int o0,
                                                                  const int no)
@@ -678,13 +680,11 @@ static inline __attribute__((always_inline)) void conv_rows_body(const bam_conv 
     }
 }
 
-/* Runs conv_rows_body() over a binary layer's outputs where it applies, -1 if not: 64 or 128
- * inputs and a multiple of 32 outputs, or any layer whose whole table of nibble sums does not fit
- * LUT_BUDGET (c->lut 0, e.g. 48 -> 48) with a multiple of 4 inputs and of 16 outputs. */
+/* Runs conv_rows_body() over a binary layer's outputs where rows_c_size() says it applies (e.g.
+ * 64 -> 64, or 48 -> 48, whose whole table of nibble sums does not fit LUT_BUDGET), -1 if not. */
 BAM_CLONES static int conv_rows(const bam_conv *c, void *work, const uint8_t *x, uint8_t *y)
 {
-    const int wide = (c->ci == 64 || c->ci == 128) && rows_size(c->ci, c->co, c->W);
-    if (!wide && (c->lut || !rows_c_size(c->ci, c->co, c->W)))
+    if (!rows_c_size(c))
         return -1;
     for (int o0 = 0; o0 < c->co; o0 += 32) {
         const int no = c->co - o0 >= 32 ? 32 : 16;
