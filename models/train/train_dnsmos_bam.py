@@ -42,9 +42,10 @@ the convolution before the first pool must reproduce the teacher's conv2d_3 map
 after its first pool (cached per window, 4.6 MB each; teacher_maps_ort.mjs).
 
 Outputs (--out DIR): dnsmos-bam.safetensors (for models/zoo), dnsmos-bam-float.onnx
-(the same network in float, for ONNX Runtime in tests/bench), eval.json (test
-Pearson correlations against the teacher, raw and mapped), and with --ref-clips
-the reference outputs the conformance test compares snnd with.
+(the same network in float, for ONNX Runtime in tests/bench), bam.pt (the float weights
+the export was folded from, after --recalibrate and --refit-head: --resume it to write the
+same file again), eval.json (test Pearson correlations against the teacher, raw and mapped),
+and with --ref-clips the reference outputs the conformance test compares snnd with.
 
   /usr/bin/python3 models/train/train_dnsmos_bam.py --corpus /tmp/bam/corpus \
       --teacher models/zoo/dnsmos-p835.onnx --out /tmp/bam/out --minutes 45
@@ -1503,6 +1504,10 @@ def main():
         print("head refitted (%d steps): held-out training windows r SIG %.3f BAK %.3f OVRL %.3f -> "
               "%.3f %.3f %.3f; test r before: SIG %.3f BAK %.3f OVRL %.3f" % (
                   args.refit_head, *hb, *ha, before["SIG"], before["BAK"], before["OVRL"]), flush=True)
+    if args.recalibrate or args.refit_head > 0:
+        # bam.pt is what is exported below (until 2026-12-07 it was saved before these two
+        # steps, so runs 29-41's bam.pt hold the head before its refit: models/zoo/README.md).
+        torch.save(model.state_dict(), ckpt)
     res, pred = evaluate(model, fte, yte)
     if ACT == "step":
         # The figures reported (eval.json, test_pred.csv, the file's metadata) are the exported
