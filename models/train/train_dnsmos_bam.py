@@ -104,6 +104,7 @@ XSCALE = 10.0  # --x-scale; runs 1-5 used 16
 HEAD = (128, 64)
 CROP = 200
 ACT = "step"  # --act: "relu" trains a float-activation control that is evaluated, never exported
+SCORE_W = torch.ones(3)  # --score-weights: SIG, BAK, OVRL in the score loss (mean 1)
 READOUT = "rate"  # --readout: what new Bams' heads read of the last convolution (Bam.forward)
 BETA = 1.0  # --anneal: the step's share of each activation (act); 1 outside an annealing run
 ANNEAL_ORDER = "together"  # --anneal-order: all layers at once, or one after another (act)
@@ -413,6 +414,13 @@ def poly(name, x):
     return a * x * x + b * x + c
 
 
+def score_loss(p, y, ym, ys):
+    """The score loss: the mean over windows and scores of SCORE_W times the squared error of the
+    raw scores P against Y [B, 3], each standardised by the training targets' YM and YS (plain
+    MSE with the default weights)."""
+    return (SCORE_W * ((p - y) / ys) ** 2).mean()
+
+
 def pearson(a, b):
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
@@ -596,7 +604,7 @@ def refit_head(model, feats, y, steps, lr=3e-4, batch=64, seed=1):
     g = torch.Generator().manual_seed(seed)
     for s in range(1, steps + 1):
         b = torch.randint(0, len(R), (batch,), generator=g)
-        loss = F.mse_loss((model.head(R[b]) - ym) / ys, (Y[b] - ym) / ys)
+        loss = score_loss(model.head(R[b]), Y[b], ym, ys)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -1033,9 +1041,9 @@ def fit_hint(model, feats, tmaps, keep, hmean, hstd, every=16, out=2):
 # options that define a run's training (--continue refuses a change to any of them)
 RUN_OPTIONS = ("lr", "batch", "seed", "aux", "hint", "ema", "x_scale", "widths", "crop_min",
                "crop_max", "full_after", "exclude_source", "init", "hint_mid", "val_source", "act",
-               "init_teacher", "readout", "anneal", "anneal_order", "dither")
+               "init_teacher", "readout", "anneal", "anneal_order", "dither", "score_weights")
 ADDED_LATER = {"hint_mid": 0.0, "val_source": [], "act": "step", "init_teacher": False, "readout": "rate",
-               "anneal": 0.0, "anneal_order": "together", "dither": 0}  # options newer than some saved states: their value there
+               "anneal": 0.0, "anneal_order": "together", "dither": 0, "score_weights": "1,1,1"}  # options newer than some saved states: their value there
 
 
 def save_state(path, **state):
@@ -1099,7 +1107,7 @@ def keep_freed_memory(widths, whole_only):
 
 
 def main():
-    global WIDTHS, XSCALE, ACT, READOUT, BETA, ANNEAL_ORDER, DITHER
+    global WIDTHS, XSCALE, ACT, READOUT, BETA, ANNEAL_ORDER, DITHER, SCORE_W
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--teacher", required=True)
@@ -1179,6 +1187,8 @@ def main():
     ap.add_argument("--act", choices=("step", "relu"), default="step", help="relu: a control, the "
                     "same network with float (ReLU) activations, to measure what binarisation costs; "
                     "it is evaluated on the test split (eval.json, test_pred.csv) and not exported")
+    ap.add_argument("--score-weights", default="1,1,1", help="weights of SIG, BAK and OVRL in the "
+                    "score loss (and the head refit), scaled to mean 1: e.g. 2,1,1 asks more of SIG")
     ap.add_argument("--readout", choices=("rate", "max", "rate+max"), default="rate", help="what the dense head "
                     "reads of the last convolution: rate, its map's 64 firing rates (runs 1-26); max, "
                     "the global maximum over positions of its batch-normalised sum z, the teacher's "
@@ -1226,6 +1236,14 @@ def main():
     if not 1.0 <= args.x_scale <= 64.0:
         sys.exit("--x-scale %g: must be from 1 to 64" % args.x_scale)
     XSCALE = args.x_scale
+    try:
+        w = [float(v) for v in args.score_weights.split(",")]
+    except ValueError:
+        w = []
+    if len(w) != 3 or min(w) < 0 or sum(w) <= 0:
+        sys.exit("--score-weights %s: three weights (SIG,BAK,OVRL), none negative, not all 0"
+                 % args.score_weights)
+    SCORE_W = torch.tensor(w) * 3 / sum(w)
     ACT = args.act
     READOUT = args.readout
     ANNEAL_ORDER = args.anneal_order
@@ -1433,7 +1451,7 @@ def main():
                         loss_mid = F.mse_loss(hint_mid(zmid).float(),
                                               (mm - mmean[None, :, None, None]) / mstd[None, :, None, None])
                     loss_aux = F.mse_loss(aux(rates.float()).float(), (pooled - gmean) / gstd)
-                loss = F.mse_loss((pred.float() - ym) / ys, (target - ym) / ys)
+                loss = score_loss(pred.float(), target, ym, ys)
                 # learning rate by the share of the time budget used: 5 % warm-up, cosine decay
                 lr = args.lr * (frac / 0.05 if frac < 0.05 else 0.5 * (1 + math.cos(math.pi * (frac - 0.05) / 0.95)))
                 for g in opt.param_groups:
