@@ -46,9 +46,10 @@ def read_test(corpus):
         sys.exit("%s: no test windows" % path)
     try:
         y = np.array([[float(r[n + "_raw"]) for n in NAMES] for r in rows])
-    except (KeyError, ValueError) as e:
-        sys.exit("%s: no teacher score column or a bad value (%s)" % (path, e))
-    return [os.path.join(corpus, r["file"]) for r in rows], y
+        wavs = [os.path.join(corpus, r["file"]) for r in rows]
+    except (KeyError, TypeError, ValueError) as e:
+        sys.exit("%s: a missing column or a bad value (%r)" % (path, e))
+    return wavs, y
 
 
 def score(snn, model, wav):
@@ -57,8 +58,11 @@ def score(snn, model, wav):
     p = subprocess.run([snn, "model", "run", model, wav, "--decision"], capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit("snn model run %s %s: exit %d: %s" % (model, wav, p.returncode, p.stderr.strip()))
-    d = json.loads(p.stdout)
-    return [d[n + "_raw"] for n in NAMES]
+    try:
+        d = json.loads(p.stdout)
+        return [float(d[n + "_raw"]) for n in NAMES]
+    except (ValueError, KeyError, TypeError):
+        sys.exit("snn model run %s %s: not a dnsmos scores line: %r" % (model, wav, p.stdout[:200]))
 
 
 def paired(p0, p1, y):

@@ -1524,7 +1524,8 @@ def main():
                   args.refit_head, *hb, *ha, before["SIG"], before["BAK"], before["OVRL"]), flush=True)
     if args.recalibrate or args.refit_head > 0:
         # bam.pt is what is exported below (until 2026-12-07 it was saved before these two
-        # steps, so runs 29-41's bam.pt hold the head before its refit: models/zoo/README.md).
+        # steps, so the bam.pt of every run exported with a refitted head, item 24 of
+        # models/zoo/README.md on, holds the head before its refit: item 45 there).
         torch.save(model.state_dict(), ckpt)
     res, pred = evaluate(model, fte, yte)
     if ACT == "step":
