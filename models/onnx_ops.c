@@ -266,8 +266,9 @@ static int64_t wino_rows(const snn_conv2d *c)
 }
 
 /* Row buffers of the input transform: 6 padded input rows and 6 transformed rows of
- * RW floats, and 6 x 4 phase rows of PW floats (sizes rounded up for 8-wide loads). */
-#define WINO_RW(TW) ((4 * (TW) + 2 + 31) / 32 * 32 + 16)
+ * RW floats, and 6 x 4 phase rows of PW floats (sizes rounded up for 64-column passes and
+ * 8- or 16-wide loads). */
+#define WINO_RW(TW) ((4 * (TW) + 2 + 63) / 64 * 64 + 16)
 #define WINO_PW(TW) ((TW) + 16)
 
 int snn_winograd_ok(const snn_conv2d *c)
@@ -466,6 +467,43 @@ __attribute__((target("avx512f"))) static inline void interleave4_16(const v16 p
 WINO_OUTPUT_FN(wino_output16, __attribute__((target("avx512f"))), v16, v16i, 16, interleave4_16,
                STORE_PART16)
 
+/* p[j] lane l = element 4 l + j of the 64 floats q[0..3] (the inverse of interleave4_16). */
+__attribute__((target("avx512f"))) static inline void deinterleave4_16(const v16 q[4], v16 p[4])
+{
+    /* a: phases 0 and 1 of elements 0..31, b: phases 2 and 3; c, d: elements 32..63 */
+    v16 a = SHUF16(q[0], q[1], 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    v16 b = SHUF16(q[0], q[1], 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    v16 c = SHUF16(q[2], q[3], 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    v16 d = SHUF16(q[2], q[3], 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    p[0] = SHUF16(a, c, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    p[1] = SHUF16(a, c, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    p[2] = SHUF16(b, d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    p[3] = SHUF16(b, d, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+}
+
+/* Steps (1) and (2) of the input transform in one pass, 64 columns at a time: B^T down the 6
+ * padded input rows in (RW apart) and the result split into its 4 column phases in ph
+ * ([6][4][PW]). The same operations per column as the 8-wide steps: the same results. */
+__attribute__((target("avx512f"))) static void wino_bt_phases16(const float *in, int64_t RW,
+                                                               int64_t TW, float *ph, int64_t PW)
+{
+    for (int64_t X = 0; X < 4 * TW + 2; X += 64) {
+        v16 o[4][WA];
+        for (int v = 0; v < 4; v++) {
+            v16 d[WA];
+            for (int i = 0; i < WA; i++)
+                memcpy(&d[i], in + i * RW + X + 16 * v, sizeof(v16));
+            BT6(d, o[v]);
+        }
+        for (int k = 0; k < WA; k++) {
+            v16 q[4] = {o[0][k], o[1][k], o[2][k], o[3][k]}, p[4];
+            deinterleave4_16(q, p);
+            for (int j = 0; j < 4; j++)
+                memcpy(ph + (k * 4 + j) * PW + (X >> 2), &p[j], sizeof p[j]);
+        }
+    }
+}
+
 /* Step (3) of the input transform, sixteen tiles per vector: B across each tile of the phases
  * ph ([6][4][PW], see snn_conv2d_winograd) into vt (the tile row's place in V, rows nb apart). */
 __attribute__((target("avx512f"))) static void wino_btiles16(const float *ph, int64_t PW, int64_t TW,
@@ -497,6 +535,10 @@ void snn_winograd_set_wide(int on) { wide_on = on; }
 
 static int wino_avx512(void) { return wide_on && __builtin_cpu_supports("avx512f"); }
 #else
+static void wino_bt_phases16(const float *in, int64_t RW, int64_t TW, float *ph, int64_t PW)
+{
+    (void)in, (void)RW, (void)TW, (void)ph, (void)PW;
+}
 static void wino_btiles16(const float *ph, int64_t PW, int64_t TW, float *vt, int64_t nb)
 {
     (void)ph, (void)PW, (void)TW, (void)vt, (void)nb;
@@ -514,7 +556,8 @@ static int wino_avx512(void) { return 0; }
 /* The input transform is done a tile row at a time so that every vector access is
  * contiguous: (1) B^T down the 6 input rows, for every column at once; (2) the result split
  * into 4 phases by column mod 4, so that column 4 tx + j of every tile tx is phase j % 4 at
- * index tx + j / 4; (3) B across each tile, 8 tiles per vector. */
+ * index tx + j / 4; (3) B across each tile, 8 tiles per vector (where the CPU has AVX-512,
+ * steps (1) and (2) in one pass and (3) 16 tiles per vector: wino_bt_phases16, wino_btiles16). */
 SNN_MULTIVERSION
 void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                          const float *b, int relu, float *y, float *scratch)
@@ -553,6 +596,12 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                     else
                         memset(row + lo, 0, (size_t)(hi - lo) * sizeof *row);
                 }
+                float *vt = V + ci * WT * nb + (ty - ty0) * TW;
+                if (avx512) {
+                    wino_bt_phases16(in, RW, TW, ph, PW);
+                    wino_btiles16(ph, PW, TW, vt, nb);
+                    continue;
+                }
                 for (int64_t X = 0; X < 4 * TW + 2; X += 8) {
                     v8 d[WA], o[WA];
                     for (int i = 0; i < WA; i++)
@@ -569,11 +618,6 @@ void snn_conv2d_winograd(const snn_conv2d *c, const float *x, const float *u,
                         for (int j = 0; j < 4; j++)
                             memcpy(ph + (k * 4 + j) * PW + (X >> 2), &p[j], sizeof p[j]);
                     }
-                float *vt = V + ci * WT * nb + (ty - ty0) * TW;
-                if (avx512) {
-                    wino_btiles16(ph, PW, TW, vt, nb);
-                    continue;
-                }
                 for (int64_t tx = 0; tx < TW; tx += 8) {
                     int nl = TW - tx < 8 ? (int)(TW - tx) : 8;
                     for (int k = 0; k < WA; k++) {
