@@ -471,6 +471,14 @@ static void advance_to(snn_session *s, int64_t t, snn_emit_fn emit, void *ctx)
         close_bin(s, s->input == SNN_INPUT_ANALOG ? s->held : s->x, emit, ctx);
 }
 
+uint64_t snn_session_steps_to(const snn_session *s, uint64_t t_us)
+{
+    if (!s->started || s->input == SNN_INPUT_AUDIO || t_us > (uint64_t)INT64_MAX)
+        return UINT64_MAX;
+    int64_t t = (int64_t)t_us, e = bin_end(s, s->k);
+    return t < e ? 0 : (uint64_t)((t - e) / s->bin_us) + 1;
+}
+
 static int check_time(snn_session *s, int64_t t, const char *what, size_t i, snn_err *err)
 {
     if (s->started && t < s->t0 + (int64_t)s->k * s->bin_us)

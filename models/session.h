@@ -163,6 +163,12 @@ int snn_session_label(snn_session *s, uint64_t t_us, int32_t index, snn_emit_fn 
  * (atomic: temporary file, fsync, rename). */
 int snn_session_save(const snn_session *s, const char *path, snn_err *err);
 
+/* How many steps input at event time t_us would close: the bins from the open one to the one
+ * that contains t_us (0 when t_us is before the open bin's end). UINT64_MAX before the first
+ * input, whose time is still unknown, and on an audio stream, whose bins are hops of samples.
+ * For a scheduler that bounds a message's work before running it; changes nothing. */
+uint64_t snn_session_steps_to(const snn_session *s, uint64_t t_us);
+
 /* 1 if the session learns. */
 int snn_session_learning(const snn_session *s);
 

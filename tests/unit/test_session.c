@@ -1,7 +1,7 @@
 /*
  * test_session.c -- event time (models/session.h): bins close on later
  * events or Flush, spike events and pre-binned counts give identical steps, a
- * rejected batch changes nothing, analog frames are sampled and held, audio
+ * rejected batch changes nothing, steps_to bounds a message's steps, analog frames are sampled and held, audio
  * models take audio only, and every allocation failure while opening a
  * session is an error.
  */
@@ -98,6 +98,44 @@ static void spikes_and_binned_give_identical_steps(void **u)
     assert_int_equal(oa.n, 8);
     snn_session_free(a);
     snn_session_free(b);
+    snn_model_free(m);
+}
+
+/* snn_session_steps_to (the scheduler's bound on a message's work) is unknown before the first
+ * event and then equals the steps that input at that time closes (a Flush closes the open bin
+ * in any case): checked against Flush and spike events at bin edges, inside bins and across a
+ * long gap. */
+static void steps_to_predicts_the_steps_closed(void **u)
+{
+    (void)u;
+    snn_model *m = small_model("spikes");
+    snn_err e;
+    snn_session *s;
+    assert_int_equal(snn_session_new(m, NULL, NULL, &s, &e), 0);
+    static outs o;
+    assert_true(snn_session_steps_to(s, 5000) == UINT64_MAX);
+    const uint32_t ch[] = {1};
+    const uint64_t t0[] = {1000}; /* bin 0 is [1000, 5000) */
+    assert_int_equal(snn_session_spikes(s, ch, t0, 1, collect, &o, &e), 0);
+    assert_int_equal(o.n, 0);
+    const uint64_t when[] = {4999, 5000, 9000, 12999, 13000, 1000 + 400 * 4000 + 17};
+    for (size_t i = 0; i < sizeof when / sizeof when[0]; i++) {
+        uint64_t k = snn_session_steps_to(s, when[i]);
+        uint64_t steps0 = snn_session_stats_get(s)->steps;
+        if (i % 2 == 0) {
+            const uint64_t t[] = {when[i]};
+            assert_int_equal(snn_session_spikes(s, ch, t, 1, collect, &o, &e), 0);
+        } else {
+            assert_int_equal(snn_session_flush(s, when[i], collect, &o, &e), 0);
+        }
+        if (i % 2 == 1 && k == 0)
+            k = 1; /* Flush closes the open bin in any case */
+        if (snn_session_stats_get(s)->steps - steps0 != k)
+            fail_msg("t_us %llu: steps_to said %llu, %llu closed", (unsigned long long)when[i], (unsigned long long)k,
+                     (unsigned long long)(snn_session_stats_get(s)->steps - steps0));
+    }
+    assert_int_equal(snn_session_steps_to(s, 0), 0); /* before the open bin */
+    snn_session_free(s);
     snn_model_free(m);
 }
 
@@ -291,6 +329,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(spikes_and_binned_give_identical_steps),
         cmocka_unit_test(rejected_batch_changes_nothing),
+        cmocka_unit_test(steps_to_predicts_the_steps_closed),
         cmocka_unit_test(analog_frames_are_sampled_and_held),
         cmocka_unit_test(segments_decide_after_silence),
         cmocka_unit_test(audio_models_take_audio_only),
