@@ -661,7 +661,7 @@ int cmd_stats(int argc, char **argv)
         if (sv)
             json_object_set_new(
                 root, "server",
-                json_pack("{s:f,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:I}", "uptime_s",
+                json_pack("{s:f,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:i,s:I,s:I,s:I}", "uptime_s",
                           sv->uptime_s, "connections", (int)sv->connections, "streams",
                           (int)sv->streams, "frames_in", (json_int_t)sv->frames_in, "frames_out",
                           (json_int_t)sv->frames_out, "bytes_in", (json_int_t)sv->bytes_in,
@@ -670,7 +670,8 @@ int cmd_stats(int argc, char **argv)
                           "subscribers_dropped", (json_int_t)sv->subscribers_dropped,
                           "errors_sent", (json_int_t)sv->errors_sent, "workers", (int)sv->workers,
                           "queued_steps", (int)sv->queued_steps, "rss_bytes",
-                          (json_int_t)sv->rss_bytes));
+                          (json_int_t)sv->rss_bytes, "batches_inline", (json_int_t)sv->batches_inline,
+                          "batches_workers", (json_int_t)sv->batches_workers));
         for (size_t i = 0; i < s->n_streams; i++)
             json_array_append_new(arr, stream_json(s->streams[i]));
         json_object_set_new(root, "streams", arr);
@@ -681,12 +682,14 @@ int cmd_stats(int argc, char **argv)
         if (sv)
             printf("server: up %.1f s, %u connections, %u streams, %u workers, %llu steps, "
                    "%llu predictions sent, %llu frames in, %llu frames out, %llu errors sent, "
-                   "%llu subscribers dropped, rss %.1f MiB\n",
+                   "%llu subscribers dropped, rss %.1f MiB, batches %llu on the loop and %llu on the "
+                   "workers\n",
                    sv->uptime_s, sv->connections, sv->streams, sv->workers,
                    (unsigned long long)sv->steps, (unsigned long long)sv->predictions_sent,
                    (unsigned long long)sv->frames_in, (unsigned long long)sv->frames_out,
                    (unsigned long long)sv->errors_sent, (unsigned long long)sv->subscribers_dropped,
-                   (double)sv->rss_bytes / 1048576.0);
+                   (double)sv->rss_bytes / 1048576.0, (unsigned long long)sv->batches_inline,
+                   (unsigned long long)sv->batches_workers);
         if (s->n_streams > 0)
             printf("%-20s %-28s %10s %10s %4s %8s %8s %10s %10s %9s %12s\n", "STREAM", "MODEL",
                    "STEPS", "EVENTS", "SUBS", "CONN_SP", "ACT_SP", "MACS/STEP", "ACS/STEP",

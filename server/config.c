@@ -45,6 +45,7 @@ void snnd_config_defaults(snnd_config *c)
     c->subscriber_soft_seconds = 10;
     c->shutdown_grace_seconds = 5;
     c->trim_interval_seconds = 10;
+    c->inline_step_us = 100;
 }
 
 static void tokens_free(snnd_config *c)
@@ -382,6 +383,10 @@ int snnd_config_load(snnd_config *c, const char *path, char *err, size_t errlen)
             if (get_num(v, path, k, 0, 86400, &d, err, errlen))
                 goto out;
             c->trim_interval_seconds = d;
+        } else if (!strcmp(k, "inline_step_us")) {
+            if (get_num(v, path, k, 0, 100000, &d, err, errlen))
+                goto out;
+            c->inline_step_us = d;
         } else if (!strcmp(k, "tokens")) {
             if (load_tokens(c, v, path, err, errlen))
                 goto out;

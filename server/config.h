@@ -55,6 +55,7 @@ typedef struct snnd_config {
     double subscriber_soft_seconds;   /* ... for this long */
     double shutdown_grace_seconds;    /* SIGTERM: at most this long to flush */
     double trim_interval_seconds;     /* return freed heap pages to the OS this often; 0: never */
+    double inline_step_us;            /* streams whose batches take less run on the loop; 0: never */
     /* access control: with no tokens every client may do everything */
     snnd_token tokens[SNND_MAX_TOKENS];
     int n_tokens;

@@ -248,6 +248,8 @@ static void on_stats(conn *c, Snnd__V1__Envelope *env)
     ss.errors_sent = s->errors_sent;
     ss.workers = (uint32_t)s->cfg.workers;
     ss.queued_steps = s->queued_items;
+    ss.batches_inline = s->batches_inline;
+    ss.batches_workers = s->batches_pool;
     long rss_pages = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {

@@ -20,7 +20,8 @@ SNN_BLAS_PREINIT
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: snnd [--config FILE] [--listen ADDR]... [--models DIR] [--workers N] [--log-level L]\n"
+            "usage: snnd [--config FILE] [--listen ADDR]... [--models DIR] [--workers N]\n"
+            "            [--inline-step-us US] [--log-level L]\n"
             "\n"
             "snnd serves spiking and binary neural networks to live sensor streams over\n"
             "length-delimited protobuf (proto/snnd.proto, package snnd.v1).\n"
@@ -31,6 +32,8 @@ static void usage(FILE *f)
             "                        (default: unix:%s and tcp:127.0.0.1:7878)\n"
             "  -m, --models DIR      model directory (default: %s)\n"
             "  -w, --workers N       model-step worker threads (default 2)\n"
+            "      --inline-step-us US  step streams whose batches take less on the loop thread,\n"
+            "                        without a worker (default 100; 0: always on the workers)\n"
             "      --log-level L     debug, info, warn or error (default info)\n"
             "      --check-config    load the configuration and the models, then exit\n"
             "  -h, --help            this text\n"
@@ -54,10 +57,12 @@ int main(int argc, char **argv)
         {"models", required_argument, 0, 'm'}, {"workers", required_argument, 0, 'w'},
         {"log-level", required_argument, 0, 'L'}, {"check-config", no_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {"inline-step-us", required_argument, 0, 'I'},
         {0, 0, 0, 0}};
     const char *config_path = NULL, *models = NULL, *level = NULL;
     char *listen[SNND_MAX_LISTEN];
     int n_listen = 0, workers = 0, check = 0, c;
+    double inline_us = -1;
     while ((c = getopt_long(argc, argv, "c:l:m:w:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config_path = optarg; break;
@@ -77,6 +82,16 @@ int main(int argc, char **argv)
                 return 2;
             }
             workers = (int)w;
+            break;
+        }
+        case 'I': {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (end == optarg || *end || !(v >= 0 && v <= 100000)) {
+                fprintf(stderr, "snnd: --inline-step-us \"%s\": expected 0..100000\n", optarg);
+                return 2;
+            }
+            inline_us = v;
             break;
         }
         case 'L': level = optarg; break;
@@ -110,6 +125,8 @@ int main(int argc, char **argv)
         snnd_config_set_models(&cfg, models);
     if (workers)
         cfg.workers = workers;
+    if (inline_us >= 0)
+        cfg.inline_step_us = inline_us;
     if (level) {
         int l = log_parse_level(level);
         if (l < 0) {
@@ -151,15 +168,16 @@ int main(int argc, char **argv)
         server_free(&srv);
         return 1;
     }
-    log_info("snnd %s ready: %d workers, max %u connections", SNND_VERSION, srv.cfg.workers,
-             srv.cfg.max_connections);
+    log_info("snnd %s ready: %d workers, inline steps under %g us, max %u connections", SNND_VERSION,
+             srv.cfg.workers, srv.cfg.inline_step_us, srv.cfg.max_connections);
     if (snn_blas_changed_from())
         log_info("OpenBLAS: AVX-512 kernels (OPENBLAS_CORETYPE=%s replaced by SkylakeX; "
                  "SNN_BLAS_CORETYPE=keep keeps it)", snn_blas_changed_from());
     if (snn_amx_ok())
         log_info("DNSMOS convolutions on AMX bf16 tiles, split precision (SNN_AMX=0 turns them off)");
     uv_run(loop, UV_RUN_DEFAULT);
-    log_info("snnd stopped");
+    log_info("snnd stopped: %llu stream batches stepped on the loop, %llu on the workers",
+             (unsigned long long)srv.batches_inline, (unsigned long long)srv.batches_pool);
     server_free(&srv);
     uv_loop_close(loop);
     return 0;

@@ -19,6 +19,19 @@ static void on_out_async(uv_async_t *h)
     stream_drain_chunks(h->data);
 }
 
+double server_busy(server *s)
+{
+    uint64_t now = uv_hrtime();
+    if (now - s->busy_t0 < 10000000u)
+        return s->loop_busy;
+    uint64_t idle = uv_metrics_idle_time(s->loop);
+    double busy = 1.0 - (double)(idle - s->busy_idle0) / (double)(now - s->busy_t0);
+    s->loop_busy = 0.7 * s->loop_busy + 0.3 * (busy < 0 ? 0 : busy);
+    s->busy_t0 = now;
+    s->busy_idle0 = idle;
+    return s->loop_busy;
+}
+
 static void on_sched_check(uv_check_t *h)
 {
     stream_submit_ready(h->data);
@@ -60,6 +73,8 @@ int server_init(server *s, uv_loop_t *loop, const snnd_config *cfg, const char *
     uv_async_init(loop, &s->out_async, on_out_async);
     s->out_async.data = s;
     s->ready_tail = &s->ready;
+    uv_loop_configure(loop, UV_METRICS_IDLE_TIME); /* for server_busy() */
+    s->busy_t0 = uv_hrtime();
     uv_check_init(loop, &s->sched_check);
     s->sched_check.data = s;
     uv_check_start(&s->sched_check, on_sched_check);

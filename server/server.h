@@ -2,12 +2,13 @@
  * server.h -- snnd's daemon: structures shared by the server's files.
  *
  * Data flow (one libuv loop thread does all I/O; model steps run on the libuv
- * thread pool, sized by "workers"):
+ * thread pool, sized by "workers", or on the loop thread itself for streams
+ * whose batches are cheap, "inline_step_us"):
  *
  *   socket -> conn.c (read, framing.h, unpack Envelope)
  *          -> handlers.c (one function per request)
- *          -> stream.c (inbox of input messages; one work item per stream at a
- *             time on the pool, so a stream's steps always run in order)
+ *          -> stream.c (inbox of input messages; one batch per stream at a
+ *             time, on the pool or inline, so a stream's steps always run in order)
  *          -> session.h (bins, model steps) -> encoded Prediction frames
  *          -> pubsub.c (one shared buffer written to every subscriber, with
  *             per-subscriber output limits) -> socket
@@ -139,6 +140,9 @@ struct stream {
     double busy_ns;
     uint64_t w_predictions; /* worker: predictions emitted */
     double w_busy_ns;       /* worker: time spent processing input */
+    double w_cost_ns;       /* worker: the longest batch, decaying by 1 % a batch */
+    uint64_t w_batches;     /* worker: batches processed */
+    int on_loop;            /* the batch runs on the loop thread (inline_step_us) */
     flow *fl;
     float *scratch;         /* worker: decoded audio samples */
     size_t scratch_cap;
@@ -173,6 +177,8 @@ struct server {
     stream *ready, **ready_tail;
     uint32_t n_ready;
     uv_check_t sched_check;  /* submits at the end of the iteration that queued */
+    double loop_busy;        /* share of recent wall time the loop thread worked (server_busy) */
+    uint64_t busy_t0, busy_idle0; /* uv_hrtime() and uv_metrics_idle_time() at the last sample */
     uv_idle_t sched_idle;    /* ... and keeps poll from sleeping when queued from a timer */
     /* output handed over by workers mid-item (stream.c) */
     uv_async_t out_async;
@@ -180,6 +186,7 @@ struct server {
     out_chunk *outq, **outq_tail;
     /* counters */
     uint64_t frames_in, frames_out, bytes_in, bytes_out, steps, predictions_sent, subs_dropped, errors_sent;
+    uint64_t batches_inline, batches_pool; /* stream batches run on the loop / on the workers */
     uint32_t queued_items;
 };
 
@@ -227,6 +234,10 @@ void stream_drain_chunks(server *s);
 /* Loop thread, once per iteration: submits the ready streams to the workers,
  * several streams per work item (one wake-up instead of one per stream). */
 void stream_submit_ready(server *s);
+
+/* Updates s->loop_busy, the share of the last tens of milliseconds the loop thread spent
+ * working rather than waiting for events (a moving average of 10 ms samples), and returns it. */
+double server_busy(server *s);
 
 /* shared buffers */
 shared_buf *shared_buf_new(size_t len);

@@ -199,6 +199,8 @@ static void handoff(stream *st)
     s->outq_tail = tail;
     pthread_mutex_unlock(&s->outq_mu);
     uv_async_send(&s->out_async);
+    if (st->on_loop)
+        return; /* the loop delivers it before the batch's other output (run_inline) */
     /* Wait for the subscribers to take it (the loop drops those that do not,
      * which cancels their writes); give up waiting after 30 s in all. */
     struct timespec until;
@@ -418,7 +420,10 @@ static void work_one(stream *st)
     for (in_item *it = st->batch; it; it = it->next)
         process(st, it); /* the loop thread, which allocated the envelopes, frees them */
     clock_gettime(CLOCK_MONOTONIC, &b);
-    st->w_busy_ns += (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+    double t = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+    st->w_busy_ns += t;
+    st->w_cost_ns = t > 0.99 * st->w_cost_ns ? t : 0.99 * st->w_cost_ns;
+    st->w_batches++;
 }
 
 /* ---- loop side ------------------------------------------------------------ */
@@ -578,20 +583,113 @@ static void group_after(uv_work_t *w, int status)
     free(g);
 }
 
+/* Loop time that inline batches may take per loop iteration, and the share of its time the
+ * loop may be busy (server_busy) for them to run at all; the rest go to the workers, so a loop
+ * that cannot keep up shares the work with them again. */
+#define INLINE_BUDGET_NS 1e6
+#define INLINE_MAX_BUSY 0.95
+#define INLINE_MAX_STEPS 256 /* and the steps one batch may close (a Flush after an hour's
+                              * silence closes ~10^6: the workers wait for slow readers) */
+
+/* An upper bound on the steps item `it` will close in st's session (UINT64_MAX: unknown). */
+static uint64_t item_steps(const stream *st, const in_item *it)
+{
+    const snn_session *ss = st->sess;
+    const Snnd__V1__Envelope *env = it->env;
+    if (!env)
+        return 1; /* the finish marker closes the open bin */
+    switch (env->msg_case) {
+    case SNND__V1__ENVELOPE__MSG_SPIKE_EVENTS: {
+        const Snnd__V1__SpikeEvents *m = env->spike_events;
+        return m->n_t_us ? snn_session_steps_to(ss, m->t_us[m->n_t_us - 1]) : 0;
+    }
+    case SNND__V1__ENVELOPE__MSG_BINNED_COUNTS: {
+        const Snnd__V1__BinnedCounts *m = env->binned_counts;
+        uint64_t gap = m->t_us ? snn_session_steps_to(ss, m->t_us) : 0;
+        size_t bins = m->n_channels ? m->n_counts / m->n_channels : 0;
+        return gap == UINT64_MAX ? gap : gap + bins;
+    }
+    case SNND__V1__ENVELOPE__MSG_TACTILE_FRAME:
+        return snn_session_steps_to(ss, env->tactile_frame->t_us);
+    case SNND__V1__ENVELOPE__MSG_FLUSH: { /* the open bin in any case */
+        uint64_t k = env->flush->t_us ? snn_session_steps_to(ss, env->flush->t_us) : 1;
+        return k ? k : 1;
+    }
+    case SNND__V1__ENVELOPE__MSG_TARGET:
+        return snn_session_steps_to(ss, env->target->t_us);
+    case SNND__V1__ENVELOPE__MSG_LABEL:
+        return snn_session_steps_to(ss, env->label->t_us);
+    default:
+        return UINT64_MAX; /* audio, SaveModel: never inline */
+    }
+}
+
+/* Whether st's batch may run on the loop thread: its batches have been measured (the first
+ * one runs on a worker), none took inline_step_us lately (w_cost_ns), it is not audio (a
+ * DNSMOS window every second takes tens of milliseconds) and it closes at most
+ * INLINE_MAX_STEPS bins (item_steps; a SaveModel, which writes a file, counts as unknown). */
+static int inline_ok(const server *s, const stream *st)
+{
+    if (s->cfg.inline_step_us <= 0 || st->w_batches == 0 ||
+        st->w_cost_ns >= s->cfg.inline_step_us * 1e3 || snn_session_input(st->sess) == SNN_INPUT_AUDIO)
+        return 0;
+    uint64_t steps = 0;
+    for (const in_item *it = st->batch; it && steps <= INLINE_MAX_STEPS; it = it->next) {
+        uint64_t k = item_steps(st, it);
+        steps = k > INLINE_MAX_STEPS ? k : steps + k;
+    }
+    return steps <= INLINE_MAX_STEPS;
+}
+
+/* Runs st's batch on the loop thread: what a worker and group_after would do, without the
+ * hand-off between threads (the lowest latency for small networks). Returns the nanoseconds
+ * it took. st may be destroyed or scheduled again when it returns. */
+static double run_inline(server *s, stream *st)
+{
+    double busy = st->w_busy_ns;
+    s->batches_inline++;
+    st->on_loop = 1;
+    work_one(st);
+    st->on_loop = 0;
+    double t = st->w_busy_ns - busy;
+    stream_drain_chunks(s); /* output handed over during the batch comes first */
+    after_one(st);
+    return t;
+}
+
 void stream_submit_ready(server *s)
 {
     if (!s->ready)
         return;
-    uint32_t n = s->n_ready, groups = (uint32_t)s->cfg.workers;
+    stream *st = s->ready;
+    s->ready = NULL;
+    s->ready_tail = &s->ready;
+    s->n_ready = 0;
+    /* streams cheap enough run here, until the budget is spent; the others wait in `rest` */
+    stream *rest = NULL, **rest_tail = &rest;
+    uint32_t n = 0;
+    double spent = server_busy(s) < INLINE_MAX_BUSY ? 0 : INLINE_BUDGET_NS;
+    while (st) {
+        stream *next = st->rnext;
+        st->rnext = NULL;
+        if (spent < INLINE_BUDGET_NS && inline_ok(s, st)) {
+            spent += run_inline(s, st);
+        } else {
+            *rest_tail = st;
+            rest_tail = &st->rnext;
+            n++;
+        }
+        st = next;
+    }
+    if (!rest)
+        return;
+    uint32_t groups = (uint32_t)s->cfg.workers;
     if (groups > n)
         groups = n;
     uint32_t per = (n + groups - 1) / groups;
     if (per > 64)
         per = 64; /* bounds the wait of the last stream in an item */
-    stream *st = s->ready;
-    s->ready = NULL;
-    s->ready_tail = &s->ready;
-    s->n_ready = 0;
+    st = rest;
     while (st) {
         work_group *g = malloc(sizeof *g + per * sizeof(stream *));
         if (!g) { /* out of memory: try again next iteration */
@@ -613,14 +711,15 @@ void stream_submit_ready(server *s)
             st = next;
         }
         g->work.data = g;
+        s->batches_pool += g->n;
         uv_queue_work(s->loop, &g->work, group_work, group_after);
     }
 }
 
 static void on_idle_submit(uv_idle_t *h)
 {
+    uv_idle_stop(h); /* first: a stream run inline and scheduled again starts it anew */
     stream_submit_ready(h->data);
-    uv_idle_stop(h);
 }
 
 static void schedule(stream *st)

@@ -791,10 +791,11 @@ static void print_server_stats(void)
     }
     const Snnd__V1__ServerStats *s = last_stats->server;
     printf("server stats: connections %u streams %u steps %llu predictions_sent %llu subscribers_dropped %llu "
-           "errors_sent %llu queued_steps %u rss %.1f MB\n",
+           "errors_sent %llu queued_steps %u rss %.1f MB batches inline %llu workers %llu\n",
            s->connections, s->streams, (unsigned long long)s->steps, (unsigned long long)s->predictions_sent,
            (unsigned long long)s->subscribers_dropped, (unsigned long long)s->errors_sent, s->queued_steps,
-           (double)s->rss_bytes / 1048576.0);
+           (double)s->rss_bytes / 1048576.0, (unsigned long long)s->batches_inline,
+           (unsigned long long)s->batches_workers);
 }
 
 /* ---- hold mode ------------------------------------------------------------ */

@@ -33,6 +33,13 @@ int itest_start(itest_daemon *d, const char *models_dir, const char *const *extr
     int n = 7;
     for (int i = 0; extra && extra[i] && n < 31; i++)
         argv[n++] = extra[i];
+    /* SNN_ITEST_ARGS: more options for every daemon of the run (one word each), e.g. to run a
+     * test binary again with "--inline-step-us 0" */
+    static char more[256];
+    const char *env = getenv("SNN_ITEST_ARGS");
+    if (env && snprintf(more, sizeof more, "%s", env) < (int)sizeof more)
+        for (char *w = strtok(more, " "); w && n < 31; w = strtok(NULL, " "))
+            argv[n++] = w;
     argv[n] = NULL;
     d->pid = fork();
     if (d->pid == 0) {

@@ -166,6 +166,59 @@ static void stream_equals_offline_and_two_subscribers_agree(void **u)
     close(fb);
 }
 
+/* Fed one bin per message, each sent after the previous prediction came back (a live
+ * decoder's pace), the small network is stepped on the loop thread (inline_step_us; the
+ * daemon_workers run sets --inline-step-us 0, and every batch runs on a worker): the
+ * predictions equal the offline run bit for bit either way, and the server's stats say where
+ * the batches ran. */
+static void lockstep_bins_equal_offline(void **u)
+{
+    (void)u;
+    enum { LOCKSTEP = 300 };
+    static preds off;
+    offline(&off);
+    const char *args = getenv("SNN_ITEST_ARGS");
+    int workers_only = args && strstr(args, "--inline-step-us 0") != NULL;
+    int fd = itest_connect(&D);
+    itest_open(fd, 1, "lock", MODEL, 1);
+    Snnd__V1__Envelope *e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_STREAM_OPENED, 5000);
+    assert_non_null(e);
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    e = itest_stats(fd, 2, NULL, 5000);
+    assert_non_null(e);
+    uint64_t inline0 = e->stats->server->batches_inline, pool0 = e->stats->server->batches_workers;
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    for (size_t k = 0; k < LOCKSTEP; k++) {
+        itest_binned(fd, "lock", input + k * NCH, NCH, 1);
+        e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_PREDICTION, 5000);
+        assert_non_null(e);
+        assert_int_equal(e->prediction->step, k);
+        assert_int_equal(e->prediction->n_values, 2);
+        if (memcmp(e->prediction->values, off.v[k], sizeof off.v[k]) != 0)
+            fail_msg("step %zu: %.9g %.9g, offline %.9g %.9g", k, e->prediction->values[0],
+                     e->prediction->values[1], off.v[k][0], off.v[k][1]);
+        snnd__v1__envelope__free_unpacked(e, NULL);
+    }
+    e = itest_stats(fd, 3, NULL, 5000);
+    assert_non_null(e);
+    uint64_t on_loop = e->stats->server->batches_inline - inline0;
+    uint64_t on_workers = e->stats->server->batches_workers - pool0;
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    print_message("# %d bins in lockstep: %llu batches on the loop, %llu on the workers%s\n", LOCKSTEP,
+                  (unsigned long long)on_loop, (unsigned long long)on_workers,
+                  workers_only ? " (--inline-step-us 0)" : "");
+    assert_int_equal(on_loop + on_workers, LOCKSTEP);
+    if (workers_only)
+        assert_int_equal(on_loop, 0);
+    else
+        assert_true(on_loop >= LOCKSTEP - 10); /* the first batch, and any that took > 100 us */
+    itest_close_stream(fd, 4, "lock");
+    e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_STREAM_CLOSED, 5000);
+    assert_non_null(e);
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    close(fd);
+}
+
 /* Expects an Error with code and a message containing `want` on fd. */
 static void expect_error(int fd, int code, const char *want)
 {
@@ -352,6 +405,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(welcome_lists_models),
         cmocka_unit_test(stream_equals_offline_and_two_subscribers_agree),
+        cmocka_unit_test(lockstep_bins_equal_offline),
         cmocka_unit_test(bad_requests_get_named_errors),
         cmocka_unit_test(malformed_frames_close_only_their_connection),
         cmocka_unit_test(stalled_subscriber_is_dropped_others_continue),

@@ -45,6 +45,7 @@ static void defaults_listen_on_unix_and_loopback_tcp(void **u)
     assert_string_equal(c.listen[1], "tcp:127.0.0.1:7878");
     assert_int_equal(c.unix_mode, 0660);
     assert_int_equal(c.max_frame_bytes, 1u << 20);
+    assert_float_equal(c.inline_step_us, 100, 0);
     snnd_config_free(&c);
 }
 
@@ -56,7 +57,7 @@ static void every_option_is_read(void **u)
     char err[512] = "";
     const char *text =
         "{\"listen\": [\"tcp:[::1]:9000\"], \"unix_socket_mode\": \"0600\", \"models\": \"/m\", \"workers\": 3,"
-        " \"log_level\": \"debug\", \"shutdown_grace_seconds\": 2,"
+        " \"log_level\": \"debug\", \"shutdown_grace_seconds\": 2, \"inline_step_us\": 0,"
         " \"limits\": {\"max_frame_bytes\": 4096, \"max_connections\": 5, \"max_streams\": 6,"
         " \"max_streams_per_connection\": 2, \"max_subscriptions_per_connection\": 3, \"input_queue_bytes\": 2048,"
         " \"subscriber_hard_limit_bytes\": 9000, \"subscriber_soft_limit_bytes\": 8000,"
@@ -68,6 +69,7 @@ static void every_option_is_read(void **u)
     assert_int_equal(c.unix_mode, 0600);
     assert_string_equal(c.models_dir, "/m");
     assert_int_equal(c.workers, 3);
+    assert_float_equal(c.inline_step_us, 0, 0);
     assert_int_equal(c.max_frame_bytes, 4096);
     assert_int_equal(c.max_connections, 5);
     assert_int_equal(c.max_streams_per_connection, 2);
@@ -95,6 +97,7 @@ static void mistakes_are_named(void **u)
     expect_error("{\"limits\": {\"subscriber_soft_limit_bytes\": 9000000, \"subscriber_hard_limit_bytes\": 8000}}",
                  "exceeds subscriber_hard_limit_bytes");
     expect_error("{\"log_level\": \"loud\"}", "log_level");
+    expect_error("{\"inline_step_us\": -1}", "inline_step_us");
     expect_error("{\"unix_socket_mode\": \"999\"}", "unix_socket_mode");
     expect_error("{\"tokens\": [{\"token\": \"short\", \"actions\": []}]}", "at least 8 characters");
     expect_error("{\"tokens\": [{\"token\": \"longenough\", \"actions\": [\"fly\"]}]}", "\"fly\" is not one of");
