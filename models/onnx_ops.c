@@ -79,13 +79,13 @@ static int conv_is_pointwise(const snn_conv2d *c)
 }
 
 /* A 3x3 stride-1 convolution of one input channel runs directly (direct_1ch) on a zero-padded
- * copy of the image: [H + pt + pb][DW] floats, rows wide enough for 8-float loads past the end. */
+ * copy of the image: [H + pt + pb][DW] floats, rows wide enough for 16-float loads past the end. */
 static int conv_is_direct(const snn_conv2d *c)
 {
     return c->C == 1 && c->KH == 3 && c->KW == 3 && c->sh == 1 && c->sw == 1 && c->dh == 1 &&
            c->dw == 1;
 }
-#define DIRECT_W(c) (((c)->OW + 7) / 8 * 8 + 8)
+#define DIRECT_W(c) (((c)->OW + 15) / 16 * 16 + 16)
 
 size_t snn_conv2d_scratch(const snn_conv2d *c)
 {
@@ -159,8 +159,14 @@ static void relu_rows(float *y, int64_t rows, int64_t n, int64_t stride)
     }
 }
 
+/* Sixteen floats, for kernels whose clones use one 512-bit register where the CPU has AVX-512
+ * (two 256-bit or four 128-bit ones elsewhere: the same operations per lane). */
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int vi16 __attribute__((vector_size(64)));
+
 /* y[co][oy][ox] = b[co] + sum_{ky,kx} w[co][ky][kx] xp[oy + ky][ox + kx] for the padded copy xp
- * of a 1-channel image, eight outputs at a time (written once: no im2col, no second pass). */
+ * of a 1-channel image, sixteen outputs at a time: the nine shifted input vectors are loaded
+ * once and serve every output channel (written once: no im2col, no second pass). */
 SNN_MULTIVERSION
 static void direct_1ch(const snn_conv2d *c, const float *x, const float *w, const float *b,
                        int relu, float *y, float *xp)
@@ -170,24 +176,25 @@ static void direct_1ch(const snn_conv2d *c, const float *x, const float *w, cons
     for (int64_t iy = 0; iy < c->H; iy++)
         memcpy(xp + (iy + c->pt) * DW + c->pl, x + iy * c->W, (size_t)c->W * sizeof *x);
     for (int64_t oy = 0; oy < c->OH; oy++) {
-        const float *r0 = xp + oy * DW, *r1 = r0 + DW, *r2 = r1 + DW;
-        for (int64_t co = 0; co < c->Co; co++) {
-            const float *k = w + co * 9;
-            float *yr = y + co * ys + oy * OW;
-            v8 bias = (v8){0} + (b ? b[co] : 0.0f);
-            for (int64_t ox = 0; ox < OW; ox += 8) {
-                v8 acc = bias, t;
-#define TAP(r, j, kk) LD8(t, r + ox + j); acc += k[kk] * t
-                TAP(r0, 0, 0); TAP(r0, 1, 1); TAP(r0, 2, 2);
-                TAP(r1, 0, 3); TAP(r1, 1, 4); TAP(r1, 2, 5);
-                TAP(r2, 0, 6); TAP(r2, 1, 7); TAP(r2, 2, 8);
-#undef TAP
+        const float *r[3] = {xp + oy * DW, xp + (oy + 1) * DW, xp + (oy + 2) * DW};
+        for (int64_t ox = 0; ox < OW; ox += 16) {
+            vf16 t[9];
+            for (int kk = 0; kk < 9; kk++)
+                memcpy(&t[kk], r[kk / 3] + ox + kk % 3, sizeof t[kk]);
+            int64_t n = OW - ox < 16 ? OW - ox : 16;
+            for (int64_t co = 0; co < c->Co; co++) {
+                const float *k = w + co * 9;
+                vf16 acc = (vf16){0} + (b ? b[co] : 0.0f);
+                for (int kk = 0; kk < 9; kk++)
+                    acc += k[kk] * t[kk];
                 if (relu)
-                    acc = (v8)((v8i)acc & (acc > (v8){0}));
-                if (OW - ox >= 8)
-                    memcpy(yr + ox, &acc, sizeof acc);
+                    acc = (vf16)((vi16)acc & (acc > (vf16){0}));
+                float *yr = y + co * ys + oy * OW + ox;
+                if (n == 16)
+                    memcpy(yr, &acc, sizeof acc);
                 else
-                    store_part(yr + ox, &acc, OW - ox);
+                    for (int64_t i = 0; i < n; i++)
+                        yr[i] = acc[i];
             }
         }
     }
