@@ -73,7 +73,9 @@ int server_init(server *s, uv_loop_t *loop, const snnd_config *cfg, const char *
     uv_async_init(loop, &s->out_async, on_out_async);
     s->out_async.data = s;
     s->ready_tail = &s->ready;
-    uv_loop_configure(loop, UV_METRICS_IDLE_TIME); /* for server_busy() */
+    /* for server_busy(); where libuv cannot (before 1.39) the idle time stays 0, the loop reads
+     * as fully busy and every batch goes to the workers, as before inline steps */
+    uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
     s->busy_t0 = uv_hrtime();
     uv_check_init(loop, &s->sched_check);
     s->sched_check.data = s;
