@@ -384,7 +384,7 @@ int snnd_config_load(snnd_config *c, const char *path, char *err, size_t errlen)
                 goto out;
             c->trim_interval_seconds = d;
         } else if (!strcmp(k, "inline_step_us")) {
-            if (get_num(v, path, k, 0, 100000, &d, err, errlen))
+            if (get_num(v, path, k, 0, SNND_INLINE_STEP_US_MAX, &d, err, errlen))
                 goto out;
             c->inline_step_us = d;
         } else if (!strcmp(k, "tokens")) {

@@ -56,6 +56,7 @@ typedef struct snnd_config {
     double shutdown_grace_seconds;    /* SIGTERM: at most this long to flush */
     double trim_interval_seconds;     /* return freed heap pages to the OS this often; 0: never */
     double inline_step_us;            /* streams whose batches take less run on the loop; 0: never */
+#define SNND_INLINE_STEP_US_MAX 100000 /* the largest inline_step_us accepted */
     /* access control: with no tokens every client may do everything */
     snnd_token tokens[SNND_MAX_TOKENS];
     int n_tokens;

@@ -249,7 +249,7 @@ static void on_stats(conn *c, Snnd__V1__Envelope *env)
     ss.workers = (uint32_t)s->cfg.workers;
     ss.queued_steps = s->queued_items;
     ss.batches_inline = s->batches_inline;
-    ss.batches_workers = s->batches_pool;
+    ss.batches_workers = s->batches_workers;
     long rss_pages = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {

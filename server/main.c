@@ -87,8 +87,9 @@ int main(int argc, char **argv)
         case 'I': {
             char *end;
             double v = strtod(optarg, &end);
-            if (end == optarg || *end || !(v >= 0 && v <= 100000)) {
-                fprintf(stderr, "snnd: --inline-step-us \"%s\": expected 0..100000\n", optarg);
+            if (end == optarg || *end || !(v >= 0 && v <= SNND_INLINE_STEP_US_MAX)) {
+                fprintf(stderr, "snnd: --inline-step-us \"%s\": expected 0..%d\n", optarg,
+                        SNND_INLINE_STEP_US_MAX);
                 return 2;
             }
             inline_us = v;
@@ -177,7 +178,7 @@ int main(int argc, char **argv)
         log_info("DNSMOS convolutions on AMX bf16 tiles, split precision (SNN_AMX=0 turns them off)");
     uv_run(loop, UV_RUN_DEFAULT);
     log_info("snnd stopped: %llu stream batches stepped on the loop, %llu on the workers",
-             (unsigned long long)srv.batches_inline, (unsigned long long)srv.batches_pool);
+             (unsigned long long)srv.batches_inline, (unsigned long long)srv.batches_workers);
     server_free(&srv);
     uv_loop_close(loop);
     return 0;

@@ -186,7 +186,7 @@ struct server {
     out_chunk *outq, **outq_tail;
     /* counters */
     uint64_t frames_in, frames_out, bytes_in, bytes_out, steps, predictions_sent, subs_dropped, errors_sent;
-    uint64_t batches_inline, batches_pool; /* stream batches run on the loop / on the workers */
+    uint64_t batches_inline, batches_workers; /* stream batches run on the loop / on the workers */
     uint32_t queued_items;
 };
 

@@ -711,7 +711,7 @@ void stream_submit_ready(server *s)
             st = next;
         }
         g->work.data = g;
-        s->batches_pool += g->n;
+        s->batches_workers += g->n;
         uv_queue_work(s->loop, &g->work, group_work, group_after);
     }
 }

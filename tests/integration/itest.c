@@ -37,7 +37,11 @@ int itest_start(itest_daemon *d, const char *models_dir, const char *const *extr
      * test binary again with "--inline-step-us 0" */
     static char more[256];
     const char *env = getenv("SNN_ITEST_ARGS");
-    if (env && snprintf(more, sizeof more, "%s", env) < (int)sizeof more)
+    if (env && snprintf(more, sizeof more, "%s", env) >= (int)sizeof more) {
+        fprintf(stderr, "SNN_ITEST_ARGS is longer than %zu bytes\n", sizeof more - 1);
+        return -1;
+    }
+    if (env)
         for (char *w = strtok(more, " "); w && n < 31; w = strtok(NULL, " "))
             argv[n++] = w;
     argv[n] = NULL;
