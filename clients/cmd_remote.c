@@ -447,7 +447,9 @@ static const char *const sub_help =
     "Subscribes to STREAM and prints every prediction and decision as one JSON\n"
     "line until the stream closes or Ctrl-C:\n"
     "  {\"stream\":\"s\",\"step\":12,\"t\":0.052000,\"values\":{\"vx\":0.1,\"vy\":-0.2},\"hidden_spikes\":3}\n"
-    "  {\"stream\":\"s\",\"step\":99,\"t\":0.4,\"decision\":{\"label\":\"A\",\"index\":1,...},\"final\":true}\n" CONN_HELP;
+    "  {\"stream\":\"s\",\"step\":99,\"t\":0.4,\"decision\":{\"label\":\"A\",\"index\":1,...},\"final\":true}\n"
+    "A prediction the stream's decision does not count (a DNSMOS window that\n"
+    "dnsmos_local.py skips) ends in ,\"outside_decision\":true.\n" CONN_HELP;
 
 static void json_values(FILE *f, const float *v, size_t n, char *const *names, size_t n_names)
 {
@@ -544,7 +546,8 @@ int cmd_sub(int argc, char **argv)
             fprintf(stdout, ",\"step\":%llu,\"t\":%.6f,\"values\":", (unsigned long long)p->step,
                     (double)p->t_us / 1e6);
             json_values(stdout, p->values, p->n_values, names, n_names);
-            fprintf(stdout, ",\"hidden_spikes\":%u}\n", p->hidden_spikes);
+            fprintf(stdout, ",\"hidden_spikes\":%u%s}\n", p->hidden_spikes,
+                    p->outside_decision ? ",\"outside_decision\":true" : "");
         } else if (e->msg_case == SNND__V1__ENVELOPE__MSG_DECISION &&
                    strcmp(e->decision->stream_id, stream) == 0) {
             const Snnd__V1__Decision *d = e->decision;

@@ -519,6 +519,14 @@ static uint64_t window_macs(const dnsmos_model *m)
     return snn_onnx_flops(m->g) / 2;
 }
 
+int snn_dnsmos_local_scores(uint64_t i)
+{
+    /* Python: int(idx * hop_len_samples), int((idx + INPUT_LENGTH) * hop_len_samples); the
+     * same two IEEE double operations here (an FMA cannot contract them) */
+    double end = ((double)i + 9.01) * (double)SNN_DNSMOS_HOP;
+    return (int64_t)end - (int64_t)(i * SNN_DNSMOS_HOP) >= SNN_DNSMOS_WINDOW;
+}
+
 static void count_ops(const dnsmos_model *m, snn_step_info *info)
 {
     uint64_t macs = window_macs(m);
@@ -561,6 +569,7 @@ int snn_dnsmos_step_samples(const snn_model *bm, snn_state *s, const float *x, s
             count_ops(m, info);
         }
         s->st.macs = 0;
+        info->outside_decision = !snn_dnsmos_local_scores(s->windows);
         s->windows++;
         info->has_output = 1;
     }
@@ -599,7 +608,7 @@ static int dnsmos_finish(const snn_model *bm, snn_state *s, float *out, snn_step
     float o[6];
     int used = 0;
     for (int i = 0; i < hops; i++) {
-        if ((size_t)i * SNN_DNSMOS_HOP + SNN_DNSMOS_WINDOW > L)
+        if ((size_t)i * SNN_DNSMOS_HOP + SNN_DNSMOS_WINDOW > L || !snn_dnsmos_local_scores((uint64_t)i))
             continue;
         snn_dnsmos_window(bm, s, s->tile + (size_t)i * SNN_DNSMOS_HOP, o);
         for (uint32_t k = 0; k < bm->n_out; k++)

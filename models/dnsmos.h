@@ -31,6 +31,16 @@
  * 144160 samples long) and the mean over its windows is output; a clip of
  * 144160 .. 159999 samples gets its single window. Per clip, the mean of the
  * step outputs (SNN_DECISION_MEAN) is dnsmos_local.py's clip score.
+ *
+ * Which windows dnsmos_local.py scores: it cuts window i as
+ *   audio[int(i * 16000) : int((i + 9.01) * 16000)]
+ * in double precision and skips a cut shorter than 144160 samples. 9.01 is not exact in
+ * binary, and for some i the end rounds down to one sample short: windows 7..23 and
+ * 119..122 among the first 400, for example, are never scored. snnd still computes and
+ * pushes those windows (a monitor wants a score every second), marks them
+ * outside_decision (model.h) and leaves them out of the clip mean, so that the mean is
+ * dnsmos_local.py's clip score for clips of any length; finish() leaves them out of a
+ * tiled clip's mean likewise (a clip tiled to 17 s or more: windows 7 and 8).
  */
 #ifndef SNN_DNSMOS_H
 #define SNN_DNSMOS_H
@@ -56,6 +66,10 @@ int snn_onnx_model_load(const char *path, const snn_allocator *a, snn_model **ou
  * (always from scratch). modelfile.c calls this when the metadata format is snnd-dnsmos-bam. */
 int snn_dnsmos_bam_model_load(snn_st *st, const char *path, const snn_allocator *a,
                               snn_model **out, snn_err *err);
+
+/* 1 if dnsmos_local.py scores window i (the cut above is 144160 samples long), 0 if it
+ * skips it. */
+int snn_dnsmos_local_scores(uint64_t i);
 
 /* 1 for a P.808 model, 0 for P.835. */
 int snn_dnsmos_is_p808(const snn_model *m);

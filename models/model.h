@@ -65,6 +65,8 @@ typedef struct snn_step_info {
     uint64_t dense_ops;      /* synaptic operations a dense implementation does */
     uint64_t eff_macs;       /* effective multiply-accumulates (non-spiking, non-zero inputs) */
     uint64_t eff_acs;        /* effective accumulates (driven by binary spikes) */
+    int outside_decision;    /* 1: the prediction is not counted in the decision (a DNSMOS
+                              * window dnsmos_local.py does not score, dnsmos.h) */
 } snn_step_info;
 
 /* How a model's per-step outputs become one decision for a recording. */

@@ -403,7 +403,8 @@ static void decide(snn_session *s, int final, snn_emit_fn emit, void *ctx)
     acc_reset(s);
 }
 
-/* Accumulates the step's output s->y for the decision and emits it. */
+/* Accumulates the step's output s->y for the decision (unless the model leaves it out) and
+ * emits it. */
 static void deliver(snn_session *s, const snn_step_info *info, snn_emit_fn emit, void *ctx)
 {
     const snn_model *m = s->m;
@@ -411,6 +412,11 @@ static void deliver(snn_session *s, const snn_step_info *info, snn_emit_fn emit,
                     .n = m->n_out, .info = *info, .index = -1, .learning = s->ep != NULL,
                     .loss = (float)s->ep_loss};
     s->stats.outputs++;
+    if (info->outside_decision) {
+        if (emit)
+            emit(ctx, &o);
+        return;
+    }
     for (uint32_t i = 0; i < m->n_out; i++) {
         s->acc_sum[i] += s->y[i];
         if (s->y[i] > s->acc_max[i])

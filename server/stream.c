@@ -255,6 +255,7 @@ static void emit(void *ctx, const snn_output *o)
         p.hidden_spikes = o->info.hidden_spikes;
         p.learning = o->learning != 0;
         p.loss = o->loss;
+        p.outside_decision = o->info.outside_decision != 0;
         env.msg_case = SNND__V1__ENVELOPE__MSG_PREDICTION;
         env.prediction = &p;
         st->w_predictions++;
