@@ -4,6 +4,7 @@
 #include "wav.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -149,6 +150,12 @@ int snn_wav_parse(const uint8_t *buf, size_t len, const char *label,
                 for (size_t c = 0; c < ch; c++)
                     sum += sample_at(d + (i * ch + c) * bps, fmt, bits);
                 w->x[i] = (float)(sum / ch);
+                if (!isfinite(w->x[i])) { /* NaN, infinity, or a double beyond float's range */
+                    a->free(w->x);
+                    w->x = NULL;
+                    return snn_err_set(err, SNN_EFORMAT, "%s: sample %zu (at %.6f s) is not a finite float",
+                                       label, i, (double)i / rate);
+                }
             }
             w->a = a;
             w->n = n;

@@ -47,7 +47,9 @@ typedef struct snn_wav {
 
 /* Parses len bytes of a WAVE file; label names it in errors. On success *w
  * owns the samples (snn_wav_free). Errors: -SNN_EFORMAT (malformed or
- * truncated), -SNN_ENOTSUP (valid WAVE snnd does not read), -SNN_ENOMEM. */
+ * truncated, or a float sample that is NaN, infinite or beyond float's range:
+ * the error names the first), -SNN_ENOTSUP (valid WAVE snnd does not read),
+ * -SNN_ENOMEM. */
 int snn_wav_parse(const uint8_t *buf, size_t len, const char *label,
                   const snn_allocator *a, snn_wav *w, snn_err *err);
 

@@ -102,6 +102,33 @@ static void test_f32_mono(void **st)
     snn_wav_free(&w);
 }
 
+/* A float sample that is NaN, infinite or (64-bit) beyond float's range is refused, naming the
+ * first such sample, and nothing is leaked. */
+static void test_non_finite(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    snn_wav w;
+    snn_err e = {{0}};
+    const float nan4[4] = {0.1f, 0.2f, NAN, 0.3f};
+    size_t n = make_wav(b, 3, 1, 16000, 32, nan4, sizeof nan4, 0);
+    assert_int_equal(snn_wav_parse(b, n, "n.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_non_null(strstr(e.msg, "n.wav: sample 2 (at 0.000125 s) is not a finite float"));
+    const float inf2[2] = {INFINITY, 0.0f};
+    n = make_wav(b, 3, 1, 16000, 32, inf2, sizeof inf2, 0);
+    assert_int_equal(snn_wav_parse(b, n, "i.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_non_null(strstr(e.msg, "i.wav: sample 0 "));
+    const double big[3] = {0.5, -0.5, 1e300};
+    n = make_wav(b, 3, 1, 8000, 64, big, sizeof big, 0);
+    assert_int_equal(snn_wav_parse(b, n, "d.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_non_null(strstr(e.msg, "d.wav: sample 2 "));
+    const double ok[3] = {0.5, -0.5, 3.0}; /* out of [-1, 1] but finite: read as is, as soundfile does */
+    n = make_wav(b, 3, 1, 8000, 64, ok, sizeof ok, 0);
+    assert_int_equal(snn_wav_parse(b, n, "o.wav", &snn_test_allocator, &w, &e), 0);
+    assert_true(w.x[2] == 3.0f);
+    snn_wav_free(&w);
+}
+
 /* A file cut short (RIFF size larger than the bytes present) is a format error. */
 static void test_truncated(void **st)
 {
@@ -334,6 +361,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_s16_mono),
         cmocka_unit_test(test_f32_mono),
+        cmocka_unit_test(test_non_finite),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_streamed_sizes),
