@@ -82,6 +82,7 @@ typedef struct out_writer {
     const char *const *names; /* n_out output names */
     int header_done;
     uint64_t rows, decisions;
+    struct cli_progress *pg; /* optional: its line is erased before a write (progress.h) */
 } out_writer;
 
 /* Writes one prediction row (the header "step,t,<names>" first). Ignored

@@ -2,6 +2,7 @@
  * cli_util.c -- helpers shared by the `snn` subcommands (see cli.h).
  */
 #include "cli.h"
+#include "progress.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -200,6 +201,7 @@ void out_prediction(out_writer *w, uint64_t step, uint64_t t_us, const float *v,
 {
     if (w->decisions_only)
         return;
+    cli_progress_clear(w->pg);
     out_header(w);
     fprintf(w->f, "%llu,%.6f", (unsigned long long)step, (double)t_us / 1e6);
     for (uint32_t i = 0; i < n; i++)
@@ -213,6 +215,7 @@ void out_decision(out_writer *w, const char *label, int32_t index, const float *
 {
     if (!w->decisions_only)
         return;
+    cli_progress_clear(w->pg);
     if ((label && label[0]) || index >= 0) {
         fputs("{\"label\":", w->f);
         cli_json_string(w->f, label ? label : "");

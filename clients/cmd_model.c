@@ -6,6 +6,7 @@
  * daemon prints the same bytes.
  */
 #include "cli.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -145,12 +146,16 @@ static const char *const run_help =
     "  --decision       print only decisions, one JSON object per line\n"
     "  --input-kind K   spikes, binned, tactile, analog or audio (default: the model's)\n"
     "  --bin-us N       bin width in microseconds (default: the model's dt)\n"
-    "  --silence-ms N   end a segment (and decide) after N ms without input\n";
+    "  --silence-ms N   end a segment (and decide) after N ms without input\n"
+    "  --progress       a progress line on stderr even when it is not a terminal (on a\n"
+    "                   terminal it is shown by default, once a run takes over 1 s)\n"
+    "  --no-progress    no progress line\n";
 
 /* Parsed options of run and replay. */
 typedef struct run_opts {
     const char *model, *input, *dir, *out;
     int decision;
+    progress_mode progress;
     int input_kind; /* snn_input_kind; 0 = default */
     uint32_t bin_us;
     int64_t silence_us;
@@ -183,6 +188,8 @@ int cmd_model_run(int argc, char **argv)
             return CLI_OK;
         } else if (strcmp(a, "--decision") == 0) {
             o.decision = 1;
+        } else if (strcmp(a, "--progress") == 0 || strcmp(a, "--no-progress") == 0) {
+            o.progress = a[2] == 'p' ? PROGRESS_ON : PROGRESS_OFF;
         } else if (strcmp(a, "--models") == 0 || strcmp(a, "--out") == 0 ||
                    strcmp(a, "--input-kind") == 0 || strcmp(a, "--bin-us") == 0 ||
                    strcmp(a, "--silence-ms") == 0) {
@@ -272,8 +279,15 @@ int cmd_model_run(int argc, char **argv)
     }
     out_writer w = {.f = f, .decisions_only = o.decision, .n_out = m->n_out,
                     .names = (const char *const *)m->out_names};
+    cli_progress pg;
+    if (wav.x)
+        cli_progress_start(&pg, o.progress, o.input, (double)wav.n / wav.sample_rate, 1);
+    else
+        cli_progress_start(&pg, o.progress, o.input, (double)csv.n_rows, 0);
+    w.pg = &pg;
     for (long i = 0; i < n_ops && rc >= 0; i++) {
         const feed_op *op = &ops[i];
+        cli_progress_update(&pg, wav.x ? (double)op->first / wav.sample_rate : (double)op->first);
         if (op->kind == FEED_BINNED)
             rc = snn_session_binned(s, csv.values + op->first * csv.n_ch, csv.n_ch, op->n, op->t_us,
                                     emit_out, &w, &err);
@@ -295,6 +309,7 @@ int cmd_model_run(int argc, char **argv)
             snprintf(msg, sizeof msg, "%s: end of input: %s", o.input,
                      err.msg[0] ? err.msg : snn_strerror(rc));
     }
+    cli_progress_end(&pg);
     if (rc < 0) {
         cli_fail("%s", msg);
         goto done;

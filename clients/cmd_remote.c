@@ -3,6 +3,7 @@
  * `snn replay`, `snn sub`, `snn stats`, `snn models`.
  */
 #include "cli.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -82,7 +83,8 @@ static const char *const replay_help =
     "exactly as `snn model run` does.\n"
     "\n"
     "  --realtime       pace the messages by their timestamps\n"
-    "  --out FILE, --decision, --input-kind K, --bin-us N, --silence-ms N: as model run\n"
+    "  --out FILE, --decision, --input-kind K, --bin-us N, --silence-ms N,\n"
+    "  --progress, --no-progress: as model run\n"
     "  --option KEY=VALUE  an OpenStream option (repeatable), e.g. learn=eprop, lr=0.001\n" CONN_HELP;
 
 typedef struct replay {
@@ -95,6 +97,7 @@ typedef struct replay {
     uint32_t close_id;
     int failed;
     const char *input;
+    cli_progress *pg; /* erased before an error is printed */
 } replay;
 
 /* Handles one envelope that arrived during a replay. */
@@ -123,6 +126,7 @@ static void replay_on(replay *r, const Snnd__V1__Envelope *env)
         const Snnd__V1__Error *e = env->error;
         uint32_t rid = e->request_id ? e->request_id : env->id;
         char where[96] = "";
+        cli_progress_end(r->pg);
         if (rid >= r->first_data_id && rid < r->first_data_id + (uint32_t)r->n_ops) {
             const feed_op *op = &r->ops[rid - r->first_data_id];
             snprintf(where, sizeof where, "%s %s %zu: ", r->input,
@@ -189,6 +193,7 @@ int cmd_replay(int argc, char **argv)
     conn_opts co = {0};
     const char *model = NULL, *input = NULL, *out = NULL, *stream = NULL;
     int decision = 0, realtime = 0, kind_opt = 0;
+    progress_mode progress = PROGRESS_AUTO;
     char extra_keys[16][64];
     const char *extra_vals[16];
     int n_extra = 0;
@@ -209,6 +214,8 @@ int cmd_replay(int argc, char **argv)
             realtime = 1;
         } else if (strcmp(a, "--decision") == 0) {
             decision = 1;
+        } else if (strcmp(a, "--progress") == 0 || strcmp(a, "--no-progress") == 0) {
+            progress = a[2] == 'p' ? PROGRESS_ON : PROGRESS_OFF;
         } else if (!strcmp(a, "--out") || !strcmp(a, "--stream") || !strcmp(a, "--input-kind") ||
                    !strcmp(a, "--bin-us") || !strcmp(a, "--silence-ms") || !strcmp(a, "--option")) {
             if (++i == argc)
@@ -360,10 +367,16 @@ int cmd_replay(int argc, char **argv)
         cli_fail("--out %s: %s", out, strerror(errno));
         goto done;
     }
-    replay r = {.stream = stream, .ops = ops, .n_ops = n_ops, .input = input,
+    cli_progress pg;
+    if (is_wav)
+        cli_progress_start(&pg, progress, input, (double)wav.n / wav.sample_rate, 1);
+    else
+        cli_progress_start(&pg, progress, input, (double)csv.n_rows, 0);
+    replay r = {.stream = stream, .ops = ops, .n_ops = n_ops, .input = input, .pg = &pg,
                 .w = {.f = f, .decisions_only = decision, .n_out = (uint32_t)so->model->n_outputs,
                       .names = so->model->n_output_names == so->model->n_outputs
-                                   ? (const char *const *)so->model->output_names : NULL}};
+                                   ? (const char *const *)so->model->output_names : NULL,
+                      .pg = &pg}};
 
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -375,6 +388,7 @@ int cmd_replay(int argc, char **argv)
                                                 : (uint64_t)op->first * bin;
         if (i == 0)
             t_first = t_op;
+        cli_progress_update(&pg, is_wav ? (double)op->first / wav.sample_rate : (double)op->first);
         if (realtime)
             sleep_until(&start, t_op - t_first);
         if (op->kind == FEED_BINNED)
@@ -404,6 +418,7 @@ int cmd_replay(int argc, char **argv)
         replay_on(&r, e);
         snnc_envelope_free(e);
     }
+    cli_progress_end(&pg);
     if (r.closed)
         opened = 0;
     if (r.failed)
