@@ -68,6 +68,12 @@ long feed_plan_csv(const snn_csv *csv, int kind, uint32_t bin_us, feed_op **ops,
  * naming the file; returns -1 then (*w holds nothing), 0 on success. */
 int cli_read_wav(const char *path, snn_wav *w);
 
+struct snn_model;
+/* Loads MODEL: an existing file, or NAME in dir_opt (NULL: --models' default, $SNN_MODELS,
+ * else the zoo the build knows) as NAME.safetensors, .onnx or .nir (first found). Prints the
+ * error and returns NULL on failure. (cmd_model.c, built with the snn tool's SNN_ZOO_DIR.) */
+struct snn_model *cli_load_model(const char *name, const char *dir_opt);
+
 /* The plan for n audio samples: chunks of FEED_AUDIO_SAMPLES. */
 long feed_plan_audio(size_t n, feed_op **ops);
 
@@ -105,6 +111,8 @@ void cli_json_string(FILE *f, const char *s);
 /* Subcommands: argc/argv start at the subcommand's own arguments. */
 int cmd_model_info(int argc, char **argv);
 int cmd_model_run(int argc, char **argv);
+/* snn dnsmos PATH...: dnsmos_local.py's clip CSV (cmd_dnsmos.c). */
+int cmd_dnsmos(int argc, char **argv);
 int cmd_model_train(int argc, char **argv); /* cmd_train.c */
 int cmd_model_save(int argc, char **argv);  /* cmd_remote.c */
 int cmd_replay(int argc, char **argv);

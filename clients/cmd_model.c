@@ -49,9 +49,7 @@ static const char *models_dir(const char *opt)
     return "models/zoo";
 }
 
-/* Loads MODEL: an existing file, or NAME in dir as NAME.safetensors, .onnx
- * or .nir (first found). Prints the error and returns NULL on failure. */
-static snn_model *load_model(const char *name, const char *dir_opt)
+snn_model *cli_load_model(const char *name, const char *dir_opt)
 {
     static const char *const ext[] = {".safetensors", ".onnx", ".nir"};
     char path[2048];
@@ -109,7 +107,7 @@ int cmd_model_info(int argc, char **argv)
     }
     if (!model)
         return cli_usage("model info: missing MODEL");
-    snn_model *m = load_model(model, dir);
+    snn_model *m = cli_load_model(model, dir);
     if (!m)
         return CLI_FAIL;
     json_t *obj = json_object();
@@ -227,7 +225,7 @@ int cmd_model_run(int argc, char **argv)
     if (!o.model || !o.input)
         return cli_usage("model run: expected MODEL INPUT");
 
-    snn_model *m = load_model(o.model, o.dir);
+    snn_model *m = cli_load_model(o.model, o.dir);
     if (!m)
         return CLI_FAIL;
     int status = CLI_FAIL;
@@ -281,9 +279,9 @@ int cmd_model_run(int argc, char **argv)
                     .names = (const char *const *)m->out_names};
     cli_progress pg;
     if (wav.x)
-        cli_progress_start(&pg, o.progress, o.input, (double)wav.n / wav.sample_rate, 1);
+        cli_progress_start(&pg, o.progress, o.input, (double)wav.n / wav.sample_rate, NULL);
     else
-        cli_progress_start(&pg, o.progress, o.input, (double)csv.n_rows, 0);
+        cli_progress_start(&pg, o.progress, o.input, (double)csv.n_rows, "rows");
     w.pg = &pg;
     for (long i = 0; i < n_ops && rc >= 0; i++) {
         const feed_op *op = &ops[i];

@@ -126,7 +126,7 @@ static void replay_on(replay *r, const Snnd__V1__Envelope *env)
         const Snnd__V1__Error *e = env->error;
         uint32_t rid = e->request_id ? e->request_id : env->id;
         char where[96] = "";
-        cli_progress_end(r->pg);
+        cli_progress_erase(r->pg);
         if (rid >= r->first_data_id && rid < r->first_data_id + (uint32_t)r->n_ops) {
             const feed_op *op = &r->ops[rid - r->first_data_id];
             snprintf(where, sizeof where, "%s %s %zu: ", r->input,
@@ -369,9 +369,9 @@ int cmd_replay(int argc, char **argv)
     }
     cli_progress pg;
     if (is_wav)
-        cli_progress_start(&pg, progress, input, (double)wav.n / wav.sample_rate, 1);
+        cli_progress_start(&pg, progress, input, (double)wav.n / wav.sample_rate, NULL);
     else
-        cli_progress_start(&pg, progress, input, (double)csv.n_rows, 0);
+        cli_progress_start(&pg, progress, input, (double)csv.n_rows, "rows");
     replay r = {.stream = stream, .ops = ops, .n_ops = n_ops, .input = input, .pg = &pg,
                 .w = {.f = f, .decisions_only = decision, .n_out = (uint32_t)so->model->n_outputs,
                       .names = so->model->n_output_names == so->model->n_outputs

@@ -14,11 +14,11 @@ static double now_s(void)
 }
 
 void cli_progress_start(cli_progress *p, progress_mode mode, const char *what, double total,
-                        int seconds)
+                        const char *unit)
 {
     int tty = isatty(STDERR_FILENO);
     *p = (cli_progress){.f = NULL, .tty = tty, .stdout_tty = tty && isatty(STDOUT_FILENO), .what = what,
-                        .total = total, .seconds = seconds};
+                        .total = total, .unit = unit};
     if (mode == PROGRESS_OFF || (mode == PROGRESS_AUTO && !tty) || total <= 0)
         return;
     p->f = stderr;
@@ -34,12 +34,12 @@ void cli_progress_update(cli_progress *p, double done)
         return;
     p->last = t;
     double pct = 100.0 * done / p->total;
-    if (p->seconds)
+    if (!p->unit)
         fprintf(p->f, "%ssnn: %.0f%% of %s (%.1f of %.1f s of input, %.1fx real time)%s", p->tty ? "\r" : "",
                 pct, p->what, done, p->total, done / (t - p->t0), p->tty ? "\033[K" : "\n");
     else
-        fprintf(p->f, "%ssnn: %.0f%% of %s (%.0f of %.0f rows)%s", p->tty ? "\r" : "", pct, p->what, done,
-                p->total, p->tty ? "\033[K" : "\n");
+        fprintf(p->f, "%ssnn: %.0f%% of %s (%.0f of %.0f %s)%s", p->tty ? "\r" : "", pct, p->what, done,
+                p->total, p->unit, p->tty ? "\033[K" : "\n");
     fflush(p->f);
     p->drawn = p->tty;
 }
@@ -54,6 +54,12 @@ static void erase(cli_progress *p)
 void cli_progress_clear(cli_progress *p)
 {
     if (p && p->f && p->drawn && p->stdout_tty)
+        erase(p);
+}
+
+void cli_progress_erase(cli_progress *p)
+{
+    if (p && p->f && p->drawn)
         erase(p);
 }
 

@@ -25,17 +25,18 @@ typedef struct cli_progress {
     int tty;          /* 1: redraw in place */
     int stdout_tty;   /* 1: stdout shares the terminal: erase the line before output */
     const char *what; /* the input's name */
-    double total;     /* input seconds (or rows, when seconds is 0) */
-    int seconds;      /* 1: total and done are seconds of input */
+    double total;     /* units of input to do */
+    const char *unit; /* "rows", "clips", ...; NULL: seconds of input */
     double t0, last;  /* monotonic seconds: start, last redraw */
     int drawn;        /* a line is on the terminal */
 } cli_progress;
 
-/* Starts tracking work over total units of input named what (borrowed: must outlive p):
- * seconds = 1 for seconds of input (the line then gives the real-time factor), 0 for rows.
- * PROGRESS_AUTO shows the line only when stderr is a terminal. */
+/* Starts tracking work over total units of input named what (both strings borrowed: they
+ * must outlive p): unit NULL for seconds of input (the line then gives the real-time
+ * factor), else the unit's name ("rows", "clips"). PROGRESS_AUTO shows the line only when
+ * stderr is a terminal. */
 void cli_progress_start(cli_progress *p, progress_mode mode, const char *what, double total,
-                        int seconds);
+                        const char *unit);
 
 /* Reports done units of input so far; draws the line when it is due. Cheap when not due. */
 void cli_progress_update(cli_progress *p, double done);
@@ -43,6 +44,10 @@ void cli_progress_update(cli_progress *p, double done);
 /* Erases the line from the terminal before the command writes to stdout, where stdout is
  * that terminal too; the next due update draws it again. p may be NULL. */
 void cli_progress_clear(cli_progress *p);
+
+/* Erases the line from the terminal before the command writes a message to stderr; the
+ * next due update draws it again. p may be NULL. */
+void cli_progress_erase(cli_progress *p);
 
 /* Erases the line from the terminal (a non-terminal keeps its lines) and stops. Call before
  * the command prints an error or finishes. p may be NULL. */

@@ -17,6 +17,7 @@ static const char *const help =
     "  model info MODEL             the model's description as JSON\n"
     "  model run MODEL INPUT        run a model over a .csv or .wav input, print predictions\n"
     "  model train MODEL IN TARGETS train an RSNN model with e-prop, write a new model\n"
+    "  dnsmos PATH...               DNSMOS clip scores of .wav files, as dnsmos_local.py's CSV\n"
     "Through a running snnd:\n"
     "  replay MODEL INPUT           the same through the daemon (identical output)\n"
     "  sub STREAM                   print a stream's predictions as JSON lines\n"
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
         printf("snn %s\n", SNND_VERSION);
         return CLI_OK;
     }
+    if (strcmp(cmd, "dnsmos") == 0)
+        return cmd_dnsmos(argc - 2, argv + 2);
     if (strcmp(cmd, "model") == 0) {
         if (argc < 3)
             return cli_usage("model: expected info, run, train or save");

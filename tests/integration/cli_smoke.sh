@@ -96,4 +96,29 @@ printf 'RIFF\044\000\000\000WAVEfmt \020\000\000\000\001\000\001\000\200\076\000
 check_err "empty clip offline" "empty.wav: no samples" "$SNN" model run dnsmos-bam "$T/empty.wav"
 check_err "empty clip replay" "empty.wav: no samples" "$SNN" replay dnsmos-bam "$T/empty.wav" --socket "$SOCK"
 check_err "bad option" "unknown option --bogus" "$SNN" model run x y --bogus
+
+# snn dnsmos: dnsmos_local.py's clip CSV for a directory of clips; the scores are model run's
+# decisions, num_hops dnsmos_local.py's count (the reference's for these clips: 1, 7 and 3).
+CLIPS=${SNN_DATA_DIR:-$S/../shared/data}/dnsmos/clips
+if [ -f "$CLIPS/codec2_wia_16kHz.wav" ]; then
+    mkdir "$T/clips"
+    for c in codec2_speech_orig_16k codec2_wia_16kHz pesq_speech; do cp "$CLIPS/$c.wav" "$T/clips/"; done
+    cp "$T/empty.wav" "$T/clips/zz_empty.wav"
+    "$SNN" dnsmos "$T/clips" --out "$T/dnsmos.clips.csv" 2>"$T/dnsmos.clips.err"
+    check "dnsmos: a clip without samples fails the run" test $? -eq 1
+    check "dnsmos: the failed clip is named" grep -q "zz_empty.wav: no samples" "$T/dnsmos.clips.err"
+    check "dnsmos: header and three rows" test "$(wc -l <"$T/dnsmos.clips.csv")" -eq 4
+    check "dnsmos: header" grep -qx "filename,len_in_sec,sr,num_hops,OVRL_raw,SIG_raw,BAK_raw,OVRL,SIG,BAK,P808_MOS"         "$T/dnsmos.clips.csv"
+    check "dnsmos: num_hops as dnsmos_local.py" test "$(cut -d, -f4 "$T/dnsmos.clips.csv" | tr '\n' ' ')" =         "num_hops 1 7 3 "
+    "$SNN" model run dnsmos-p835 "$T/clips/codec2_wia_16kHz.wav" --decision >"$T/wia.json"
+    "$SNN" model run dnsmos-p808 "$T/clips/codec2_wia_16kHz.wav" --decision >"$T/wia808.json"
+    row=$(grep codec2_wia "$T/dnsmos.clips.csv")
+    want=$(sed 's/.*"SIG":\([^,]*\),"BAK":\([^,]*\),"OVRL":\([^,]*\),"SIG_raw":\([^,]*\),"BAK_raw":\([^,]*\),"OVRL_raw":\([^}]*\)}/\6,\4,\5,\3,\1,\2/' "$T/wia.json")
+    mos=$(sed 's/.*"MOS":\([^}]*\)}/\1/' "$T/wia808.json")
+    check "dnsmos: the row is model run's decisions" test "$row" = "$T/clips/codec2_wia_16kHz.wav,1,16000,7,$want,$mos"
+else
+    echo "skip snn dnsmos: $CLIPS is absent"
+fi
+check_err "dnsmos: not a P.835 model" "a P.835 model has 6" "$SNN" dnsmos "$T/empty.wav" --p835 dnsmos-p808
+check_err "dnsmos: no such path" "nosuch.wav: No such file or directory" "$SNN" dnsmos "$T/nosuch.wav"
 exit $fail

@@ -16,9 +16,9 @@
 #include "progress.h"
 
 /* Starts p forced on, writing into a temporary file instead of stderr, as a non-terminal. */
-static FILE *start_into_file(cli_progress *p, double total, int seconds)
+static FILE *start_into_file(cli_progress *p, double total, const char *unit)
 {
-    cli_progress_start(p, PROGRESS_ON, "in.wav", total, seconds);
+    cli_progress_start(p, PROGRESS_ON, "in.wav", total, unit);
     assert_non_null(p->f);
     FILE *f = tmpfile();
     assert_non_null(f);
@@ -39,7 +39,7 @@ static void test_silent_at_first_then_drawn(void **st)
 {
     (void)st;
     cli_progress p;
-    FILE *f = start_into_file(&p, 300.0, 1);
+    FILE *f = start_into_file(&p, 300.0, NULL);
     char buf[512];
     cli_progress_update(&p, 10.0); /* right after the start: not yet */
     contents(f, buf, sizeof buf);
@@ -62,7 +62,7 @@ static void test_rows(void **st)
 {
     (void)st;
     cli_progress p;
-    FILE *f = start_into_file(&p, 4000.0, 0);
+    FILE *f = start_into_file(&p, 4000.0, "rows");
     p.t0 -= 2.0;
     p.last -= 2.0 * PROGRESS_EVERY_FILE_S;
     cli_progress_update(&p, 1000.0);
@@ -77,11 +77,11 @@ static void test_off(void **st)
 {
     (void)st;
     cli_progress p;
-    cli_progress_start(&p, PROGRESS_OFF, "in.wav", 10.0, 1);
+    cli_progress_start(&p, PROGRESS_OFF, "in.wav", 10.0, NULL);
     assert_null(p.f);
     cli_progress_update(&p, 5.0); /* no stream to write to: must not crash */
     cli_progress_end(&p);
-    cli_progress_start(&p, PROGRESS_ON, "in.wav", 0.0, 1); /* nothing to track */
+    cli_progress_start(&p, PROGRESS_ON, "in.wav", 0.0, NULL); /* nothing to track */
     assert_null(p.f);
 }
 

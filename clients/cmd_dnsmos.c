@@ -1,0 +1,294 @@
+/*
+ * cmd_dnsmos.c -- `snn dnsmos`: the clip scores of a set of recordings in the CSV that
+ * Microsoft's dnsmos_local.py writes (one row per clip), from a P.835 and a P.808 model run
+ * offline through the same sessions as `snn model run`.
+ */
+#include "cli.h"
+#include "progress.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "dnsmos.h"
+#include "model.h"
+#include "session.h"
+#include "wav.h"
+
+static const char *const dnsmos_help =
+    "usage: snn dnsmos PATH... [--p835 MODEL] [--p808 MODEL | --p808 none] [--models DIR]\n"
+    "                  [--out FILE] [--progress | --no-progress]\n"
+    "\n"
+    "Scores every clip among PATH (.wav files, or directories: the .wav files in them, not\n"
+    "recursing, in name order) as Microsoft's dnsmos_local.py does, and prints its CSV, one\n"
+    "row per clip:\n"
+    "  filename,len_in_sec,sr,num_hops,OVRL_raw,SIG_raw,BAK_raw,OVRL,SIG,BAK,P808_MOS\n"
+    "The scores are the clip's means over the 9.01 s windows dnsmos_local.py scores (short\n"
+    "clips tiled; `snn model run MODEL CLIP --decision` gives the same numbers); sr is 16000,\n"
+    "the rate the models run at; len_in_sec the clip's length at that rate; num_hops\n"
+    "dnsmos_local.py's count of windows (some of which it skips: README). A clip that cannot\n"
+    "be read or scored is reported on stderr and left out, and the exit status is then 1.\n"
+    "\n"
+    "  --p835 MODEL   the P.835 model: dnsmos-p835 (default), dnsmos-bam, or a pDNSMOS\n"
+    "                 file (personalized scores, chosen by its name as dnsmos_local.py -p)\n"
+    "  --p808 MODEL   the P.808 model (default dnsmos-p808); none leaves P808_MOS out\n"
+    "  --models DIR   where model names are looked up (as model run)\n"
+    "  --out FILE     write to FILE instead of stdout\n"
+    "  --progress, --no-progress: as model run (counted in clips)\n";
+
+/* The clip names given: files as they are, directories as their *.wav files. */
+typedef struct clip_list {
+    char **path;
+    size_t n, cap;
+} clip_list;
+
+static int list_add(clip_list *l, const char *dir, const char *name)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        char **p = realloc(l->path, cap * sizeof *p);
+        if (!p)
+            return -1;
+        l->path = p;
+        l->cap = cap;
+    }
+    size_t len = (dir ? strlen(dir) + 1 : 0) + strlen(name) + 1;
+    char *s = malloc(len);
+    if (!s)
+        return -1;
+    if (dir)
+        snprintf(s, len, "%s/%s", dir, name);
+    else
+        snprintf(s, len, "%s", name);
+    l->path[l->n++] = s;
+    return 0;
+}
+
+static void list_free(clip_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->path[i]);
+    free(l->path);
+}
+
+static int is_wav_name(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return d->d_name[0] != '.' && n > 4 && strcasecmp(d->d_name + n - 4, ".wav") == 0;
+}
+
+/* Adds path (a file, or a directory's .wav files in name order). Returns 0, or -1 after
+ * reporting why. */
+static int list_path(clip_list *l, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cli_fail("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (list_add(l, NULL, path) < 0)
+            return cli_fail("out of memory"), -1;
+        return 0;
+    }
+    struct dirent **ents = NULL;
+    int n = scandir(path, &ents, is_wav_name, alphasort), rc = 0;
+    if (n < 0) {
+        cli_fail("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = list_add(l, path, ents[i]->d_name);
+        free(ents[i]);
+    }
+    free(ents);
+    if (rc < 0)
+        return cli_fail("out of memory"), -1;
+    if (n == 0)
+        fprintf(stderr, "snn: %s: no .wav files\n", path);
+    return 0;
+}
+
+typedef struct decided {
+    float v[8];
+    uint32_t n;
+    int have;
+} decided;
+
+static void keep_decision(void *ctx, const snn_output *o)
+{
+    decided *d = ctx;
+    if (o->type != SNN_OUT_DECISION)
+        return;
+    d->n = o->n < 8 ? o->n : 8;
+    memcpy(d->v, o->values, d->n * sizeof(float));
+    d->have = 1;
+}
+
+/* Runs audio model m over the clip and puts its decision (the clip's mean scores) in d.
+ * Returns 0, or -1 with msg set. */
+static int score(const snn_model *m, const snn_wav *w, const feed_op *ops, long n_ops, decided *d,
+                 char *msg, size_t len)
+{
+    snn_session *s = NULL;
+    snn_err err = {{0}};
+    snn_session_cfg cfg = {.input = SNN_INPUT_AUDIO};
+    memset(d, 0, sizeof *d);
+    int rc = snn_session_new(m, &cfg, NULL, &s, &err);
+    for (long i = 0; i < n_ops && rc >= 0; i++)
+        rc = snn_session_audio(s, w->x + ops[i].first, ops[i].n, w->sample_rate, keep_decision, d, &err);
+    if (rc >= 0)
+        rc = snn_session_finish(s, keep_decision, d, &err);
+    snn_session_free(s);
+    if (rc < 0) {
+        snprintf(msg, len, "%s: %s", m->name, err.msg[0] ? err.msg : snn_strerror(rc));
+        return -1;
+    }
+    if (!d->have) {
+        snprintf(msg, len, "%s: no score", m->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks that m takes audio and gives `outs` outputs (6: a P.835 model, 1: P.808). */
+static int check_model(const snn_model *m, const char *opt, uint32_t outs)
+{
+    snn_session *s = NULL;
+    snn_err err = {{0}};
+    snn_session_cfg cfg = {.input = SNN_INPUT_AUDIO};
+    int rc = snn_session_new(m, &cfg, NULL, &s, &err);
+    snn_session_free(s);
+    if (rc < 0)
+        return cli_usage("dnsmos: %s %s: %s", opt, m->name, err.msg[0] ? err.msg : snn_strerror(rc));
+    if (m->n_out != outs)
+        return cli_usage("dnsmos: %s %s: %u outputs, a %s model has %u", opt, m->name, m->n_out,
+                         outs == 6 ? "P.835" : "P.808", outs);
+    return 0;
+}
+
+/* dnsmos_local.py's num_hops for a clip of n samples at 16 kHz: tiled (doubled) to at least a
+ * window, then int(floor(len / 16000) - 9.01) + 1. */
+static long local_hops(size_t n)
+{
+    size_t L = n;
+    while (L > 0 && L < SNN_DNSMOS_WINDOW)
+        L *= 2;
+    return (long)((double)(L / SNN_DNSMOS_SR) - 9.01) + 1;
+}
+
+int cmd_dnsmos(int argc, char **argv)
+{
+    const char *p835 = "dnsmos-p835", *p808 = "dnsmos-p808", *dir = NULL, *out = NULL;
+    progress_mode progress = PROGRESS_AUTO;
+    clip_list clips = {0};
+    int status = CLI_FAIL, n_paths = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(dnsmos_help, stdout);
+            list_free(&clips);
+            return CLI_OK;
+        } else if (!strcmp(a, "--progress") || !strcmp(a, "--no-progress")) {
+            progress = a[2] == 'p' ? PROGRESS_ON : PROGRESS_OFF;
+        } else if (!strcmp(a, "--p835") || !strcmp(a, "--p808") || !strcmp(a, "--models") ||
+                   !strcmp(a, "--out")) {
+            if (++i == argc) {
+                list_free(&clips);
+                return cli_usage("dnsmos: %s needs a value", a);
+            }
+            if (!strcmp(a, "--p835"))
+                p835 = argv[i];
+            else if (!strcmp(a, "--p808"))
+                p808 = strcmp(argv[i], "none") == 0 ? NULL : argv[i];
+            else if (!strcmp(a, "--models"))
+                dir = argv[i];
+            else
+                out = argv[i];
+        } else if (a[0] == '-' && a[1]) {
+            list_free(&clips);
+            return cli_usage("dnsmos: unknown option %s", a);
+        } else if (n_paths++, list_path(&clips, a) < 0) {
+            list_free(&clips);
+            return CLI_FAIL;
+        }
+    }
+    if (n_paths == 0)
+        return cli_usage("dnsmos: expected PATH... (.wav files or directories)");
+    if (clips.n == 0) {
+        list_free(&clips);
+        return cli_fail("dnsmos: no clips to score");
+    }
+    snn_model *m835 = cli_load_model(p835, dir), *m808 = NULL;
+    FILE *f = NULL;
+    if (!m835 || check_model(m835, "--p835", 6))
+        goto done;
+    if (p808 && (!(m808 = cli_load_model(p808, dir)) || check_model(m808, "--p808", 1)))
+        goto done;
+    f = out ? fopen(out, "w") : stdout;
+    if (!f) {
+        cli_fail("--out %s: %s", out, strerror(errno));
+        goto done;
+    }
+    fprintf(f, "filename,len_in_sec,sr,num_hops,OVRL_raw,SIG_raw,BAK_raw,OVRL,SIG,BAK%s\n",
+            m808 ? ",P808_MOS" : "");
+    cli_progress pg;
+    cli_progress_start(&pg, progress, "the clips", (double)clips.n, "clips");
+    size_t failed = 0;
+    for (size_t i = 0; i < clips.n; i++) {
+        cli_progress_update(&pg, (double)i);
+        const char *path = clips.path[i];
+        snn_wav w = {0};
+        feed_op *ops = NULL;
+        char msg[512];
+        decided a, b = {0};
+        cli_progress_erase(&pg);
+        if (cli_read_wav(path, &w) < 0) { /* reported */
+            failed++;
+            continue;
+        }
+        long n_ops = feed_plan_audio(w.n, &ops);
+        if (n_ops < 0 || score(m835, &w, ops, n_ops, &a, msg, sizeof msg) < 0 ||
+            (m808 && score(m808, &w, ops, n_ops, &b, msg, sizeof msg) < 0)) {
+            cli_progress_erase(&pg);
+            cli_fail("%s: %s", path, n_ops < 0 ? "out of memory" : msg);
+            failed++;
+        } else {
+            cli_progress_clear(&pg);
+            /* the clip's length at 16 kHz (what the resampler gives, to within a sample) */
+            size_t n16 = w.sample_rate == SNN_DNSMOS_SR
+                             ? w.n
+                             : (size_t)llround((double)w.n * SNN_DNSMOS_SR / w.sample_rate);
+            fputs(path, f);
+            fprintf(f, ",%.9g,%d,%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", (double)n16 / SNN_DNSMOS_SR,
+                    SNN_DNSMOS_SR, local_hops(n16), a.v[5], a.v[3], a.v[4], a.v[2], a.v[0], a.v[1]);
+            if (m808)
+                fprintf(f, ",%.9g", b.v[0]);
+            fputc('\n', f);
+        }
+        free(ops);
+        snn_wav_free(&w);
+    }
+    cli_progress_end(&pg);
+    fflush(f);
+    if (ferror(f)) {
+        cli_fail("%s: write error", out ? out : "stdout");
+        goto done;
+    }
+    if (failed)
+        cli_fail("%zu of %zu clips not scored (above)", failed, clips.n);
+    else
+        status = CLI_OK;
+done:
+    if (f && f != stdout && fclose(f) != 0 && status == CLI_OK)
+        status = cli_fail("%s: %s", out, strerror(errno));
+    snn_model_free(m835);
+    snn_model_free(m808);
+    list_free(&clips);
+    return status;
+}
