@@ -7,6 +7,10 @@
 #include "progress.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <time.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -21,7 +25,7 @@
 
 static const char *const dnsmos_help =
     "usage: snn dnsmos PATH... [--p835 MODEL] [--p808 MODEL | --p808 none] [--models DIR]\n"
-    "                  [--out FILE] [--progress | --no-progress]\n"
+    "                  [--out FILE] [--jobs N] [--progress | --no-progress]\n"
     "\n"
     "Scores every clip among PATH (.wav files, or directories: the .wav files in them, not\n"
     "recursing, in name order) as Microsoft's dnsmos_local.py does, and prints its CSV, one\n"
@@ -38,6 +42,8 @@ static const char *const dnsmos_help =
     "  --p808 MODEL   the P.808 model (default dnsmos-p808); none leaves P808_MOS out\n"
     "  --models DIR   where model names are looked up (as model run)\n"
     "  --out FILE     write to FILE instead of stdout\n"
+    "  --jobs N       clips scored at once, one thread each (default: the CPUs this process\n"
+    "                 may use); rows come out in clip order whatever N is\n"
     "  --progress, --no-progress: as model run (counted in clips)\n";
 
 /* The clip names given: files as they are, directories as their *.wav files. */
@@ -172,6 +178,74 @@ static int check_model(const snn_model *m, const char *opt, uint32_t outs)
     return 0;
 }
 
+/* What a job found for one clip. */
+typedef struct clip_result {
+    int ready, failed;
+    char msg[512];   /* failed: why */
+    size_t n16;      /* the clip's length at 16 kHz */
+    decided a, b;    /* P.835's and P.808's decisions */
+} clip_result;
+
+/* Clips are handed out in order to up to JOBS_MAX threads; each has its own sessions on the
+ * shared (read-only) models. */
+#define JOBS_MAX 64
+typedef struct job_pool {
+    const snn_model *m835, *m808;
+    const clip_list *clips;
+    clip_result *res;
+    pthread_mutex_t mu;
+    pthread_cond_t done_cv;
+    size_t next, n_done;
+} job_pool;
+
+/* Scores one clip into r (no output: the main thread prints in order). */
+static void score_clip(const job_pool *jp, const char *path, clip_result *r)
+{
+    snn_wav w = {0};
+    snn_err err = {{0}};
+    feed_op *ops = NULL;
+    int rc = snn_wav_read(path, NULL, &w, &err);
+    if (rc < 0) { /* the reader's message names the file */
+        snprintf(r->msg, sizeof r->msg, "%s",
+                 err.msg[0] && strncmp(err.msg, path, strlen(path)) == 0 ? err.msg + strlen(path) + 2
+                 : err.msg[0]                                           ? err.msg
+                                                                        : snn_strerror(rc));
+        r->failed = 1;
+        return;
+    }
+    long n_ops = w.n ? feed_plan_audio(w.n, &ops) : 0;
+    if (w.n == 0)
+        snprintf(r->msg, sizeof r->msg, "no samples (an empty clip has nothing to score)");
+    else if (n_ops < 0)
+        snprintf(r->msg, sizeof r->msg, "out of memory");
+    r->failed = w.n == 0 || n_ops < 0 || score(jp->m835, &w, ops, n_ops, &r->a, r->msg, sizeof r->msg) < 0 ||
+                (jp->m808 && score(jp->m808, &w, ops, n_ops, &r->b, r->msg, sizeof r->msg) < 0);
+    /* what the resampler gives, to within a sample */
+    r->n16 = w.sample_rate == SNN_DNSMOS_SR ? w.n : (size_t)llround((double)w.n * SNN_DNSMOS_SR / w.sample_rate);
+    free(ops);
+    snn_wav_free(&w);
+}
+
+static void *job_main(void *arg)
+{
+    job_pool *jp = arg;
+    for (;;) {
+        pthread_mutex_lock(&jp->mu);
+        size_t i = jp->next < jp->clips->n ? jp->next++ : SIZE_MAX;
+        pthread_mutex_unlock(&jp->mu);
+        if (i == SIZE_MAX)
+            return NULL;
+        clip_result r = {0};
+        score_clip(jp, jp->clips->path[i], &r);
+        pthread_mutex_lock(&jp->mu);
+        jp->res[i] = r;
+        jp->res[i].ready = 1;
+        jp->n_done++;
+        pthread_cond_broadcast(&jp->done_cv);
+        pthread_mutex_unlock(&jp->mu);
+    }
+}
+
 /* dnsmos_local.py's num_hops for a clip of n samples at 16 kHz: tiled (doubled) to at least a
  * window, then int(floor(len / 16000) - 9.01) + 1. */
 static long local_hops(size_t n)
@@ -182,10 +256,19 @@ static long local_hops(size_t n)
     return (long)((double)(L / SNN_DNSMOS_SR) - 9.01) + 1;
 }
 
+/* The CPUs this process may run on (sched_getaffinity), at least 1, at most JOBS_MAX. */
+static uint64_t default_jobs(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    return n < 1 ? 1 : n > JOBS_MAX ? JOBS_MAX : (uint64_t)n;
+}
+
 int cmd_dnsmos(int argc, char **argv)
 {
     const char *p835 = "dnsmos-p835", *p808 = "dnsmos-p808", *dir = NULL, *out = NULL;
     progress_mode progress = PROGRESS_AUTO;
+    uint64_t jobs = default_jobs();
     clip_list clips = {0};
     int status = CLI_FAIL, n_paths = 0;
     for (int i = 0; i < argc; i++) {
@@ -197,7 +280,7 @@ int cmd_dnsmos(int argc, char **argv)
         } else if (!strcmp(a, "--progress") || !strcmp(a, "--no-progress")) {
             progress = a[2] == 'p' ? PROGRESS_ON : PROGRESS_OFF;
         } else if (!strcmp(a, "--p835") || !strcmp(a, "--p808") || !strcmp(a, "--models") ||
-                   !strcmp(a, "--out")) {
+                   !strcmp(a, "--out") || !strcmp(a, "--jobs")) {
             if (++i == argc) {
                 list_free(&clips);
                 return cli_usage("dnsmos: %s needs a value", a);
@@ -208,6 +291,12 @@ int cmd_dnsmos(int argc, char **argv)
                 p808 = strcmp(argv[i], "none") == 0 ? NULL : argv[i];
             else if (!strcmp(a, "--models"))
                 dir = argv[i];
+            else if (!strcmp(a, "--jobs")) {
+                if (cli_parse_u64(argv[i], JOBS_MAX, &jobs) < 0 || jobs == 0) {
+                    list_free(&clips);
+                    return cli_usage("dnsmos: --jobs %s: expected 1 to %d", argv[i], JOBS_MAX);
+                }
+            }
             else
                 out = argv[i];
         } else if (a[0] == '-' && a[1]) {
@@ -239,41 +328,60 @@ int cmd_dnsmos(int argc, char **argv)
             m808 ? ",P808_MOS" : "");
     cli_progress pg;
     cli_progress_start(&pg, progress, "the clips", (double)clips.n, "clips");
+    job_pool jp = {.m835 = m835, .m808 = m808, .clips = &clips};
+    jp.res = calloc(clips.n, sizeof *jp.res);
+    if (!jp.res) {
+        cli_fail("out of memory");
+        goto done;
+    }
+    pthread_mutex_init(&jp.mu, NULL);
+    pthread_cond_init(&jp.done_cv, NULL);
+    pthread_t th[JOBS_MAX];
+    int started = 0;
+    for (; started < (int)jobs && (size_t)started < clips.n; started++)
+        if (pthread_create(&th[started], NULL, job_main, &jp) != 0)
+            break;
+    if (started == 0)
+        job_main(&jp); /* no thread: score them here */
     size_t failed = 0;
-    for (size_t i = 0; i < clips.n; i++) {
-        cli_progress_update(&pg, (double)i);
-        const char *path = clips.path[i];
-        snn_wav w = {0};
-        feed_op *ops = NULL;
-        char msg[512];
-        decided a, b = {0};
-        cli_progress_erase(&pg);
-        if (cli_read_wav(path, &w) < 0) { /* reported */
+    for (size_t i = 0; i < clips.n; i++) { /* in clip order, as each is ready */
+        pthread_mutex_lock(&jp.mu);
+        while (!jp.res[i].ready) {
+            struct timespec t;
+            clock_gettime(CLOCK_REALTIME, &t);
+            t.tv_nsec += 200000000;
+            if (t.tv_nsec >= 1000000000) {
+                t.tv_sec++;
+                t.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&jp.done_cv, &jp.mu, &t);
+            size_t d = jp.n_done;
+            pthread_mutex_unlock(&jp.mu);
+            cli_progress_update(&pg, (double)d);
+            pthread_mutex_lock(&jp.mu);
+        }
+        pthread_mutex_unlock(&jp.mu);
+        clip_result *r = &jp.res[i];
+        if (r->failed) {
+            cli_progress_erase(&pg);
+            cli_fail("%s: %s", clips.path[i], r->msg);
             failed++;
             continue;
         }
-        long n_ops = feed_plan_audio(w.n, &ops);
-        if (n_ops < 0 || score(m835, &w, ops, n_ops, &a, msg, sizeof msg) < 0 ||
-            (m808 && score(m808, &w, ops, n_ops, &b, msg, sizeof msg) < 0)) {
-            cli_progress_erase(&pg);
-            cli_fail("%s: %s", path, n_ops < 0 ? "out of memory" : msg);
-            failed++;
-        } else {
-            cli_progress_clear(&pg);
-            /* the clip's length at 16 kHz (what the resampler gives, to within a sample) */
-            size_t n16 = w.sample_rate == SNN_DNSMOS_SR
-                             ? w.n
-                             : (size_t)llround((double)w.n * SNN_DNSMOS_SR / w.sample_rate);
-            fputs(path, f);
-            fprintf(f, ",%.9g,%d,%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", (double)n16 / SNN_DNSMOS_SR,
-                    SNN_DNSMOS_SR, local_hops(n16), a.v[5], a.v[3], a.v[4], a.v[2], a.v[0], a.v[1]);
-            if (m808)
-                fprintf(f, ",%.9g", b.v[0]);
-            fputc('\n', f);
-        }
-        free(ops);
-        snn_wav_free(&w);
+        cli_progress_clear(&pg);
+        fputs(clips.path[i], f);
+        fprintf(f, ",%.9g,%d,%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", (double)r->n16 / SNN_DNSMOS_SR,
+                SNN_DNSMOS_SR, local_hops(r->n16), r->a.v[5], r->a.v[3], r->a.v[4], r->a.v[2], r->a.v[0],
+                r->a.v[1]);
+        if (m808)
+            fprintf(f, ",%.9g", r->b.v[0]);
+        fputc('\n', f);
     }
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_cond_destroy(&jp.done_cv);
+    pthread_mutex_destroy(&jp.mu);
+    free(jp.res);
     cli_progress_end(&pg);
     fflush(f);
     if (ferror(f)) {

@@ -116,6 +116,9 @@ if [ -f "$CLIPS/codec2_wia_16kHz.wav" ]; then
     want=$(sed 's/.*"SIG":\([^,]*\),"BAK":\([^,]*\),"OVRL":\([^,]*\),"SIG_raw":\([^,]*\),"BAK_raw":\([^,]*\),"OVRL_raw":\([^}]*\)}/\6,\4,\5,\3,\1,\2/' "$T/wia.json")
     mos=$(sed 's/.*"MOS":\([^}]*\)}/\1/' "$T/wia808.json")
     check "dnsmos: the row is model run's decisions" test "$row" = "$T/clips/codec2_wia_16kHz.wav,1,16000,7,$want,$mos"
+    "$SNN" dnsmos "$T/clips" --jobs 1 --out "$T/dnsmos.j1.csv" 2>/dev/null
+    "$SNN" dnsmos "$T/clips" --jobs 3 --out "$T/dnsmos.j3.csv" 2>/dev/null
+    check "dnsmos: the same rows in the same order with 1 and 3 jobs" cmp "$T/dnsmos.j1.csv" "$T/dnsmos.j3.csv"
 else
     echo "skip snn dnsmos: $CLIPS is absent"
 fi
