@@ -4,7 +4,7 @@
  * window is complete, equal to the offline run; 8 kHz audio is resampled, and so
  * is a rate outside the four named ones (22.05 kHz), while a rate outside
  * snnd's range is an Error naming it; the binary-activation model (dnsmos-bam)
- * streams the same way.
+ * streams the same way; the clip's Decision leaves out the windows dnsmos_local.py skips.
  */
 #include <math.h>
 #include <signal.h>
@@ -292,6 +292,85 @@ static void bam_scores_once_per_second(void **u)
                            "pesq_speech_bab_0dB.wav");
 }
 
+/* 18 s of speech (four real clips back to back) through dnsmos-bam: windows 0..8 are pushed,
+ * 7 and 8 marked outside_decision (dnsmos_local.py skips them, models/dnsmos.h), and the
+ * Decision at close is the mean of windows 0..6 only. */
+static void clip_mean_leaves_out_skipped_windows(void **u)
+{
+    (void)u;
+    static const char *clip[4] = {"codec2_speech_orig_16k.wav", "pesq_speech.wav", "pesq_speech_bab_0dB.wav",
+                                  "codec2_wia_16kHz.wav"};
+    float *x = malloc(20 * 16000 * sizeof *x);
+    size_t n = 0;
+    for (int c = 0; c < 4; c++) {
+        snn_wav w;
+        snn_err err;
+        char rel[96];
+        snprintf(rel, sizeof rel, "dnsmos/clips/%s", clip[c]);
+        assert_int_equal(snn_wav_read(snn_test_data(rel), NULL, &w, &err), 0);
+        assert_true(n + w.n <= 20 * 16000);
+        memcpy(x + n, w.x, w.n * sizeof *x);
+        n += w.n;
+        snn_wav_free(&w);
+    }
+    assert_int_equal(n / 16000, 18);
+    int fd = itest_connect(&D);
+    itest_open(fd, 1, "skips", "dnsmos-bam", 1);
+    Snnd__V1__Envelope *e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_STREAM_OPENED, 10000);
+    assert_non_null(e);
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    for (size_t off = 0; off < n; off += 4000) {
+        Snnd__V1__AudioChunk a = SNND__V1__AUDIO_CHUNK__INIT;
+        a.stream_id = "skips";
+        a.sample_rate = 16000;
+        a.format = SNND__V1__SAMPLE_FORMAT__PCM_F32LE;
+        a.pcm.data = (uint8_t *)(x + off);
+        a.pcm.len = (n - off < 4000 ? n - off : 4000) * sizeof *x;
+        Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
+        env.msg_case = SNND__V1__ENVELOPE__MSG_AUDIO_CHUNK;
+        env.audio_chunk = &a;
+        itest_send(fd, &env);
+    }
+    itest_close_stream(fd, 2, "skips");
+    double in[6] = {0}, all[6] = {0}, dec[6] = {0};
+    int windows = 0, decisions = 0;
+    for (;;) {
+        e = itest_recv(fd, 60000);
+        assert_non_null(e);
+        assert_int_not_equal(e->msg_case, SNND__V1__ENVELOPE__MSG_ERROR);
+        int done = e->msg_case == SNND__V1__ENVELOPE__MSG_STREAM_CLOSED;
+        if (e->msg_case == SNND__V1__ENVELOPE__MSG_PREDICTION) {
+            assert_int_equal(e->prediction->n_values, 6);
+            assert_int_equal(e->prediction->outside_decision, windows >= 7);
+            for (int k = 0; k < 6; k++) {
+                all[k] += e->prediction->values[k] / 9.0;
+                if (windows < 7)
+                    in[k] += e->prediction->values[k] / 7.0;
+            }
+            windows++;
+        } else if (e->msg_case == SNND__V1__ENVELOPE__MSG_DECISION) {
+            assert_int_equal(e->decision->n_values, 6);
+            for (int k = 0; k < 6; k++)
+                dec[k] = e->decision->values[k];
+            decisions++;
+        }
+        snnd__v1__envelope__free_unpacked(e, NULL);
+        if (done)
+            break;
+    }
+    close(fd);
+    assert_int_equal(windows, 9);
+    assert_int_equal(decisions, 1);
+    double apart = 0;
+    for (int k = 0; k < 6; k++) {
+        assert_float_equal(dec[k], in[k], 1e-5);
+        apart = fmax(apart, fabs(in[k] - all[k]));
+    }
+    printf("# 18 s: decision = mean of windows 0..6; the mean of all 9 differs by up to %.4f\n", apart);
+    assert_true(apart > 1e-3);
+    free(x);
+}
+
 int main(void)
 {
     /* The offline runs use one OpenBLAS thread, as snnd does (server/main.c): sgemm's rounding
@@ -303,6 +382,7 @@ int main(void)
         cmocka_unit_test(other_rate_is_resampled_and_bad_rate_named),
         cmocka_unit_test(bam_scores_once_per_second),
         cmocka_unit_test(other_input_kind_is_refused_by_name),
+        cmocka_unit_test(clip_mean_leaves_out_skipped_windows),
     };
     return cmocka_run_group_tests_name("audio", tests, setup, teardown);
 }
