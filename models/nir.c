@@ -69,6 +69,7 @@ typedef struct node {
     geo g;             /* Conv, SumPool2d, AvgPool2d */
     uint32_t dims[3];  /* output shape C, H, W, when known (has_dims) */
     int has_dims;
+    int bcast;         /* parameters all scalars (shape ()): size from the source */
     uint32_t out_off;  /* offsets into the state's floats */
     uint32_t v_off, i_off;
     uint32_t ring_off, ring_len; /* Delay: ring_len slots of n_out, then the head */
@@ -677,6 +678,37 @@ static int compile_delay(cctx *c, const snn_nir_rnode *rn, node *n)
     return 0;
 }
 
+/* Marks n, a Scale, Threshold or neuron whose parameters are all scalars
+ * (shape ()), as taking its size from its first source, as numpy broadcasts
+ * a scalar over its input (snnTorch exports a layer with one scalar beta and
+ * threshold so). compile() sets the size and widens the parameters (widen). */
+static void set_bcast(node *n)
+{
+    n->bcast = 1;
+    n->n_in = n->n_out = 0;
+    n->has_dims = 0;
+}
+
+/* Widens the one-element parameter arrays of a broadcast node n (set_bcast)
+ * to its n->n_out elements, now known. Returns 0 or -SNN_ENOMEM (c->err set). */
+static int widen(cctx *c, node *n)
+{
+    float **arrs[] = {&n->s, &n->a_mem, &n->a_syn, &n->r, &n->v_leak, &n->w_in, &n->v_th,
+                      &n->v_reset};
+    for (size_t k = 0; k < sizeof arrs / sizeof arrs[0]; k++) {
+        if (!*arrs[k])
+            continue;
+        float *w = c->a->malloc((size_t)n->n_out * sizeof *w);
+        if (!w)
+            return snn_err_set(c->err, SNN_ENOMEM, "%s: out of memory", c->file);
+        for (uint32_t i = 0; i < n->n_out; i++)
+            w[i] = (*arrs[k])[0];
+        c->a->free(*arrs[k]);
+        *arrs[k] = w;
+    }
+    return 0;
+}
+
 /* Fills n (op, sizes, parameters) from the raw node rn. */
 static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_params)
 {
@@ -697,10 +729,15 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
     uint32_t sz = 0;
     switch (n->op) {
     case OP_INPUT:
-    case OP_OUTPUT:
-        if (!(p = snn_nir__param(rn, "shape")))
-            return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s' (%s): missing parameter shape",
-                               c->file, rn->name, rn->type);
+    case OP_OUTPUT: {
+        /* NIR writes "shape"; a writer that kept the node's input_type /
+         * output_type (group {input: shape} or dataset) gives the same */
+        const char *alt[2] = {"input_type", "output_type"};
+        int o = n->op == OP_OUTPUT;
+        if (!(p = snn_nir__param(rn, "shape")) && !(p = snn_nir__param(rn, alt[o])) &&
+            !(p = snn_nir__param(rn, alt[!o])))
+            return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s' (%s): missing parameter shape "
+                               "(nor %s)", c->file, rn->name, rn->type, alt[o]);
         sz = prod_of(p);
         if (!sz)
             return snn_err_set(c->err, SNN_ESHAPE, "%s: node '%s' (%s): shape must list positive "
@@ -708,6 +745,7 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
         n->n_in = n->n_out = sz;
         dims_from(n, p, 1);
         return 0;
+    }
     case OP_CONV:
         return compile_conv(c, rn, n, n_params);
     case OP_SUMPOOL:
@@ -740,7 +778,7 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
             if (!b)
                 return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s' (%s): missing parameter bias",
                                    c->file, rn->name, rn->type);
-            if (b->n != n->n_out)
+            if (b->n != n->n_out && b->n != 1) /* one value is broadcast, as numpy does */
                 return snn_err_set(c->err, SNN_ESHAPE,
                                    "%s: node '%s' (%s): bias has %u elements, weight has %u rows",
                                    c->file, rn->name, rn->type, b->n, n->n_out);
@@ -762,7 +800,10 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
         n->spiking = n->op == OP_THRESHOLD;
         dims_from(n, p, 0);
         *n_params += p->n;
-        return copy_param(c, rn, pn, p->n, 0, 1, &n->s);
+        rc = copy_param(c, rn, pn, p->n, 0, 1, &n->s);
+        if (p->ndim == 0)
+            set_bcast(n);
+        return rc;
     }
     default:
         break;
@@ -817,6 +858,11 @@ static int compile_node(cctx *c, const snn_nir_rnode *rn, node *n, uint64_t *n_p
     }
     for (uint32_t i = 0; i < rn->n_params; i++)
         *n_params += rn->params[i].n;
+    int all_scalar = 1;
+    for (uint32_t i = 0; i < rn->n_params; i++)
+        all_scalar &= rn->params[i].ndim <= 0; /* strings (ndim -1) do not count */
+    if (all_scalar)
+        set_bcast(n);
     return 0;
 }
 
@@ -978,6 +1024,8 @@ static int compile(cctx *c, const snn_nir_rgraph *g, nir_model *m)
                 goto done;
             }
             d->n_in = d->n_out = m->nodes[m->in_src[d->in_first]].n_out;
+            if (d->bcast && (rc = widen(c, d)) < 0)
+                goto done;
         }
         for (uint32_t j = 0; j < d->in_count; j++) {
             const node *s = &m->nodes[m->in_src[d->in_first + j]];

@@ -15,10 +15,18 @@
  *             the equations but consume one 5 ms bin per step.
  *
  * File layout read (neuromorphs/NIR nir/serialization.py, format 0.2.x):
- *   /version            string
+ *   /version            string (optional)
  *   /node               group: type = "NIRGraph", nodes/<name>/..., edges [E,2]
- *                       strings (source, target)
+ *                       strings (source, target; a flat list of 2E also reads,
+ *                       [2,E] is refused as it would pair the wrong nodes)
  *   /node/nodes/<name>  group: type = string, one dataset per parameter
+ * Parameters may be stored in any float or integer type (read as float32). An
+ * Input's or Output's size is its "shape", else its input_type / output_type
+ * (a dataset, or a group holding one). A one-value Affine bias is broadcast;
+ * a Scale, Threshold or neuron whose parameters are all scalars (shape ())
+ * takes its size from its source. An edge endpoint "G.x" names node x of
+ * subgraph G and "A.input" / "A.output" node A (NIR's port notation), after
+ * the literal name and the sidecar's aliases.
  *
  * Supported nodes and their per-step equations. x_t is the node's input at
  * step t: the sum of the outputs of every node with an edge into it. All

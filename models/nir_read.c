@@ -184,9 +184,102 @@ static int push_edge(ctx *c, uint32_t src, uint32_t dst)
     return 0;
 }
 
+/* Explains why H5Dread failed on dataset ds: a filter (compression) of ds
+ * that this libhdf5 cannot decode, e.g. h5py's own "lzf", or "" if none is
+ * missing. Writes into buf (cap bytes) and returns it. */
+static const char *missing_filter(hid_t ds, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    hid_t pl = H5Dget_create_plist(ds);
+    int nf = pl >= 0 ? H5Pget_nfilters(pl) : 0;
+    for (int i = 0; i < nf && !buf[0]; i++) {
+        unsigned flags, conf;
+        size_t ne = 0;
+        char fname[64] = "";
+        H5Z_filter_t id = H5Pget_filter2(pl, (unsigned)i, &flags, &ne, NULL, sizeof fname, fname, &conf);
+        if (id >= 0 && H5Zfilter_avail(id) <= 0)
+            snprintf(buf, cap, " (it is compressed with HDF5 filter %d \"%s\", which this libhdf5 "
+                     "lacks: rewrite the file with gzip or no compression)", (int)id, fname);
+    }
+    if (pl >= 0)
+        H5Pclose(pl);
+    return buf;
+}
+
+/* Reads the numeric dataset ds (file type ft, space sp) of node n as parameter
+ * pname (shorter than a parameter name) into the next slot of n->params,
+ * converted to float32. Returns 0 or a negative code with c->err set. */
+static int read_numeric(ctx *c, snn_nir_rnode *n, const char *pname, hid_t ds, hid_t ft, hid_t sp)
+{
+    snn_nir_param *p = &n->params[n->n_params];
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    if (nd < 0 || nd > 8 || np < 0 || np > (hssize_t)1 << 30)
+        return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s': parameter %s has an unsupported shape",
+                           c->file, n->name, pname);
+    hsize_t dims[8];
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    memcpy(p->name, pname, strlen(pname) + 1);
+    p->ndim = nd;
+    for (int d = 0; d < nd; d++)
+        p->dims[d] = dims[d];
+    p->n = (uint32_t)np;
+    p->stored_bytes = (uint64_t)np * H5Tget_size(ft);
+    p->data = c->a->malloc((np ? (size_t)np : 1) * sizeof(float));
+    n->n_params++;
+    if (!p->data)
+        return snn_err_set(c->err, SNN_ENOMEM, "%s: out of memory", c->file);
+    if (np && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, p->data) < 0) {
+        char why[256];
+        return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s': cannot read parameter %s%s", c->file,
+                           n->name, pname, missing_filter(ds, why, sizeof why));
+    }
+    return 0;
+}
+
+/* An Input's, Output's or Flatten's shape written as NIR's input_type /
+ * output_type dictionary: the HDF5 group gname of node group gid holding one
+ * numeric dataset (e.g. input_type/input). Reads it as parameter gname;
+ * anything else (several ports, strings) is skipped. Returns 0 or a negative
+ * code with c->err set. */
+static int read_port_group(ctx *c, hid_t gid, const char *gname, snn_nir_rnode *n)
+{
+    hid_t grp = H5Gopen2(gid, gname, H5P_DEFAULT);
+    H5G_info_t info;
+    char key[256];
+    int rc = 0;
+    if (grp < 0)
+        return 0;
+    if (H5Gget_info(grp, &info) >= 0 && info.nlinks == 1 &&
+        H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, 0, key, sizeof key, H5P_DEFAULT) >= 0) {
+        hid_t obj = H5Oopen(grp, key, H5P_DEFAULT);
+        int is_ds = obj >= 0 && H5Iget_type(obj) == H5I_DATASET;
+        if (obj >= 0)
+            H5Oclose(obj);
+        if (is_ds) {
+            hid_t ds = H5Dopen2(grp, key, H5P_DEFAULT);
+            hid_t ft = ds >= 0 ? H5Dget_type(ds) : -1;
+            hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
+            H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
+            if (sp >= 0 && (cls == H5T_FLOAT || cls == H5T_INTEGER))
+                rc = read_numeric(c, n, gname, ds, ft, sp);
+            if (sp >= 0)
+                H5Sclose(sp);
+            if (ft >= 0)
+                H5Tclose(ft);
+            if (ds >= 0)
+                H5Dclose(ds);
+        }
+    }
+    H5Gclose(grp);
+    return rc;
+}
+
 /* Reads every numeric dataset of node group gid into n->params, and every
- * scalar string dataset as a text parameter (other strings, groups such as
- * metadata, and "type" are skipped). */
+ * scalar string dataset as a text parameter (other strings, datasets whose
+ * names are too long to be a NIR parameter, groups such as metadata, and
+ * "type" are skipped). An Input's, Output's or Flatten's input_type /
+ * output_type group is read by read_port_group. */
 static int read_params(ctx *c, hid_t gid, snn_nir_rnode *n)
 {
     H5G_info_t info;
@@ -196,6 +289,7 @@ static int read_params(ctx *c, hid_t gid, snn_nir_rnode *n)
     n->params = c->a->calloc(info.nlinks ? info.nlinks : 1, sizeof *n->params);
     if (!n->params)
         return snn_err_set(c->err, SNN_ENOMEM, "%s: out of memory", c->file);
+    int ports = !strcmp(n->type, "Input") || !strcmp(n->type, "Output") || !strcmp(n->type, "Flatten");
     for (hsize_t i = 0; i < info.nlinks; i++) {
         char key[256];
         if (H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, i, key, sizeof key,
@@ -206,16 +300,22 @@ static int read_params(ctx *c, hid_t gid, snn_nir_rnode *n)
         if (obj < 0)
             return snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s': cannot open '%s'",
                                c->file, n->name, key);
-        int is_ds = H5Iget_type(obj) == H5I_DATASET;
+        H5I_type_t ot = H5Iget_type(obj);
         H5Oclose(obj);
-        if (!is_ds || strcmp(key, "type") == 0)
+        if (ot == H5I_GROUP && ports && (!strcmp(key, "input_type") || !strcmp(key, "output_type"))) {
+            int rc = read_port_group(c, gid, key, n);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (ot != H5I_DATASET || strcmp(key, "type") == 0 || strlen(key) >= sizeof n->params[0].name)
             continue;
         hid_t ds = H5Dopen2(gid, key, H5P_DEFAULT);
         hid_t ft = H5Dget_type(ds);
         hid_t sp = H5Dget_space(ds);
         H5T_class_t cls = H5Tget_class(ft);
         int rc = 0;
-        if (cls == H5T_STRING && strlen(key) < sizeof n->params[0].name) {
+        if (cls == H5T_STRING) {
             snn_nir_param *p = &n->params[n->n_params];
             int t = read_string(c, gid, key, p->text, sizeof p->text);
             if (t == 0) {
@@ -228,39 +328,7 @@ static int read_params(ctx *c, hid_t gid, snn_nir_rnode *n)
                     rc = snn_err_set(c->err, SNN_ENOMEM, "%s: out of memory", c->file);
             }
         } else if (cls == H5T_FLOAT || cls == H5T_INTEGER) {
-            if (strlen(key) >= sizeof n->params[0].name) {
-                rc = snn_err_set(c->err, SNN_EFORMAT, "%s: node '%s': parameter name '%s' too long",
-                                 c->file, n->name, key);
-            } else {
-                snn_nir_param *p = &n->params[n->n_params];
-                int nd = H5Sget_simple_extent_ndims(sp);
-                hssize_t np = H5Sget_simple_extent_npoints(sp);
-                if (nd < 0 || nd > 8 || np < 0 || np > (hssize_t)1 << 30) {
-                    rc = snn_err_set(c->err, SNN_EFORMAT,
-                                     "%s: node '%s': parameter %s has an unsupported shape",
-                                     c->file, n->name, key);
-                } else {
-                    hsize_t dims[8];
-                    H5Sget_simple_extent_dims(sp, dims, NULL);
-                    size_t kl = strnlen(key, sizeof p->name - 1); /* names are short */
-                    memcpy(p->name, key, kl);
-                    p->name[kl] = 0;
-                    p->ndim = nd;
-                    for (int d = 0; d < nd; d++)
-                        p->dims[d] = dims[d];
-                    p->n = (uint32_t)np;
-                    p->stored_bytes = (uint64_t)np * H5Tget_size(ft);
-                    p->data = c->a->malloc((np ? (size_t)np : 1) * sizeof(float));
-                    if (!p->data)
-                        rc = snn_err_set(c->err, SNN_ENOMEM, "%s: out of memory", c->file);
-                    else if (np && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                           p->data) < 0)
-                        rc = snn_err_set(c->err, SNN_EFORMAT,
-                                         "%s: node '%s': cannot read parameter %s", c->file,
-                                         n->name, key);
-                    n->n_params++;
-                }
-            }
+            rc = read_numeric(c, n, key, ds, ft, sp);
         }
         H5Sclose(sp);
         H5Tclose(ft);
@@ -269,6 +337,26 @@ static int read_params(ctx *c, hid_t gid, snn_nir_rnode *n)
             return rc;
     }
     return 0;
+}
+
+/* 0 if graph gid's string dataset 'edges' has 2 dimensions of which the
+ * second is not 2 (e.g. [2, E]: pairs read row by row would join the wrong
+ * nodes), with its shape written into why (cap bytes); 1 for [E, 2] and for a
+ * flat list of 2E names. */
+static int edges_shape_ok(hid_t gid, char *why, size_t cap)
+{
+    hid_t ds = H5Dopen2(gid, "edges", H5P_DEFAULT);
+    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
+    hsize_t dims[2] = {0, 2};
+    int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (nd == 2)
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ds >= 0)
+        H5Dclose(ds);
+    snprintf(why, cap, ", has [%llu, %llu]", (unsigned long long)dims[0], (unsigned long long)dims[1]);
+    return nd != 2 || dims[1] == 2 || dims[0] * dims[1] == 0;
 }
 
 /* Returns the entry called name among the n names of one graph, or NULL. */
@@ -280,8 +368,12 @@ static local *find_local(local *l, size_t n, const char *name)
     return NULL;
 }
 
-/* Resolves an edge endpoint: a node of this graph, else an alias (nir_read.h). */
-static local *resolve(ctx *c, local *l, size_t n, const char *prefix, const char *name)
+/* Resolves an edge endpoint: a node of this graph, else an alias (nir_read.h),
+ * else NIR's port notation "node.port": "G.x" is node x of subgraph G (its
+ * flattened name prefix + "G/x"), "A.input" / "A.output" is plain node A. The
+ * name is split at each '.' in turn, so node names that contain dots still
+ * match first. A port is written into *tmp, which is returned. */
+static local *resolve(ctx *c, local *l, size_t n, const char *prefix, const char *name, local *tmp)
 {
     local *r = find_local(l, n, name);
     if (r)
@@ -291,6 +383,32 @@ static local *resolve(ctx *c, local *l, size_t n, const char *prefix, const char
         const char *from = c->aliases[2 * i];
         if (strncmp(from, prefix, pl) == 0 && strcmp(from + pl, name) == 0)
             return find_local(l, n, c->aliases[2 * i + 1]);
+    }
+    for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.')) {
+        char head[256], full[256];
+        size_t hl = (size_t)(dot - name);
+        if (hl >= sizeof head)
+            break;
+        memcpy(head, name, hl);
+        head[hl] = 0;
+        local *h = find_local(l, n, head);
+        if (!h)
+            continue;
+        if (!h->is_graph) {
+            if (strcmp(dot + 1, "input") && strcmp(dot + 1, "output"))
+                continue;
+            *tmp = *h;
+            return tmp;
+        }
+        if ((size_t)snprintf(full, sizeof full, "%s%s/%s", prefix, head, dot + 1) >= sizeof full)
+            continue;
+        for (uint32_t k = 0; k < c->g->n_nodes; k++)
+            if (strcmp(c->g->nodes[k].name, full) == 0) {
+                memset(tmp, 0, sizeof *tmp);
+                snprintf(tmp->name, sizeof tmp->name, "%s", name);
+                tmp->in = tmp->out = (long)k;
+                return tmp;
+            }
     }
     return NULL;
 }
@@ -414,14 +532,17 @@ static int read_graph(ctx *c, hid_t gid, const char *prefix, int depth, long *in
         if (rc < 0)
             goto done;
     }
-    if (n_es % 2) {
-        rc = snn_err_set(c->err, SNN_EFORMAT, "%s: graph '%s': 'edges' must have shape [E, 2]",
-                         c->file, gname);
+    char why[64] = "";
+    if (n_es % 2 || !edges_shape_ok(gid, why, sizeof why)) {
+        rc = snn_err_set(c->err, SNN_EFORMAT,
+                         "%s: graph '%s': 'edges' must have shape [E, 2] (source, target)%s",
+                         c->file, gname, n_es % 2 ? "" : why);
         goto done;
     }
     for (size_t e = 0; e + 1 < n_es; e += 2) {
-        local *s = resolve(c, loc, n_loc, prefix, es[e]);
-        local *d = resolve(c, loc, n_loc, prefix, es[e + 1]);
+        local ts, td;
+        local *s = resolve(c, loc, n_loc, prefix, es[e], &ts);
+        local *d = resolve(c, loc, n_loc, prefix, es[e + 1], &td);
         const char *bad = !s ? es[e] : !d ? es[e + 1] : NULL;
         if (bad) {
             rc = snn_err_set(c->err, SNN_EFORMAT,

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <hdf5.h>
 #include <jansson.h>
+#include <unistd.h>
 
 #include "model.h"
 #include "nir.h"
@@ -471,6 +473,303 @@ static void delay_shifts_each_element_by_its_steps(void **unused)
     snn_model_free(m);
 }
 
+/* ---- graphs as other writers lay them out --------------------------------
+ * Written here with libhdf5 (not by make_fixtures.py) so that each test shows
+ * the exact HDF5 layout it accepts or refuses. */
+
+/* A fresh file path under /tmp for one test (the caller unlinks it). */
+static const char *tmp_nir(const char *name)
+{
+    static char buf[256];
+    snprintf(buf, sizeof buf, "/tmp/test_nir_%ld_%s", (long)getpid(), name);
+    return buf;
+}
+
+/* A scalar variable-length UTF-8 string dataset, as h5py writes str. */
+static void w_str(hid_t loc, const char *name, const char *val)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    assert_true(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &val) >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+/* A float32 dataset of nd dimensions (nd 0: a scalar, shape ()). */
+static void w_f32(hid_t loc, const char *name, int nd, const hsize_t *dims, const float *v)
+{
+    hid_t sp = nd ? H5Screate_simple(nd, dims, NULL) : H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    assert_true(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+}
+
+/* A 1-D int64 dataset of n values (a NIR shape). */
+static void w_shape(hid_t loc, const char *name, hsize_t n, const long long *v)
+{
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t ds = H5Dcreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    assert_true(H5Dwrite(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+}
+
+/* A rows x cols variable-length string dataset "edges" (h5py's layout is
+ * [E, 2]: source, target per row). */
+static void w_edges(hid_t g, hsize_t rows, hsize_t cols, const char *const *names)
+{
+    hsize_t dims[2] = {rows, cols};
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t ds = H5Dcreate2(g, "edges", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    assert_true(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, names) >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+/* Creates group name in loc with dataset type = type; close it with H5Gclose. */
+static hid_t w_node(hid_t loc, const char *name, const char *type)
+{
+    hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(g >= 0);
+    w_str(g, "type", type);
+    return g;
+}
+
+/* Creates path with /version and /node (a NIRGraph); *nodes is its nodes
+ * group. Close both and the returned file with close_nir. */
+static hid_t open_nir(const char *path, hid_t *top, hid_t *nodes)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    w_str(f, "version", "1.0.7");
+    *top = w_node(f, "node", "NIRGraph");
+    *nodes = H5Gcreate2(*top, "nodes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    return f;
+}
+
+static void close_nir(hid_t f, hid_t top, hid_t nodes)
+{
+    H5Gclose(nodes);
+    H5Gclose(top);
+    H5Fclose(f);
+}
+
+/* An Input and an Output node of n values each, with NIR's "shape". */
+static void w_io(hid_t nodes, const char *in, const char *out, long long n)
+{
+    hid_t g = w_node(nodes, in, "Input");
+    w_shape(g, "shape", 1, &n);
+    H5Gclose(g);
+    g = w_node(nodes, out, "Output");
+    w_shape(g, "shape", 1, &n);
+    H5Gclose(g);
+}
+
+/* Loads path with dt = 1 ms (as load_dt); fails the test on error. */
+static snn_model *load_path(const char *path)
+{
+    snn_nir_options o;
+    snn_nir_options_default(&o);
+    o.dt = 1e-3;
+    snn_model *m = NULL;
+    snn_err err = {{0}};
+    if (snn_nir_model_load_opts(path, &o, &snn_test_allocator, &m, &err) < 0)
+        fail_msg("load %s: %s", path, err.msg);
+    return m;
+}
+
+/* A writer that kept NIR's input_type / output_type instead of "shape": the
+ * Input's as a group {input: [2]}, the Output's as a dataset [2]. */
+static void input_type_stands_for_shape(void **unused)
+{
+    (void)unused;
+    const char *path = tmp_nir("io_type.nir");
+    hid_t top, nodes, f = open_nir(path, &top, &nodes);
+    const long long two = 2;
+    hid_t g = w_node(nodes, "input", "Input");
+    hid_t it = H5Gcreate2(g, "input_type", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    w_shape(it, "input", 1, &two);
+    H5Gclose(it);
+    H5Gclose(g);
+    g = w_node(nodes, "output", "Output");
+    w_shape(g, "output_type", 1, &two);
+    H5Gclose(g);
+    const char *const e[] = {"input", "output"};
+    w_edges(top, 1, 2, e);
+    close_nir(f, top, nodes);
+    snn_model *m = load_path(path);
+    unlink(path);
+    assert_int_equal(m->n_in, 2);
+    assert_int_equal(m->n_out, 2);
+    snn_state *s;
+    assert_int_equal(m->ops->state_new(m, &s, NULL), 0);
+    float x[2] = {3, 4}, y[2];
+    assert_int_equal(m->ops->step(m, s, x, y, NULL), 0);
+    assert_float_equal(y[0], 3, EPS);
+    assert_float_equal(y[1], 4, EPS);
+    m->ops->state_free(m, s);
+    snn_model_free(m);
+}
+
+/* Scalars (shape ()) broadcast over the input as numpy does: an Affine's
+ * bias, a Scale's factor, a LIF whose parameters are all scalars (snnTorch's
+ * export of a layer with one beta). in[3] -> Affine(I, b .5) -> Scale(2) ->
+ * LIF(τ 10 ms, r 1, θ .3), dt 1 ms, x = (0, 1, 2) every step:
+ *   LIF input (1, 3, 5); v = .1, .3, (.5 -> spike 0); then .19, (.57 -> spike), .5 -> spike */
+static void scalar_parameters_broadcast(void **unused)
+{
+    (void)unused;
+    const char *path = tmp_nir("scalars.nir");
+    hid_t top, nodes, f = open_nir(path, &top, &nodes);
+    w_io(nodes, "input", "output", 3);
+    const float eye[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1}, half = 0.5f, two = 2, tau = 0.01f, one = 1,
+                zero = 0, th = 0.3f;
+    const hsize_t d33[2] = {3, 3};
+    hid_t g = w_node(nodes, "fc", "Affine");
+    w_f32(g, "weight", 2, d33, eye);
+    w_f32(g, "bias", 0, NULL, &half);
+    H5Gclose(g);
+    g = w_node(nodes, "sc", "Scale");
+    w_f32(g, "scale", 0, NULL, &two);
+    H5Gclose(g);
+    g = w_node(nodes, "lif", "LIF");
+    w_f32(g, "tau", 0, NULL, &tau);
+    w_f32(g, "r", 0, NULL, &one);
+    w_f32(g, "v_leak", 0, NULL, &zero);
+    w_f32(g, "v_threshold", 0, NULL, &th);
+    H5Gclose(g);
+    const char *const e[] = {"input", "fc", "fc", "sc", "sc", "lif", "lif", "output"};
+    w_edges(top, 4, 2, e);
+    close_nir(f, top, nodes);
+    snn_model *m = load_path(path);
+    unlink(path);
+    assert_int_equal(m->n_in, 3);
+    assert_int_equal(m->n_out, 3);
+    snn_state *s;
+    assert_int_equal(m->ops->state_new(m, &s, NULL), 0);
+    const float x[3] = {0, 1, 2};
+    const float want[2][3] = {{0, 0, 1}, {0, 1, 1}}, want_v[2][3] = {{0.1f, 0.3f, 0}, {0.19f, 0, 0}};
+    for (int t = 0; t < 2; t++) {
+        float y[3];
+        const float *v;
+        uint32_t n;
+        assert_int_equal(m->ops->step(m, s, x, y, NULL), 0);
+        assert_int_equal(snn_nir_probe(m, s, "lif", "v", &v, &n), 0);
+        assert_int_equal(n, 3);
+        for (int i = 0; i < 3; i++) {
+            assert_float_equal(y[i], want[t][i], EPS);
+            assert_float_equal(v[i], want_v[t][i], EPS);
+        }
+    }
+    m->ops->state_free(m, s);
+    snn_model_free(m);
+}
+
+/* Edges stored [2, E] (sources row, targets row) would pair the wrong nodes if
+ * read row by row: refused, naming the shape. */
+static void transposed_edges_are_refused(void **unused)
+{
+    (void)unused;
+    const char *path = tmp_nir("edges_t.nir");
+    hid_t top, nodes, f = open_nir(path, &top, &nodes);
+    w_io(nodes, "input", "output", 1);
+    const float one = 1;
+    const hsize_t d1 = 1;
+    hid_t g = w_node(nodes, "sc", "Scale");
+    w_f32(g, "scale", 1, &d1, &one);
+    H5Gclose(g);
+    g = w_node(nodes, "sc2", "Scale");
+    w_f32(g, "scale", 1, &d1, &one);
+    H5Gclose(g);
+    const char *const e[] = {"input", "sc", "sc2", "sc", "sc2", "output"};
+    w_edges(top, 2, 3, e);
+    close_nir(f, top, nodes);
+    snn_model *m = NULL;
+    snn_err err = {{0}};
+    int rc = snn_nir_model_load(path, &snn_test_allocator, &m, &err);
+    unlink(path);
+    if (rc != -SNN_EFORMAT || !strstr(err.msg, "'edges' must have shape [E, 2]") ||
+        !strstr(err.msg, "has [2, 3]"))
+        fail_msg("rc %d, message \"%s\"", rc, err.msg);
+    assert_null(m);
+}
+
+/* NIR's port notation in edges: "sub.in" is node "in" of subgraph "sub",
+ * "input.output" the plain node "input". in[2] -> sub(Scale (2, 3)) -> out. */
+static void edges_may_name_ports(void **unused)
+{
+    (void)unused;
+    const char *path = tmp_nir("ports.nir");
+    hid_t top, nodes, f = open_nir(path, &top, &nodes);
+    w_io(nodes, "input", "output", 2);
+    hid_t sub = w_node(nodes, "sub", "NIRGraph");
+    hid_t sn = H5Gcreate2(sub, "nodes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    w_io(sn, "in", "out", 2);
+    const float sc[2] = {2, 3};
+    const hsize_t d2 = 2;
+    hid_t g = w_node(sn, "sc", "Scale");
+    w_f32(g, "scale", 1, &d2, sc);
+    H5Gclose(g);
+    const char *const se[] = {"in", "sc", "sc", "out"};
+    w_edges(sub, 2, 2, se);
+    H5Gclose(sn);
+    H5Gclose(sub);
+    const char *const e[] = {"input.output", "sub.in", "sub.out", "output.input"};
+    w_edges(top, 2, 2, e);
+    close_nir(f, top, nodes);
+    snn_model *m = load_path(path);
+    unlink(path);
+    snn_state *s;
+    assert_int_equal(m->ops->state_new(m, &s, NULL), 0);
+    float x[2] = {1, 1}, y[2];
+    assert_int_equal(m->ops->step(m, s, x, y, NULL), 0);
+    assert_float_equal(y[0], 2, EPS);
+    assert_float_equal(y[1], 3, EPS);
+    m->ops->state_free(m, s);
+    snn_model_free(m);
+}
+
+/* A numeric dataset whose name is too long to be a NIR parameter (a writer's
+ * own extra) is ignored, not an error. */
+static void long_extra_datasets_are_ignored(void **unused)
+{
+    (void)unused;
+    const char *path = tmp_nir("long_name.nir");
+    hid_t top, nodes, f = open_nir(path, &top, &nodes);
+    w_io(nodes, "input", "output", 1);
+    const float three = 3;
+    const hsize_t d1 = 1;
+    hid_t g = w_node(nodes, "sc", "Scale");
+    w_f32(g, "scale", 1, &d1, &three);
+    w_f32(g, "an_exporter_specific_dataset_with_a_long_name", 1, &d1, &three);
+    H5Gclose(g);
+    const char *const e[] = {"input", "sc", "sc", "output"};
+    w_edges(top, 2, 2, e);
+    close_nir(f, top, nodes);
+    snn_model *m = load_path(path);
+    unlink(path);
+    snn_state *s;
+    assert_int_equal(m->ops->state_new(m, &s, NULL), 0);
+    float x = 2, y;
+    assert_int_equal(m->ops->step(m, s, &x, &y, NULL), 0);
+    assert_float_equal(y, 6, EPS);
+    m->ops->state_free(m, s);
+    snn_model_free(m);
+}
+
 /* Every allocation failure during a load is reported as ENOMEM and leaks
  * nothing (cmocka's test allocator checks). */
 static void allocation_failures_are_clean(void **unused)
@@ -513,6 +812,11 @@ int main(void)
         cmocka_unit_test(convolutions_and_pools_match_pytorch),
         cmocka_unit_test(delay_shifts_each_element_by_its_steps),
         cmocka_unit_test(allocation_failures_are_clean),
+        cmocka_unit_test(input_type_stands_for_shape),
+        cmocka_unit_test(scalar_parameters_broadcast),
+        cmocka_unit_test(transposed_edges_are_refused),
+        cmocka_unit_test(edges_may_name_ports),
+        cmocka_unit_test(long_extra_datasets_are_ignored),
     };
     return cmocka_run_group_tests_name("nir", tests, NULL, NULL);
 }
