@@ -3,19 +3,30 @@
  *
  * A file is a header line of column names, then one row per bin (spike or
  * binned models: a row holds the counts of one bin) or per timestamped frame
- * (tactile and analog models). Separator ',', lines end in LF or CRLF, empty
- * lines are skipped, cells may be surrounded by spaces. No quoting.
+ * (tactile and analog models). UTF-8 (a leading byte order mark is skipped)
+ * or ASCII; separator ','; lines end in LF, CRLF or CR; empty lines are
+ * skipped; cells may be surrounded by spaces. A cell may be in double quotes
+ * ("a,b" is one cell, "" inside quotes is one quote), names and numbers too;
+ * a quoted cell ends on its line. A header with no ',' but ';' or a tab is
+ * an error that says so.
  *
  * Which columns are read (the rule, in order):
  *   1. A column named exactly "t" is the time in seconds (bin start, or the
  *      frame's time). It is optional.
  *   2. If any column name starts with "taxel_", "ch" or "unit_", the input
- *      channels are exactly those columns, in file order.
+ *      channels are exactly those columns. When all of them are one prefix
+ *      and a number, all numbers different (taxel_0..taxel_11, ch1..ch96,
+ *      unit_1011..), the channels are in the order of those numbers,
+ *      whatever the column order; otherwise in file order.
  *   3. Otherwise the channels are every other column whose cell in the first
  *      data row is a number, except the bookkeeping columns label, sample,
  *      letter, repetition, t_index, t_s, step, index and id.
- * Every other column is ignored. Each channel cell (and t) of every row must
- * then be a number; the error names the row (1-based line number) and column.
+ * Every other column is ignored, so are columns with an empty name (the
+ * index pandas writes, a trailing ','), and their names may repeat; t or a
+ * channel name twice is an error. Each channel cell (and t) of every row
+ * must then be a decimal number (as 12, -0.5, 1e-3 or 1.5E+02; not nan, inf,
+ * hex or empty; too small for a float reads as 0 or subnormal, too large is
+ * an error); the error names the row (1-based line number) and column.
  */
 #ifndef SNN_CSV_H
 #define SNN_CSV_H

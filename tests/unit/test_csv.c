@@ -202,6 +202,136 @@ static void loads_fixture_file(void **u)
     assert_non_null(strstr(err, "/nonexistent/x.csv: No such file"));
 }
 
+/* A UTF-8 byte order mark (Excel's "CSV UTF-8") is not part of the first
+ * name: t is still the time column. */
+static void utf8_bom_is_skipped(void **u)
+{
+    (void)u;
+    snn_csv c;
+    char err[256];
+    assert_int_equal(parse("\xef\xbb\xbft,taxel_0\n0.025,7\n", 1, &c, err), 0);
+    assert_true(c.has_t);
+    assert_true(c.t[0] == 0.025);
+    assert_true(c.values[0] == 7.0f);
+    snn_csv_free(&c);
+    expect_error("\xff\xfet\0,\0c\0h\0", 0, "in.csv: the file is UTF-16 text");
+}
+
+/* Quoted names and cells (R's write.csv, pandas' QUOTE_ALL) read as
+ * unquoted ones; a quoted comma does not split, "" is one quote. */
+static void quoted_names_and_cells(void **u)
+{
+    (void)u;
+    snn_csv c;
+    char err[256];
+    const char *text = "\"t\",\"ch0\",\"note\",\"ch1\"\n"
+                       "\"0.5\", \"1\" ,\"a, \"\"b\"\"\",2\n";
+    assert_int_equal(parse(text, 2, &c, err), 0);
+    assert_true(c.has_t && c.t[0] == 0.5);
+    assert_string_equal(c.ch_names[0], "ch0");
+    const float want[2] = {1, 2};
+    assert_memory_equal(c.values, want, sizeof want);
+    snn_csv_free(&c);
+    expect_error("ch0,note\n1,\"open\n", 1, "in.csv:2: column note: a quote is not closed");
+    expect_error("ch0,note\n1,\"a\"b\n", 1, "in.csv:2: column note: a quote is not closed, or text follows");
+}
+
+/* Columns without a name are ignored: the index pandas' to_csv writes first
+ * (also in rule 3, where it is numeric) and the one a trailing ',' makes. */
+static void unnamed_columns_are_ignored(void **u)
+{
+    (void)u;
+    snn_csv c;
+    char err[256];
+    assert_int_equal(parse(",t,ch0,ch1\n0,0,1,2\n1,0.004,3,4\n", 2, &c, err), 0);
+    const float want[4] = {1, 2, 3, 4};
+    assert_memory_equal(c.values, want, sizeof want);
+    assert_true(c.t[1] == 0.004);
+    snn_csv_free(&c);
+    assert_int_equal(parse("ch0,ch1,\n1,2,\n", 2, &c, err), 0);
+    assert_int_equal(c.n_rows, 1);
+    snn_csv_free(&c);
+    assert_int_equal(parse(",a,b\n0,1.5,2\n", 2, &c, err), 0);
+    assert_string_equal(c.ch_names[0], "a");
+    snn_csv_free(&c);
+}
+
+/* An ignored name may repeat (pandas reads such files); t or a channel
+ * twice stays an error. */
+static void repeated_ignored_names(void **u)
+{
+    (void)u;
+    snn_csv c;
+    char err[256];
+    assert_int_equal(parse("label,ch0,label,note,note\nx,1,y,,\n", 1, &c, err), 0);
+    assert_true(c.values[0] == 1.0f);
+    snn_csv_free(&c);
+    expect_error("t,ch0,t\n0,1,0\n", 1, "in.csv:1: column 't' appears twice");
+    expect_error("a,b,a\n1,2,3\n", 0, "in.csv:1: column 'a' appears twice");
+}
+
+/* Numbered channels are ordered by their numbers, not by file position
+ * (shuffled columns, or names sorted as text: taxel_10 before taxel_2). */
+static void channels_follow_their_numbers(void **u)
+{
+    (void)u;
+    snn_csv c;
+    char err[256];
+    assert_int_equal(parse("taxel_10,taxel_2,t,taxel_1\n10,2,0.5,1\n", 3, &c, err), 0);
+    const float want[3] = {1, 2, 10};
+    assert_memory_equal(c.values, want, sizeof want);
+    assert_string_equal(c.ch_names[0], "taxel_1");
+    assert_string_equal(c.ch_names[2], "taxel_10");
+    assert_true(c.t[0] == 0.5);
+    snn_csv_free(&c);
+    /* Not all "prefix + number": file order. */
+    assert_int_equal(parse("ch2,chx,ch1\n2,9,1\n", 3, &c, err), 0);
+    const float keep[3] = {2, 9, 1};
+    assert_memory_equal(c.values, keep, sizeof keep);
+    snn_csv_free(&c);
+}
+
+/* Cells are decimal numbers: exponents in both cases, underflow reads as the
+ * nearest float; hex is refused (strtod takes it), overflow says so. */
+static void numbers_are_decimal(void **u)
+{
+    (void)u;
+    snn_csv c;
+    char err[256];
+    assert_int_equal(parse("t,ch0,ch1,ch2\n1E-3,1.5E+02,1e-50,-1e-40\n", 3, &c, err), 0);
+    assert_true(c.t[0] == 1e-3);
+    assert_true(c.values[0] == 150.0f && c.values[1] == 0.0f && c.values[2] == -1e-40f);
+    snn_csv_free(&c);
+    expect_error("ch0\n0x10\n", 1, "in.csv:2: column ch0: '0x10' is not a number");
+    expect_error("ch0\n1e\n", 1, "in.csv:2: column ch0: '1e' is not a number");
+    expect_error("ch0\ninfinity\n", 1, "in.csv:2: column ch0: 'infinity' is not a number");
+    expect_error("ch0\n1e39\n", 1, "in.csv:2: column ch0: '1e39' is beyond the range of a float");
+    expect_error("t,ch0\n0x1,1\n", 1, "in.csv:2: column t: '0x1' is not a time");
+}
+
+/* A ';' or tab separated file is refused at its header, saying why. */
+static void separator_must_be_comma(void **u)
+{
+    (void)u;
+    expect_error("t;ch0;ch1\n0,5;1;2\n", 2, "in.csv:1: the header has no ',' but ';'");
+    expect_error("\nt\tch0\n0\t1\n", 1, "in.csv:2: the header has no ',' but '\\t'");
+}
+
+/* Lines ending in a lone CR (old Mac exports) are lines; a header without
+ * a line end and no rows is "no data rows". */
+static void cr_line_ends(void **u)
+{
+    (void)u;
+    snn_csv c;
+    char err[256];
+    assert_int_equal(parse("t,ch0\r0,1\r\r0.004,2", 1, &c, err), 0);
+    assert_int_equal(c.n_rows, 2);
+    assert_true(c.t[1] == 0.004 && c.values[1] == 2.0f);
+    snn_csv_free(&c);
+    expect_error("ch0,ch1", 2, "in.csv: no data rows");
+    expect_error("ch0\r1\rx\r", 1, "in.csv:3: column ch0: 'x'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +348,14 @@ int main(void)
         cmocka_unit_test(degenerate_files),
         cmocka_unit_test(values_are_exact_floats),
         cmocka_unit_test(loads_fixture_file),
+        cmocka_unit_test(utf8_bom_is_skipped),
+        cmocka_unit_test(quoted_names_and_cells),
+        cmocka_unit_test(unnamed_columns_are_ignored),
+        cmocka_unit_test(repeated_ignored_names),
+        cmocka_unit_test(channels_follow_their_numbers),
+        cmocka_unit_test(numbers_are_decimal),
+        cmocka_unit_test(separator_must_be_comma),
+        cmocka_unit_test(cr_line_ends),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
 }
