@@ -798,6 +798,49 @@ static int starts_with_ci(const char *s, const char *p)
     return 1;
 }
 
+/* Output-layer biases (the last node, an Add of 3 constants) of the two public P.835 releases
+ * (microsoft/DNS-Challenge DNSMOS/DNSMOS/sig_bak_ovr.onnx and DNSMOS/pDNSMOS/sig_bak_ovr.onnx), as
+ * float bit patterns: they tell the releases apart whatever the file is called or however it was
+ * re-saved. */
+static const uint32_t bias_dnsmos[3] = {0x3ead7d5b, 0x3ed0d8c7, 0x3ea6c3f3};
+static const uint32_t bias_pdnsmos[3] = {0x3eb24c6a, 0x3ed2c762, 0x3ea7172e};
+
+/* 1 if P.835 graph g is the personalized release, 0 if it is the regular one, -1 if its output
+ * bias is neither's (another training). */
+static int p835_release(const snn_onnx_graph *g)
+{
+    size_t nn = snn_onnx_n_nodes(g), n = 0;
+    const char *op = nn ? snn_onnx_node_op(g, nn - 1) : NULL;
+    if (!op || strcmp(op, "Add") != 0)
+        return -1;
+    const float *b = snn_onnx_node_const(g, nn - 1, 1, &n);
+    if (!b || n != 3)
+        b = snn_onnx_node_const(g, nn - 1, 0, &n);
+    if (!b || n != 3)
+        return -1;
+    uint32_t u[3];
+    memcpy(u, b, sizeof u);
+    if (memcmp(u, bias_pdnsmos, sizeof u) == 0)
+        return 1;
+    if (memcmp(u, bias_dnsmos, sizeof u) == 0)
+        return 0;
+    return -1;
+}
+
+/* "[N,d1,...]" for shape d[0..r) whose dim 0 is the batch (fixed to 1 by the loader). */
+static void batch_shape_str(const int64_t *d, int r, char *buf, size_t n)
+{
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < r && k < n; i++) {
+        if (i == 0 && d[0] == 1)
+            k += (size_t)snprintf(buf + k, n - k, "N");
+        else
+            k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)d[i]);
+    }
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+}
+
 int snn_onnx_model_load(const char *path, const snn_allocator *a, snn_model **out, snn_err *err)
 {
     a = snn_alloc_or_default(a);
@@ -826,16 +869,30 @@ int snn_onnx_model_load(const char *path, const snn_allocator *a, snn_model **ou
     } else if (r == 3 && d[0] == 1 && d[1] == 900 && d[2] == 120 && nout == 1) {
         m->p808 = 1;
     } else {
-        snn_onnx_free(m->g);
+        char sin[96], sout[96];
+        batch_shape_str(d, r, sin, sizeof sin);
+        batch_shape_str(snn_onnx_output_dims(m->g), snn_onnx_output_rank(m->g), sout, sizeof sout);
+        const char *hint = r == 3 && d[1] == 901 && d[2] == 161
+                               ? "; 2022 sig/bak_ovr.onnx (log-power input): use sig_bak_ovr.onnx"
+                           : r > 0 && d[0] != 1 ? "; a fixed batch must be 1"
+                                                : "";
+        snn_onnx_free(m->g); /* d points into it */
         a->free(m);
         return snn_err_set(err, SNN_ENOTSUP,
-                           "%s: graph input has rank %d and %zu outputs: neither DNSMOS P.835 "
-                           "([N,144160] -> 3) nor P.808 ([N,900,120] -> 1)",
-                           path, r, nout);
+                           "%s: graph %s -> %s is neither DNSMOS P.835 ([N,144160] -> [N,3]) nor "
+                           "P.808 ([N,900,120] -> [N,1])%s",
+                           path, sin, sout, hint);
     }
-    const char *base = strrchr(path, '/');
+    const char *base = strrchr(path, '/'), *dir = path;
     base = base ? base + 1 : path;
-    m->personalized = !m->p808 && starts_with_ci(base, "pdnsmos");
+    for (const char *q = path; q + 1 < base; q++) /* the directory's name starts after its last '/' */
+        if (*q == '/')
+            dir = q + 1;
+    /* the known releases by their weights; else by the file's or its directory's name */
+    int rel = m->p808 ? 0 : p835_release(m->g);
+    m->personalized = rel >= 0 ? rel
+                               : !m->p808 && (starts_with_ci(base, "pdnsmos") ||
+                                              (base > path && dir < base && starts_with_ci(dir, "pdnsmos")));
     if (m->p808) {
         rc = snn_mel_init(&m->mel, SNN_DNSMOS_SR, 321, 160, 120, a, err);
         m->mel_frames = rc ? 0 : snn_mel_frames(&m->mel, MEL_SAMPLES);

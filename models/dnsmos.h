@@ -12,8 +12,10 @@
  *   DNSMOS   SIG = -0.08397278 x^2 + 1.22083953 x + 0.0052439
  *            BAK = -0.13166888 x^2 + 1.60915514 x - 0.39604546
  *            OVRL = -0.06766283 x^2 + 1.11546468 x + 0.04602535
- *   pDNSMOS (personalized; chosen when the file name starts with "pdnsmos",
- *   case-insensitive -- the graphs are otherwise indistinguishable)
+ *   pDNSMOS (personalized: the public release, DNSMOS/pDNSMOS/sig_bak_ovr.onnx,
+ *   is told from DNSMOS/DNSMOS/sig_bak_ovr.onnx by its output-layer bias, whatever
+ *   the file is called; another P.835 graph is personalized when its file name
+ *   or its directory's name starts with "pdnsmos", case-insensitive)
  *            SIG = -0.01019296 x^3 + 0.02751166 x^2 + 1.19576786 x - 0.24348726
  *            BAK = -0.04976499 x^3 + 0.44276479 x^2 - 0.1644611 x + 0.96883132
  *            OVRL = -0.00533021 x^3 + 0.005101 x^2 + 1.18058466 x - 0.11236046

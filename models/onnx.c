@@ -356,11 +356,62 @@ static const struct {
     {"Concat", OP_CONCAT, 0},
 };
 
-/* Checks node ni, fills g->nodes[ni] and defines its output value. */
-static int check_node(snn_onnx_graph *g, size_t ni, const Onnx__NodeProto *nd,
+/* Node ni is a Constant (default domain): defines its output as a constant value, as if it were
+ * an initializer of that name, from attribute value (a tensor), value_float(s) or value_int(s)
+ * (opset 12). The graph keeps no node for it. Errors as load_initializer's, naming the node;
+ * sparse_value and value_string(s) are -SNN_ENOTSUP. */
+static int load_constant(snn_onnx_graph *g, size_t ni, const Onnx__NodeProto *nd, const char *label,
+                         snn_err *err)
+{
+    if (nd->n_output != 1 || !nd->output[0][0])
+        return NERR(SNN_EFORMAT, "Constant needs one output");
+    if (find_value(g, nd->output[0]) >= 0)
+        return NERR(SNN_EFORMAT, "output '%s' is defined twice", nd->output[0]);
+    if (nd->n_attribute != 1 || !nd->attribute[0]->name)
+        return NERR(SNN_EFORMAT, "Constant needs exactly one attribute");
+    const Onnx__AttributeProto *at = nd->attribute[0];
+    Onnx__TensorProto t;
+    int64_t dim;
+    if (strcmp(at->name, "value") == 0 && at->t) {
+        t = *at->t;
+    } else {
+        onnx__tensor_proto__init(&t);
+        t.has_data_type = 1;
+        t.dims = &dim;
+        if (strcmp(at->name, "value_float") == 0) {
+            t.data_type = DT_F32;
+            t.n_float_data = 1;
+            t.float_data = (float *)&at->f;
+        } else if (strcmp(at->name, "value_floats") == 0) {
+            t.data_type = DT_F32;
+            t.n_dims = 1;
+            dim = (int64_t)at->n_floats;
+            t.n_float_data = at->n_floats;
+            t.float_data = at->floats;
+        } else if (strcmp(at->name, "value_int") == 0) {
+            t.data_type = DT_I64;
+            t.n_int64_data = 1;
+            t.int64_data = (int64_t *)&at->i;
+        } else if (strcmp(at->name, "value_ints") == 0) {
+            t.data_type = DT_I64;
+            t.n_dims = 1;
+            dim = (int64_t)at->n_ints;
+            t.n_int64_data = at->n_ints;
+            t.int64_data = at->ints;
+        } else {
+            return NERR(SNN_ENOTSUP, "Constant attribute '%s' is not supported", at->name);
+        }
+    }
+    t.name = nd->output[0];
+    return load_initializer(g, &t, label, err);
+}
+
+/* Checks node ni of the file (ni names it in errors), fills g->nodes[slot] and defines its output
+ * value. */
+static int check_node(snn_onnx_graph *g, size_t slot, size_t ni, const Onnx__NodeProto *nd,
                       const char *label, snn_err *err)
 {
-    onode *n = &g->nodes[ni];
+    onode *n = &g->nodes[slot];
     const char *opn = nd->op_type ? nd->op_type : "";
     int sub = 0, found = 0;
     memset(n, 0, sizeof *n);
@@ -534,8 +585,17 @@ static int check_node(snn_onnx_graph *g, size_t ni, const Onnx__NodeProto *nd,
     case OP_REDUCEMAX: {
         int64_t ax[SNN_ONNX_MAX_RANK];
         int na = attr_ints(nd, "axes", ax, SNN_ONNX_MAX_RANK);
-        if (na < 0 || n->nin > 1)
-            return NERR(SNN_ENOTSUP, "ReduceMax axes must be an attribute");
+        if (na == 0 && n->nin == 2 && n->in[1] >= 0) { /* opset 18: axes is an input */
+            const int64_t *ai = const_i64(g, n->in[1]);
+            if (!ai || g->v[n->in[1]].n > SNN_ONNX_MAX_RANK)
+                return NERR(SNN_ENOTSUP, "ReduceMax axes input must be an int64 initializer");
+            na = (int)g->v[n->in[1]].n;
+            memcpy(ax, ai, (size_t)na * 8);
+            if (na == 0 && attr_i(nd, "noop_with_empty_axes", 0))
+                return NERR(SNN_ENOTSUP, "ReduceMax with noop_with_empty_axes");
+        } else if (na < 0 || n->nin > 1) {
+            return NERR(SNN_ENOTSUP, "ReduceMax axes must be an attribute or an int64 initializer");
+        }
         int keep = (int)attr_i(nd, "keepdims", 1);
         for (int i = 0; i < x->rank; i++)
             n->reduce[i] = na == 0; /* no axes: reduce all */
@@ -990,8 +1050,11 @@ static int build(snn_onnx_graph *g, const Onnx__ModelProto *m, const char *label
         return snn_err_set(err, SNN_EFORMAT, "%s: model has no graph", label);
     for (size_t i = 0; i < m->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *os = m->opset_import[i];
-        if ((!os->domain || !*os->domain) && os->has_version && (os->version < 7 || os->version > 13))
-            return snn_err_set(err, SNN_ENOTSUP, "%s: opset_import: opset %lld (supported 7..13)",
+        /* opsets 14..21 change none of the supported operators on float tensors but for
+         * ReduceMax's axes becoming an input (18) */
+        if ((!os->domain || !*os->domain || strcmp(os->domain, "ai.onnx") == 0) && os->has_version &&
+            (os->version < 7 || os->version > 21))
+            return snn_err_set(err, SNN_ENOTSUP, "%s: opset_import: opset %lld (supported 7..21)",
                                label, (long long)os->version);
     }
     for (size_t i = 0; i < gp->n_initializer; i++) {
@@ -1029,6 +1092,13 @@ static int build(snn_onnx_graph *g, const Onnx__ModelProto *m, const char *label
             const Onnx__TensorShapeProto__Dimension *dm = sh->dim[d];
             int64_t dv = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
                              ? dm->dim_value : 1; /* dynamic (batch) -> 1 */
+            if (d > 0 && dm->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+                return snn_err_set(err, SNN_ENOTSUP,
+                                   "%s: graph.input '%s': dim %zu is dynamic ('%s'); only dim 0 "
+                                   "(the batch) may be, and it is fixed to 1",
+                                   label, vi->name, d,
+                                   dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                                       ? dm->dim_param : "?");
             if (dv <= 0)
                 return snn_err_set(err, SNN_ESHAPE, "%s: graph.input '%s': dim %zu is %lld", label,
                                    vi->name, d, (long long)dv);
@@ -1048,13 +1118,23 @@ static int build(snn_onnx_graph *g, const Onnx__ModelProto *m, const char *label
     g->nodes = g->a->calloc(gp->n_node ? gp->n_node : 1, sizeof *g->nodes);
     if (!g->nodes)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", label);
-    g->nn = gp->n_node;
+    /* Constant nodes become constant values and leave no node: the graph's nodes are the
+     * file's other nodes, in file order (errors still give the file's node index) */
+    g->nn = 0;
     for (size_t i = 0; i < gp->n_node; i++) {
+        const Onnx__NodeProto *nd = gp->node[i];
+        if (nd->op_type && strcmp(nd->op_type, "Constant") == 0 &&
+            (!nd->domain || !*nd->domain || strcmp(nd->domain, "ai.onnx") == 0)) {
+            int rc = load_constant(g, i, nd, label, err);
+            if (rc)
+                return rc;
+            continue;
+        }
         uint64_t f0 = g->flops;
-        int rc = check_node(g, i, gp->node[i], label, err);
+        int rc = check_node(g, g->nn, i, nd, label, err);
         if (rc)
             return rc;
-        g->nodes[i].flops = g->flops - f0;
+        g->nodes[g->nn++].flops = g->flops - f0;
     }
     g->output = find_value(g, gp->output[0]->name ? gp->output[0]->name : "");
     if (g->output < 0 || g->v[g->output].kind != V_TEMP)

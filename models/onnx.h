@@ -12,12 +12,15 @@
  *
  * The file is decoded with protobuf-c from a minimal copy of the official
  * schema (onnx.proto beside this file). Dynamic input dimensions (a batch "N")
- * are fixed to 1 at load time, so every shape is static.
+ * are fixed to 1 at load time, so every shape is static; any other dynamic
+ * input dimension is refused, naming it.
  *
- * Supported operators (default domain, opsets 7..13 semantics): Conv (group 1),
+ * Supported operators (default domain, opsets 7..21; only ReduceMax's axes moved
+ * from an attribute to an input in that span, and both forms read): Conv (group 1),
  * MaxPool (no padding), ReduceMax, MatMul, Add, Sub, Mul, Div, Max, Pow, Relu,
  * Sqrt, Log, Exp, Sigmoid, Tanh, Neg, Abs, Transpose, Reshape, Flatten,
- * Unsqueeze, Squeeze, Identity, Slice, Concat. A Relu that is the only reader
+ * Unsqueeze, Squeeze, Identity, Slice, Concat; Constant nodes (value,
+ * value_float(s), value_int(s)) become constants. A Relu that is the only reader
  * of a Conv output is fused into the Conv. Anything else is rejected at
  * load time with "<file>: node <i> (<name>): unsupported operator '<op>'".
  */

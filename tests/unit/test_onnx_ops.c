@@ -12,7 +12,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+#include <unistd.h>
 
+#include "dnsmos.h"
 #include "onnx.h"
 #include "onnx.pb-c.h"
 #include "amx.h"
@@ -588,6 +591,331 @@ static void test_graph_alloc_failures(void **st)
     free(buf);
 }
 
+/* Loads buf (pack_tiny bytes, possibly edited) and runs it on the x of test_graph_runs; returns
+ * the load's code, y[4] on success. */
+static int load_run_tiny(const uint8_t *buf, size_t len, float y[4], snn_err *e)
+{
+    snn_onnx_graph *g;
+    int rc = snn_onnx_load_buffer(buf, len, "tiny.onnx", &snn_test_allocator, &g, e);
+    if (rc)
+        return rc;
+    const float x[9] = {5, 1, 0, 0, 2, 9, 1, 1, 1};
+    void *work = malloc(snn_onnx_work_size(g));
+    snn_onnx_run(g, x, y, work);
+    free(work);
+    snn_onnx_free(g);
+    return 0;
+}
+
+/* Re-saved graphs put weights in Constant nodes (onnx's version converter to opset 13 turns
+ * Unsqueeze axes into them; exporters write whole weights so): the tiny graph with W as a
+ * Constant node before the Conv loads and computes what it does with W as an initializer, and
+ * the Constant leaves no node (the Conv stays node 0). value_ints and value_float attributes are
+ * constants too (an Unsqueeze axes input and a Mul factor). */
+static void test_graph_constant_nodes(void **st)
+{
+    (void)st;
+    size_t len;
+    uint8_t *buf = pack_tiny("Relu", &len);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    assert_non_null(m);
+    Onnx__GraphProto *gp = m->graph;
+    /* node Constant(value = W) -> W; Conv; Relu */
+    Onnx__AttributeProto av;
+    onnx__attribute_proto__init(&av);
+    av.name = "value";
+    av.has_type = 1;
+    av.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
+    av.t = gp->initializer[0];
+    Onnx__AttributeProto *avp[1] = {&av};
+    char *kout[1] = {"W"};
+    Onnx__NodeProto kn;
+    onnx__node_proto__init(&kn);
+    kn.op_type = "Constant";
+    kn.n_output = 1;
+    kn.output = kout;
+    kn.n_attribute = 1;
+    kn.attribute = avp;
+    Onnx__NodeProto *nodes[3] = {&kn, gp->node[0], gp->node[1]};
+    size_t n_init = gp->n_initializer, n_node = gp->n_node;
+    Onnx__NodeProto **old_nodes = gp->node;
+    gp->n_initializer = 0;
+    gp->n_node = 3;
+    gp->node = nodes;
+    size_t len2 = onnx__model_proto__get_packed_size(m);
+    uint8_t *buf2 = malloc(len2);
+    onnx__model_proto__pack(m, buf2);
+    float y[4];
+    snn_err e = {{0}};
+    assert_int_equal(load_run_tiny(buf2, len2, y, &e), 0);
+    assert_floats(y, (const float[4]){3, 0, 0, 1}, 4);
+    snn_onnx_graph *g;
+    assert_int_equal(snn_onnx_load_buffer(buf2, len2, "tiny.onnx", &snn_test_allocator, &g, &e), 0);
+    assert_int_equal(snn_onnx_n_nodes(g), 2);
+    assert_string_equal(snn_onnx_node_op(g, 0), "Conv");
+    size_t nc;
+    assert_non_null(snn_onnx_node_const(g, 0, 1, &nc));
+    assert_int_equal(nc, 4);
+    snn_onnx_free(g);
+    free(buf2);
+
+    /* ... Conv -> Unsqueeze(axes from Constant value_ints [0]) -> Mul(Constant value_float 2):
+     * Y [1,1,1,2,2] = 2 conv (no Relu) */
+    Onnx__AttributeProto ai, af;
+    onnx__attribute_proto__init(&ai);
+    ai.name = "value_ints";
+    ai.has_type = 1;
+    ai.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    int64_t zero = 0;
+    ai.n_ints = 1;
+    ai.ints = &zero;
+    onnx__attribute_proto__init(&af);
+    af.name = "value_float";
+    af.has_type = 1;
+    af.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    af.has_f = 1;
+    af.f = 2.0f;
+    Onnx__AttributeProto *aip[1] = {&ai}, *afp[1] = {&af};
+    char *aout[1] = {"axes"}, *fout[1] = {"two"};
+    char *uin[2] = {"C", "axes"}, *uout[1] = {"U"}, *min[2] = {"U", "two"}, *mout[1] = {"Y"};
+    Onnx__NodeProto ka, kf, un, mn;
+    onnx__node_proto__init(&ka);
+    ka.op_type = "Constant";
+    ka.n_output = 1;
+    ka.output = aout;
+    ka.n_attribute = 1;
+    ka.attribute = aip;
+    kf = ka;
+    kf.output = fout;
+    kf.attribute = afp;
+    onnx__node_proto__init(&un);
+    un.op_type = "Unsqueeze";
+    un.n_input = 2;
+    un.input = uin;
+    un.n_output = 1;
+    un.output = uout;
+    mn = un;
+    mn.op_type = "Mul";
+    mn.input = min;
+    mn.output = mout;
+    Onnx__NodeProto *nodes2[5] = {nodes[1], &ka, &un, &kf, &mn};
+    gp->n_initializer = n_init;
+    gp->n_node = 5;
+    gp->node = nodes2;
+    m->opset_import[0]->version = 13;
+    len2 = onnx__model_proto__get_packed_size(m);
+    buf2 = malloc(len2);
+    onnx__model_proto__pack(m, buf2);
+    assert_int_equal(load_run_tiny(buf2, len2, y, &e), 0);
+    assert_floats(y, (const float[4]){6, -16, -2, 2}, 4);
+    free(buf2);
+
+    gp->n_node = n_node;
+    gp->node = old_nodes;
+    onnx__model_proto__free_unpacked(m, NULL);
+    free(buf);
+}
+
+/* Opsets up to 21 load (none changes a supported operator on float tensors); ReduceMax takes
+ * its axes as an int64 initializer input as opset 18 writes it. The tiny graph with
+ * Relu -> ReduceMax(axes input [2, 3], keepdims 0) at opset 18 gives max(relu(conv)) = 3; opset
+ * 22 is refused naming the supported range. */
+static void test_graph_newer_opsets(void **st)
+{
+    (void)st;
+    size_t len;
+    uint8_t *buf = pack_tiny("Relu", &len);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    assert_non_null(m);
+    Onnx__GraphProto *gp = m->graph;
+    float y[4];
+    snn_err e = {{0}};
+    for (int64_t v = 14; v <= 21; v++) {
+        m->opset_import[0]->version = v;
+        size_t l2 = onnx__model_proto__get_packed_size(m);
+        uint8_t *b2 = malloc(l2);
+        onnx__model_proto__pack(m, b2);
+        assert_int_equal(load_run_tiny(b2, l2, y, &e), 0);
+        assert_floats(y, (const float[4]){3, 0, 0, 1}, 4);
+        free(b2);
+    }
+    /* ReduceMax with axes as an input */
+    Onnx__TensorProto ax;
+    onnx__tensor_proto__init(&ax);
+    ax.name = "rax";
+    ax.has_data_type = 1;
+    ax.data_type = 7;
+    int64_t axd[1] = {2}, axv[2] = {2, 3};
+    ax.n_dims = 1;
+    ax.dims = axd;
+    ax.n_int64_data = 2;
+    ax.int64_data = axv;
+    Onnx__TensorProto *inits[2] = {gp->initializer[0], &ax};
+    Onnx__AttributeProto kd;
+    onnx__attribute_proto__init(&kd);
+    kd.name = "keepdims";
+    kd.has_type = 1;
+    kd.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    kd.has_i = 1;
+    kd.i = 0;
+    Onnx__AttributeProto *kdp[1] = {&kd};
+    char *rin[2] = {"Y", "rax"}, *rout[1] = {"R"};
+    Onnx__NodeProto rn;
+    onnx__node_proto__init(&rn);
+    rn.op_type = "ReduceMax";
+    rn.n_input = 2;
+    rn.input = rin;
+    rn.n_output = 1;
+    rn.output = rout;
+    rn.n_attribute = 1;
+    rn.attribute = kdp;
+    Onnx__NodeProto *nodes[3] = {gp->node[0], gp->node[1], &rn};
+    Onnx__TensorProto **old_init = gp->initializer;
+    Onnx__NodeProto **old_nodes = gp->node;
+    char *old_out = gp->output[0]->name;
+    gp->n_initializer = 2;
+    gp->initializer = inits;
+    gp->n_node = 3;
+    gp->node = nodes;
+    gp->output[0]->name = "R";
+    m->opset_import[0]->version = 18;
+    size_t l2 = onnx__model_proto__get_packed_size(m);
+    uint8_t *b2 = malloc(l2);
+    onnx__model_proto__pack(m, b2);
+    snn_onnx_graph *g;
+    assert_int_equal(snn_onnx_load_buffer(b2, l2, "tiny.onnx", &snn_test_allocator, &g, &e), 0);
+    assert_int_equal(snn_onnx_output_numel(g), 1);
+    assert_int_equal(snn_onnx_output_rank(g), 2);
+    const float x[9] = {5, 1, 0, 0, 2, 9, 1, 1, 1};
+    void *work = malloc(snn_onnx_work_size(g));
+    snn_onnx_run(g, x, y, work);
+    assert_float_equal(y[0], 3.0f, 0.0f);
+    free(work);
+    snn_onnx_free(g);
+    free(b2);
+    m->opset_import[0]->version = 22;
+    l2 = onnx__model_proto__get_packed_size(m);
+    b2 = malloc(l2);
+    onnx__model_proto__pack(m, b2);
+    assert_int_equal(snn_onnx_load_buffer(b2, l2, "tiny.onnx", &snn_test_allocator, &g, &e),
+                     -SNN_ENOTSUP);
+    assert_string_equal(e.msg, "tiny.onnx: opset_import: opset 22 (supported 7..21)");
+    free(b2);
+    gp->n_initializer = 1;
+    gp->initializer = old_init;
+    gp->n_node = 2;
+    gp->node = old_nodes;
+    gp->output[0]->name = old_out;
+    onnx__model_proto__free_unpacked(m, NULL);
+    free(buf);
+}
+
+/* Only the batch dim may be dynamic: a symbolic dim elsewhere (a re-save with a dynamic time
+ * axis) is refused naming it, not fixed to 1 (which failed later at some node with a shape
+ * error that did not say why). */
+static void test_graph_dynamic_inner_dim(void **st)
+{
+    (void)st;
+    size_t len;
+    uint8_t *buf = pack_tiny("Relu", &len);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    assert_non_null(m);
+    Onnx__TensorShapeProto__Dimension *dm = m->graph->input[0]->type->tensor_type->shape->dim[2];
+    dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+    dm->dim_param = "T"; /* the unpacked dim_value 3 has no string to free */
+    size_t l2 = onnx__model_proto__get_packed_size(m);
+    uint8_t *b2 = malloc(l2);
+    onnx__model_proto__pack(m, b2);
+    dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    dm->dim_value = 3;
+    onnx__model_proto__free_unpacked(m, NULL);
+    snn_onnx_graph *g = (snn_onnx_graph *)1;
+    snn_err e = {{0}};
+    assert_int_equal(snn_onnx_load_buffer(b2, l2, "tiny.onnx", &snn_test_allocator, &g, &e),
+                     -SNN_ENOTSUP);
+    assert_null(g);
+    assert_string_equal(e.msg, "tiny.onnx: graph.input 'X': dim 2 is dynamic ('T'); only dim 0 "
+                               "(the batch) may be, and it is fixed to 1");
+    free(b2);
+    free(buf);
+}
+
+static int describe_personalized(const char *path)
+{
+    snn_model *md;
+    snn_err e = {{0}};
+    int rc = snn_onnx_model_load(path, NULL, &md, &e);
+    if (rc)
+        fail_msg("%s", e.msg);
+    json_t *o = json_object();
+    assert_int_equal(snn_model_describe(md, o), 0);
+    int p = json_is_true(json_object_get(o, "personalized"));
+    json_decref(o);
+    snn_model_free(md);
+    return p;
+}
+
+/* The absolute path of reference file rel under ../shared/data, or NULL (the test then skips
+ * itself, and the group's other tests still run). */
+static const char *shared_or_null(const char *rel, char *buf)
+{
+    const char *root = getenv("SNN_DATA_DIR");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", root && root[0] ? root : "../shared/data", rel);
+    if (!realpath(p, buf)) {
+        printf("SKIP (this test): reference data %s is absent (set SNN_DATA_DIR)\n", p);
+        return NULL;
+    }
+    return buf;
+}
+
+/* The personalized pDNSMOS is recognised by its weights, not only by a file name starting with
+ * "pdnsmos": DNS-Challenge publishes it as DNSMOS/pDNSMOS/sig_bak_ovr.onnx, which got the
+ * regular polynomials (silently wrong SIG/BAK/OVRL); and the regular model named pdnsmos*.onnx
+ * keeps the regular ones. Other P.835 graphs still go by name. */
+static void test_dnsmos_personalized_by_weights(void **st)
+{
+    (void)st;
+    char pd[4096], rd[4096]; /* absolute: the links below point there */
+    if (!shared_or_null("dnsmos/models/pDNSMOS_sig_bak_ovr.onnx", pd))
+        skip();
+    assert_non_null(realpath(snn_test_src("models/zoo/dnsmos-p835.onnx"), rd)); /* the regular one */
+    char dir[] = "/tmp/test_onnx_ops_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p1[64], p2[64];
+    snprintf(p1, sizeof p1, "%s/sig_bak_ovr.onnx", dir);
+    snprintf(p2, sizeof p2, "%s/pdnsmos_regular.onnx", dir);
+    assert_int_equal(symlink(pd, p1), 0);
+    assert_int_equal(symlink(rd, p2), 0);
+    assert_true(describe_personalized(pd));
+    assert_true(describe_personalized(p1));
+    assert_false(describe_personalized(rd));
+    assert_false(describe_personalized(p2));
+    unlink(p1);
+    unlink(p2);
+    rmdir(dir);
+}
+
+/* A graph of another DNSMOS input is refused naming its shapes: the 2022 sig.onnx / bak_ovr.onnx
+ * take [N,901,161] log-power spectra; the message used to give only the rank and output count. */
+static void test_dnsmos_refusal_names_shapes(void **st)
+{
+    (void)st;
+    char buf[4096];
+    const char *p = shared_or_null("dnsmos/models/DNSMOS_bak_ovr.onnx", buf);
+    if (!p)
+        skip();
+    snn_model *md = (snn_model *)1;
+    snn_err e = {{0}};
+    assert_int_equal(snn_onnx_model_load(p, NULL, &md, &e), -SNN_ENOTSUP);
+    assert_null(md);
+    char want[320];
+    snprintf(want, sizeof want, "%s: graph [N,901,161] -> [N,3] is neither DNSMOS P.835 ([N,144160] "
+             "-> [N,3]) nor P.808 ([N,900,120] -> [N,1]); 2022 sig/bak_ovr.onnx (log-power input): "
+             "use sig_bak_ovr.onnx", p);
+    assert_string_equal(e.msg, want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -606,6 +934,11 @@ int main(void)
         cmocka_unit_test(test_graph_unsupported_op),
         cmocka_unit_test(test_graph_garbage),
         cmocka_unit_test(test_graph_alloc_failures),
+        cmocka_unit_test(test_graph_constant_nodes),
+        cmocka_unit_test(test_graph_newer_opsets),
+        cmocka_unit_test(test_graph_dynamic_inner_dim),
+        cmocka_unit_test(test_dnsmos_personalized_by_weights),
+        cmocka_unit_test(test_dnsmos_refusal_names_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
