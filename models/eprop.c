@@ -129,8 +129,13 @@ static int check_params(const snn_eprop_params *p, snn_err *err)
     BAD(!(p->adapt_beta >= 0), "adapt_beta must be >= 0 (got %g)", p->adapt_beta);
     BAD(!(p->psi_width > 0), "psi_width must be > 0 (got %g)", p->psi_width);
     BAD(!(p->psi_height >= 0), "psi_height must be >= 0 (got %g)", p->psi_height);
+    BAD(p->psi_shape != SNN_EPROP_PIECEWISE_LINEAR && p->psi_shape != SNN_EPROP_EXPONENTIAL &&
+            p->psi_shape != SNN_EPROP_FAST_SIGMOID_DERIV && p->psi_shape != SNN_EPROP_ARCTAN_DERIV,
+        "unknown psi_shape %d", (int)p->psi_shape);
     BAD(!(p->c_reg >= 0), "c_reg must be >= 0 (got %g)", p->c_reg);
     BAD(!(p->f_target_hz >= 0), "f_target_hz must be >= 0 (got %g)", p->f_target_hz);
+    BAD(p->readout_spike_arrival < 0 || p->readout_spike_arrival > 2,
+        "readout_spike_arrival must be 0, 1 or 2 (got %d)", p->readout_spike_arrival);
     BAD(p->loss != SNN_EPROP_MSE && p->loss != SNN_EPROP_CROSS_ENTROPY, "unknown loss %d",
         (int)p->loss);
     BAD(p->feedback != SNN_EPROP_FEEDBACK_SYMMETRIC && p->feedback != SNN_EPROP_FEEDBACK_RANDOM,
@@ -365,7 +370,9 @@ int snn_eprop_init(snn_eprop **out, const snn_eprop_params *p, const double *w_i
     e->kappa = exp(-p->dt / p->tau_out);
     e->rho = p->n_adaptive ? exp(-p->dt / p->adapt_tau) : 0.0;
     e->c_in = p->regular_spike_arrival ? 1.0 : 1.0 - e->alpha;
-    e->c_out = p->regular_spike_arrival ? 1.0 : 1.0 - e->kappa;
+    int regular_out = p->readout_spike_arrival ? p->readout_spike_arrival == 1
+                                               : p->regular_spike_arrival;
+    e->c_out = regular_out ? 1.0 : 1.0 - e->kappa;
     e->n_lif = p->n_rec - p->n_adaptive;
     e->learning = 1;
     snn_eprop_reset(e);
@@ -639,7 +646,12 @@ static void finish_interval(snn_eprop *e)
         if (e->s_rec)
             memset(e->s_rec, 0, nr * nr * sizeof(double));
     }
-    if (p->average_gradient) {
+    /* average_gradient divides each interval's gradient by learning_window (NEST's
+     * compute_gradient). G sums the intervals of a batch, so it is divided once, when
+     * the batch is full (dividing at every interval end would divide the earlier
+     * intervals of a batch again: batch_size > 1 then missed NEST by 2-8 %). */
+    int batch_full = e->batch_count + 1 >= p->batch_size;
+    if (p->average_gradient && batch_full) {
         double w = 1.0 / (double)p->learning_window;
         if (e->g_in)
             for (size_t i = 0; i < nr * ni; i++)
@@ -707,8 +719,17 @@ static double pseudo_derivative(const snn_eprop *e, size_t j, double v, double t
 {
     if (e->ref[j] > 0)
         return 0.0;
-    double u = 1.0 - fabs(v - thr) / e->p.psi_width;
-    return u > 0 ? e->p.psi_height * u : 0.0;
+    const double d = fabs(v - thr) / e->p.psi_width, h = e->p.psi_height;
+    switch (e->p.psi_shape) {
+    case SNN_EPROP_EXPONENTIAL:
+        return h * exp(-d);
+    case SNN_EPROP_FAST_SIGMOID_DERIV:
+        return h / ((1.0 + d) * (1.0 + d));
+    case SNN_EPROP_ARCTAN_DERIV:
+        return h / (1.0 + d * d);
+    default:
+        return d < 1.0 ? h * (1.0 - d) : 0.0;
+    }
 }
 
 static void forward_interval(snn_eprop *e, const uint8_t *x)

@@ -29,7 +29,8 @@
  * Equations (interval timing), per recurrent neuron j, presynaptic input i,
  * readout o, step k
  * (alpha = exp(-dt/tau_m), kappa = exp(-dt/tau_out), rho = exp(-dt/adapt_tau);
- *  c = 1 if regular_spike_arrival else 1-alpha, c_o likewise with kappa):
+ *  c = 1 if regular_spike_arrival else 1-alpha, c_o likewise with kappa, or as
+ *  readout_spike_arrival says if it is non-zero):
  *
  *  At k = 0 (start of an interval): if reset_on_update, v = a = r = z = y = 0.
  *  Whatever reset_on_update says, every trace below restarts from 0 (NEST's
@@ -41,6 +42,8 @@
  *    a_j  <- rho a_j + z_j                      (z_j: spike of the previous step)
  *    A_j   = v_th + beta a_j                    (adaptive threshold)
  *    psi_j = 0 while refractory, else h max(0, 1 - |v_j - A_j| / w)
+ *            (psi_shape piecewise linear; or exponential, fast sigmoid derivative,
+ *            arctan derivative as NEST's surrogate_gradient_function, see below)
  *    z_j  <- 1 if v_j >= A_j and not refractory, else 0
  *  Readout (leaky integrator, reset with the neurons):
  *    y_o  <- kappa y_o + c_o sum_j Wout_oj z_j
@@ -65,8 +68,12 @@
  *    Gout_oj += err_o zout_j
  *  At k = T-1 (end of the interval), firing-rate regularisation toward f_target:
  *    reg_j = c_reg (n_spikes_j / T - f_target dt / 1000) / T,   G_ji += reg_j S_ji
- *  and, if average_gradient, G /= learning_window. After batch_size intervals
- *  the summed gradient, divided by batch_size, is applied to every learnable group:
+ *  and, if average_gradient, each interval's G is divided by learning_window
+ *  (once: the sum over a batch is divided when the batch is full). After
+ *  batch_size intervals the summed gradient, divided by batch_size, is applied to
+ *  every learnable group (NEST's WeightOptimizer: its step counter starts at 1 and
+ *  a synapse updated late runs the missed steps, the first with its gradient and
+ *  the rest with 0, which is what updating every synapse every batch gives):
  *    gradient descent:  W <- W - eta G
  *    Adam (step n = 1, 2, ...):  m <- b1 m + (1-b1) G;  s <- b2 s + (1-b2) G^2;
  *      W <- W - eta sqrt(1 - b2^n)/(1 - b1^n) m / (sqrt(s) + epsilon)
@@ -143,6 +150,14 @@ typedef enum snn_eprop_reset_mode {
     SNN_EPROP_RESET_TO_VALUE = 1, /* v = v_reset after a spike (continuous timing only) */
 } snn_eprop_reset_mode;
 
+typedef enum snn_eprop_surrogate {
+    /* NEST's surrogate_gradient_function; d = |v - threshold|, h = psi_height, w = psi_width */
+    SNN_EPROP_PIECEWISE_LINEAR = 0,   /* h max(0, 1 - d/w) (Bellec et al.) */
+    SNN_EPROP_EXPONENTIAL = 1,        /* h exp(-d/w) */
+    SNN_EPROP_FAST_SIGMOID_DERIV = 2, /* h (1 + d/w)^-2 */
+    SNN_EPROP_ARCTAN_DERIV = 3,       /* h / (1 + (d/w)^2) */
+} snn_eprop_surrogate;
+
 typedef enum snn_eprop_group {
     SNN_EPROP_IN = 0,  /* n_rec x n_in */
     SNN_EPROP_REC = 1, /* n_rec x n_rec */
@@ -158,8 +173,12 @@ typedef struct snn_eprop_params {
     double v_th;               /* threshold above rest */
     double adapt_tau, adapt_beta; /* ms; threshold increase per unit of a */
     uint32_t t_ref_steps;      /* refractory steps after a spike (psi = 0 then) */
-    double psi_height, psi_width; /* piecewise-linear pseudo-derivative */
+    double psi_height, psi_width; /* pseudo-derivative height and width */
+    snn_eprop_surrogate psi_shape; /* its shape; 0 = piecewise linear (default) */
     int regular_spike_arrival; /* 1: an input spike adds W; 0: adds (1-alpha) W */
+    int readout_spike_arrival; /* readout's own setting (NEST sets regular_spike_arrival per
+                                * model): 0 = as regular_spike_arrival (default), 1 = a spike
+                                * adds W (c_o = 1), 2 = adds (1-kappa) W (c_o = 1-kappa) */
     double c_reg, f_target_hz; /* firing-rate regularisation */
     snn_eprop_loss loss;
     snn_eprop_feedback feedback;
