@@ -74,6 +74,10 @@ struct snn_model;
  * error and returns NULL on failure. (cmd_model.c, built with the snn tool's SNN_ZOO_DIR.) */
 struct snn_model *cli_load_model(const char *name, const char *dir_opt);
 
+/* 1 if path names an audio file by its extension (.wav, .w64 or .rf64, any case: the
+ * formats wav.h reads), 0 for anything else (CSV). */
+int cli_is_audio_path(const char *path);
+
 /* The plan for n audio samples: chunks of FEED_AUDIO_SAMPLES. */
 long feed_plan_audio(size_t n, feed_op **ops);
 

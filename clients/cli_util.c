@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "session.h"
@@ -141,6 +142,18 @@ int cli_read_wav(const char *path, snn_wav *w)
         snn_wav_free(w);
         cli_fail("%s: no samples (an empty clip has nothing to score)", path);
         return -1;
+    }
+    return 0;
+}
+
+int cli_is_audio_path(const char *path)
+{
+    static const char *const ext[] = {".wav", ".w64", ".rf64"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t k = strlen(ext[i]);
+        if (n > k && strcasecmp(path + n - k, ext[i]) == 0)
+            return 1;
     }
     return 0;
 }

@@ -83,8 +83,7 @@ static void list_free(clip_list *l)
 
 static int is_wav_name(const struct dirent *d)
 {
-    size_t n = strlen(d->d_name);
-    return d->d_name[0] != '.' && n > 4 && strcasecmp(d->d_name + n - 4, ".wav") == 0;
+    return d->d_name[0] != '.' && cli_is_audio_path(d->d_name);
 }
 
 /* Adds path (a file, or a directory's .wav files in name order). Returns 0, or -1 after

@@ -140,7 +140,8 @@ static const char *const run_help =
     "letter, repetition, t_index, t_s, step, index and id. Their number must be\n"
     "the model's input count. For spike and binned models a row is the counts of\n"
     "one bin (t = bin start); for tactile and analog models a row is one frame at\n"
-    "time t (without t: row * bin width). A .wav INPUT feeds an audio model.\n"
+    "time t (without t: row * bin width). A .wav (or .w64, .rf64) INPUT feeds an\n"
+    "audio model.\n"
     "\n"
     "  --out FILE       write to FILE instead of stdout\n"
     "  --decision       print only decisions, one JSON object per line\n"
@@ -160,12 +161,6 @@ typedef struct run_opts {
     uint32_t bin_us;
     int64_t silence_us;
 } run_opts;
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcasecmp(s + n - k, suffix) == 0;
-}
 
 /* The emitter: predictions and decisions to the writer. */
 static void emit_out(void *ctx, const snn_output *o)
@@ -248,7 +243,7 @@ int cmd_model_run(int argc, char **argv)
     }
     int kind = snn_session_input(s);
     long n_ops;
-    if (ends_with(o.input, ".wav")) {
+    if (cli_is_audio_path(o.input)) {
         if (kind != SNN_INPUT_AUDIO) {
             cli_fail("%s: a .wav input needs an audio model; %s takes %s input", o.input, m->name,
                      snn_input_kind_name((snn_input_kind)kind));

@@ -276,7 +276,7 @@ int cmd_replay(int argc, char **argv)
 
     /* Read a CSV before opening the stream, so a bad file leaves no trace on
      * the server; its input count comes from the Welcome. */
-    int is_wav = strlen(input) > 4 && strcasecmp(input + strlen(input) - 4, ".wav") == 0;
+    int is_wav = cli_is_audio_path(input);
     if (!is_wav && wel) {
         for (size_t i = 0; i < wel->n_models; i++)
             if (strcmp(wel->models[i]->name, name) == 0 &&

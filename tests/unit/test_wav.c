@@ -129,21 +129,33 @@ static void test_non_finite(void **st)
     snn_wav_free(&w);
 }
 
-/* A file cut short (RIFF size larger than the bytes present) is a format error. */
+/* A recording cut short (RIFF and data sizes larger than the bytes present, or a RIFF size
+ * too small) is read as soundfile reads it: the whole frames present, a trailing half sample
+ * dropped. A chunk other than data that runs past the end is still a format error. */
 static void test_truncated(void **st)
 {
     (void)st;
     uint8_t b[256];
-    const int16_t s[8] = {0};
+    const int16_t s[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     size_t n = make_wav(b, 1, 1, 16000, 16, s, sizeof s, 0);
     snn_wav w;
     snn_err e = {{0}};
-    assert_int_equal(snn_wav_parse(b, n - 5, "t.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
-    assert_non_null(strstr(e.msg, "t.wav: RIFF size"));
-    /* data chunk claiming more than the file holds (RIFF size patched to match the cut) */
-    put32(b + 4, (uint32_t)(n - 5 - 8));
-    assert_int_equal(snn_wav_parse(b, n - 5, "t.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
-    assert_non_null(strstr(e.msg, "chunk 'data'"));
+    parse_ok(b, n - 5, &w); /* 16 data bytes, 11 present: 5 whole samples */
+    assert_int_equal(w.n, 5);
+    assert_float_equal(w.x[4], 5.0f / 32768.0f, 0);
+    snn_wav_free(&w);
+    put32(b + 4, (uint32_t)(n - 5 - 8)); /* RIFF size patched to match the cut, data size not */
+    parse_ok(b, n - 5, &w);
+    assert_int_equal(w.n, 5);
+    snn_wav_free(&w);
+    put32(b + 4, 20); /* RIFF size too small: the data chunk is still read whole */
+    parse_ok(b, n, &w);
+    assert_int_equal(w.n, 8);
+    assert_float_equal(w.x[7], 8.0f / 32768.0f, 0);
+    snn_wav_free(&w);
+    n = make_wav(b, 1, 1, 16000, 16, s, sizeof s, 1); /* LIST cut in the middle, before data */
+    assert_int_equal(snn_wav_parse(b, 45, "t.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_non_null(strstr(e.msg, "t.wav: chunk 'LIST' at byte 36: size 3 runs past the end"));
 }
 
 /* A file written to a pipe carries placeholder sizes (sox: 0x7FFFF024 / 0x7FFFF000; others
@@ -183,6 +195,8 @@ static void test_garbage(void **st)
     memcpy(hdr, "RIFF\x04\x00\x00\x00WAVE", 12);
     assert_int_equal(snn_wav_parse(hdr, 12, "h.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
     assert_string_equal(e.msg, "h.wav: no fmt chunk");
+    assert_int_equal(snn_wav_parse(hdr, 0, "e.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_string_equal(e.msg, "e.wav: empty file");
 }
 
 /* The other integer widths scale as libsndfile does: 8-bit unsigned around 128 over 128,
@@ -225,7 +239,8 @@ static void test_int_and_f64(void **st)
     snn_wav_free(&w);
 }
 
-/* G.711: the 16-bit linear values sox decodes these bytes to, over 32768. */
+/* G.711: the 16-bit linear values sox decodes these bytes to, over 32768; a byte a sample
+ * even when the bits field says otherwise (libsndfile reads it so). */
 static void test_g711(void **st)
 {
     (void)st;
@@ -242,6 +257,13 @@ static void test_g711(void **st)
     const int al_lin[6] = {8, -8, 32256, -32256, 5504, -5504};
     parse_ok(b, make_wav(b, 6, 1, 8000, 8, al, sizeof al, 0), &w);
     assert_int_equal(w.format, SNN_WAV_ALAW);
+    for (int i = 0; i < 6; i++)
+        assert_float_equal(w.x[i], al_lin[i] / 32768.0f, 0);
+    snn_wav_free(&w);
+    size_t n = make_wav(b, 6, 1, 8000, 8, al, sizeof al, 0);
+    put16(b + 34, 16); /* bits 16 */
+    parse_ok(b, n, &w);
+    assert_int_equal(w.n, 6);
     for (int i = 0; i < 6; i++)
         assert_float_equal(w.x[i], al_lin[i] / 32768.0f, 0);
     snn_wav_free(&w);
@@ -269,8 +291,8 @@ static void test_downmix(void **st)
     snn_wav_free(&w);
 }
 
-/* Valid WAVE that snnd does not decode (ADPCM, 12-bit PCM, no channels) is named in the error;
- * a block_align that disagrees with channels x bits is a format error. */
+/* Valid WAVE that snnd does not decode (ADPCM, 48-bit PCM, 16-bit float, no channels) is named
+ * in the error, as is a RIFX file; a sample rate of 0 is a format error. */
 static void test_unsupported(void **st)
 {
     (void)st;
@@ -280,17 +302,133 @@ static void test_unsupported(void **st)
     snn_err e = {{0}};
     size_t n = make_wav(b, 2, 1, 16000, 4, s, sizeof s, 0);
     assert_int_equal(snn_wav_parse(b, n, "adpcm.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
-    assert_non_null(strstr(e.msg, "adpcm.wav: fmt: format 2 with 4 bits (supported: PCM 8/16/24/32-bit"));
-    n = make_wav(b, 1, 1, 16000, 12, s, sizeof s, 0);
-    assert_int_equal(snn_wav_parse(b, n, "12.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
-    assert_non_null(strstr(e.msg, "format 1 with 12 bits"));
+    assert_non_null(strstr(e.msg, "adpcm.wav: fmt: format 2 (MS ADPCM) with 4 bits (supported: PCM 1..32-bit"));
+    n = make_wav(b, 1, 1, 16000, 48, s, sizeof s, 0);
+    assert_int_equal(snn_wav_parse(b, n, "48.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
+    assert_non_null(strstr(e.msg, "format 1 (PCM) with 48 bits"));
+    n = make_wav(b, 3, 1, 16000, 16, s, sizeof s, 0);
+    assert_int_equal(snn_wav_parse(b, n, "h.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
+    assert_non_null(strstr(e.msg, "format 3 (IEEE float) with 16 bits"));
     n = make_wav(b, 1, 0, 16000, 16, s, sizeof s, 0);
     assert_int_equal(snn_wav_parse(b, n, "0.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
     assert_string_equal(e.msg, "0.wav: fmt: 0 channels (supported: 1 to 64)");
-    n = make_wav(b, 1, 2, 16000, 16, s, sizeof s, 0);
-    put16(b + 32, 2); /* block_align of one channel */
-    assert_int_equal(snn_wav_parse(b, n, "al.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
-    assert_non_null(strstr(e.msg, "al.wav: fmt: inconsistent rate 16000 / block_align 2"));
+    n = make_wav(b, 1, 1, 0, 16, s, sizeof s, 0);
+    assert_int_equal(snn_wav_parse(b, n, "r.wav", &snn_test_allocator, &w, &e), -SNN_EFORMAT);
+    assert_string_equal(e.msg, "r.wav: fmt: sample rate 0");
+    n = make_wav(b, 1, 1, 16000, 16, s, sizeof s, 0);
+    memcpy(b, "RIFX", 4);
+    assert_int_equal(snn_wav_parse(b, n, "x.wav", &snn_test_allocator, &w, &e), -SNN_ENOTSUP);
+    assert_non_null(strstr(e.msg, "x.wav: big-endian RIFX WAVE file: not supported"));
+}
+
+/* PCM whose bits are not a multiple of 8 is read from its whole-byte container, over the
+ * container's full scale, as libsndfile does (12-bit in 2 bytes, 20-bit in 3, 4-bit in 1). */
+static void test_pcm_odd_widths(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    snn_wav w;
+    const int16_t s12[3] = {2047 * 16, -2048 * 16, 16};
+    parse_ok(b, make_wav(b, 1, 1, 16000, 12, s12, sizeof s12, 0), &w);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(w.bits, 12);
+    assert_float_equal(w.x[0], 32752.0f / 32768.0f, 0);
+    assert_float_equal(w.x[1], -1.0f, 0);
+    assert_float_equal(w.x[2], 16.0f / 32768.0f, 0);
+    snn_wav_free(&w);
+    const uint8_t s20[6] = {0x10, 0, 0x40, 0xf0, 0xff, 0xff}; /* 2^22 + 16, -16 (20 bits << 4) */
+    size_t n = make_wav(b, 1, 1, 16000, 20, s20, sizeof s20, 0);
+    put16(b + 32, 3); /* block_align: the 3-byte container (make_wav writes 20 / 8 = 2) */
+    parse_ok(b, n, &w);
+    assert_int_equal(w.n, 2);
+    assert_float_equal(w.x[0], (float)((4194304.0 + 16) / 8388608.0), 0);
+    assert_float_equal(w.x[1], (float)(-16 / 8388608.0), 0);
+    snn_wav_free(&w);
+    const uint8_t u4[2] = {0x80, 0x40};
+    parse_ok(b, make_wav(b, 1, 1, 8000, 4, u4, sizeof u4, 0), &w);
+    assert_int_equal(w.n, 2);
+    assert_float_equal(w.x[1], -0.5f, 0);
+    snn_wav_free(&w);
+}
+
+/* block_align and byte_rate that disagree with channels x bits are ignored, and a data chunk
+ * ending in part of a frame loses that part, as libsndfile reads such files. */
+static void test_loose_fmt_fields(void **st)
+{
+    (void)st;
+    uint8_t b[256];
+    snn_wav w;
+    const int16_t s[5] = {100, 300, -200, 0, 7}; /* 2 stereo frames and half a frame */
+    const uint16_t align[3] = {2, 8, 0};
+    for (int k = 0; k < 3; k++) {
+        size_t n = make_wav(b, 1, 2, 16000, 16, s, sizeof s, 0);
+        put16(b + 32, align[k]);
+        put32(b + 28, 12345); /* byte_rate */
+        parse_ok(b, n, &w);
+        assert_int_equal(w.n, 2);
+        assert_float_equal(w.x[0], 200.0f / 32768.0f, 0);
+        assert_float_equal(w.x[1], -100.0f / 32768.0f, 0);
+        snn_wav_free(&w);
+    }
+}
+
+/* Sony Wave64: GUID chunk ids, 64-bit sizes counting the 24-byte header, chunks padded to 8
+ * bytes (here a 3-byte chunk before fmt). */
+static void test_w64(void **st)
+{
+    (void)st;
+    static const uint8_t tail[12] = {0xF3, 0xAC, 0xD3, 0x11, 0x8C, 0xD1, 0x00, 0xC0, 0x4F, 0x8E, 0xDB, 0x8A};
+    static const uint8_t riff[16] = {'r', 'i', 'f', 'f', 0x2E, 0x91, 0xCF, 0x11,
+                                     0xA5, 0xD6, 0x28, 0xDB, 0x04, 0xC1, 0x00, 0x00};
+    uint8_t b[256] = {0};
+    size_t k = 0;
+    memcpy(b, riff, 16); k = 24;
+    memcpy(b + k, "wave", 4); memcpy(b + k + 4, tail, 12); k += 16;
+    memcpy(b + k, "levl", 4); memcpy(b + k + 4, tail, 12); put32(b + k + 16, 24 + 3); k += 24 + 8;
+    memcpy(b + k, "fmt ", 4); memcpy(b + k + 4, tail, 12); put32(b + k + 16, 24 + 16); k += 24;
+    k += put16(b + k, 1);
+    k += put16(b + k, 2);
+    k += put32(b + k, 32000);
+    k += put32(b + k, 128000);
+    k += put16(b + k, 4);
+    k += put16(b + k, 16);
+    memcpy(b + k, "data", 4); memcpy(b + k + 4, tail, 12); put32(b + k + 16, 24 + 8); k += 24;
+    const int16_t s[4] = {1000, 3000, -500, -1500};
+    memcpy(b + k, s, sizeof s); k += sizeof s;
+    put32(b + 16, (uint32_t)k);
+    snn_wav w;
+    parse_ok(b, k, &w);
+    assert_int_equal(w.sample_rate, 32000);
+    assert_int_equal(w.n, 2);
+    assert_float_equal(w.x[0], 2000.0f / 32768.0f, 0);
+    assert_float_equal(w.x[1], -1000.0f / 32768.0f, 0);
+    snn_wav_free(&w);
+    parse_ok(b, k - 3, &w); /* cut short: the whole frames present */
+    assert_int_equal(w.n, 1);
+    snn_wav_free(&w);
+}
+
+/* RF64 (EBU Tech 3306): the RIFF and data sizes 0xFFFFFFFF, the data size taken from the ds64
+ * chunk; chunks after data are not read as samples. */
+static void test_rf64(void **st)
+{
+    (void)st;
+    uint8_t b[256], r[256];
+    snn_wav w;
+    const int16_t s[4] = {1000, -1000, 2000, 4000};
+    size_t n = make_wav(b, 1, 1, 16000, 16, s, sizeof s, 0);
+    memcpy(r, "RF64\xff\xff\xff\xffWAVEds64", 16);
+    put32(r + 16, 28);
+    memset(r + 20, 0, 28);
+    put32(r + 20, (uint32_t)(n + 36 - 8)); /* riff size, 64-bit */
+    put32(r + 28, 6); /* data size, 64-bit: 3 of the 4 samples, the 4th is a chunk's bytes */
+    memcpy(r + 48, b + 12, n - 12);
+    put32(r + 48 + 28, 0xFFFFFFFFu); /* data chunk size: see ds64 */
+    parse_ok(r, n + 36, &w);
+    assert_int_equal(w.n, 3);
+    assert_float_equal(w.x[0], 1000.0f / 32768.0f, 0);
+    assert_float_equal(w.x[2], 2000.0f / 32768.0f, 0);
+    snn_wav_free(&w);
 }
 
 /* A missing file is ENOENT naming the path. */
@@ -369,6 +507,10 @@ int main(void)
         cmocka_unit_test(test_g711),
         cmocka_unit_test(test_downmix),
         cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_pcm_odd_widths),
+        cmocka_unit_test(test_loose_fmt_fields),
+        cmocka_unit_test(test_rf64),
+        cmocka_unit_test(test_w64),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_resample_tone),
         cmocka_unit_test(test_resample_bad_rate),
