@@ -118,6 +118,7 @@ int cmd_model_run(int argc, char **argv);
 /* snn dnsmos PATH...: dnsmos_local.py's clip CSV (cmd_dnsmos.c). */
 int cmd_dnsmos(int argc, char **argv);
 int cmd_model_train(int argc, char **argv); /* cmd_train.c */
+int cmd_model_create(int argc, char **argv); /* cmd_create.c */
 int cmd_model_save(int argc, char **argv);  /* cmd_remote.c */
 int cmd_replay(int argc, char **argv);
 int cmd_sub(int argc, char **argv);

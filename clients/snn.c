@@ -17,6 +17,7 @@ static const char *const help =
     "  model info MODEL             the model's description as JSON\n"
     "  model run MODEL INPUT        run a model over a .csv or .wav input, print predictions\n"
     "  model train MODEL IN TARGETS train an RSNN model with e-prop, write a new model\n"
+    "  model create OUT ...         a new trainable RSNN model with random weights\n"
     "  dnsmos PATH...               DNSMOS clip scores of .wav files, as dnsmos_local.py's CSV\n"
     "Through a running snnd:\n"
     "  replay MODEL INPUT           the same through the daemon (identical output)\n"
@@ -48,11 +49,12 @@ int main(int argc, char **argv)
         return cmd_dnsmos(argc - 2, argv + 2);
     if (strcmp(cmd, "model") == 0) {
         if (argc < 3)
-            return cli_usage("model: expected info, run, train or save");
+            return cli_usage("model: expected info, run, train, create or save");
         if (cli_is_help(argv[2])) {
             fputs("usage: snn model info MODEL [--models DIR]\n"
                   "       snn model run MODEL INPUT [options]\n"
                   "       snn model train MODEL INPUT.csv TARGETS.csv [options]\n"
+                  "       snn model create OUT.safetensors --inputs N --hidden H --outputs O [options]\n"
                   "       snn model save STREAM NAME [--socket PATH | --host H --port P]\n",
                   stdout);
             return CLI_OK;
@@ -63,9 +65,11 @@ int main(int argc, char **argv)
             return cmd_model_run(argc - 3, argv + 3);
         if (strcmp(argv[2], "train") == 0)
             return cmd_model_train(argc - 3, argv + 3);
+        if (strcmp(argv[2], "create") == 0)
+            return cmd_model_create(argc - 3, argv + 3);
         if (strcmp(argv[2], "save") == 0)
             return cmd_model_save(argc - 3, argv + 3);
-        return cli_usage("model: unknown subcommand '%s' (expected info, run, train or save)", argv[2]);
+        return cli_usage("model: unknown subcommand '%s' (expected info, run, train, create or save)", argv[2]);
     }
     if (strcmp(cmd, "replay") == 0)
         return cmd_replay(argc - 2, argv + 2);

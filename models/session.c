@@ -525,6 +525,10 @@ int snn_session_spikes(snn_session *s, const uint32_t *ch, const uint64_t *t_us,
     }
     if (n > 0 && (rc = check_time(s, (int64_t)t_us[n - 1], "t_us", n - 1, err)) < 0)
         return rc;
+    /* A stream's first batch opens bin 0 at t_us[0]: the same bound on how far it may reach */
+    if (n > 0 && !s->started && (int64_t)(t_us[n - 1] - t_us[0]) / (int64_t)s->bin_us > (int64_t)MAX_GAP_BINS)
+        return snn_err_set(err, SNN_ETIME, "t_us[%zu]: t_us %llu jumps more than %u bins ahead of t_us[0] = %llu",
+                           n - 1, (unsigned long long)t_us[n - 1], MAX_GAP_BINS, (unsigned long long)t_us[0]);
     for (size_t i = 0; i < n; i++) {
         int64_t t = (int64_t)t_us[i];
         if (!s->started) {

@@ -294,7 +294,8 @@ static void item_error(stream *st, in_item *it, const char *req, int code, const
     out_frame(st, it->from, &env);
 }
 
-/* Converts PCM bytes to float samples in st->scratch; returns the count or -1. */
+/* Converts PCM bytes (format PCM_S16LE or PCM_F32LE) to float samples in st->scratch; returns
+ * the count, -1 when the bytes are not whole samples, -3 when out of memory. */
 static long pcm_to_float(stream *st, const Snnd__V1__AudioChunk *a)
 {
     size_t bps = a->format == SNND__V1__SAMPLE_FORMAT__PCM_F32LE ? 4 : 2;
@@ -304,7 +305,7 @@ static long pcm_to_float(stream *st, const Snnd__V1__AudioChunk *a)
     if (n > st->scratch_cap) {
         float *f = realloc(st->scratch, n * sizeof *f);
         if (!f)
-            return -1;
+            return -3;
         st->scratch = f;
         st->scratch_cap = n;
     }
@@ -361,8 +362,17 @@ static void process(stream *st, in_item *it)
             break;
         }
         case SNND__V1__ENVELOPE__MSG_AUDIO_CHUNK: {
-            long n = pcm_to_float(st, env->audio_chunk);
-            if (n < 0)
+            int fmt = (int)env->audio_chunk->format;
+            long n = fmt == SNND__V1__SAMPLE_FORMAT__PCM_S16LE || fmt == SNND__V1__SAMPLE_FORMAT__PCM_F32LE
+                         ? pcm_to_float(st, env->audio_chunk)
+                         : -2;
+            if (n == -2)
+                rc = snn_err_set(&e, SNN_EINVAL, "audio_chunk: format %d is not a SampleFormat (0 PCM_S16LE, "
+                                 "1 PCM_F32LE)", fmt);
+            else if (n == -3)
+                rc = snn_err_set(&e, SNN_ENOMEM, "audio_chunk: out of memory for %zu bytes of samples",
+                                 env->audio_chunk->pcm.len);
+            else if (n < 0)
                 rc = snn_err_set(&e, SNN_EINVAL, "audio_chunk: %zu bytes is not a whole number of samples",
                                  env->audio_chunk->pcm.len);
             else

@@ -122,6 +122,20 @@ if [ -f "$CLIPS/codec2_wia_16kHz.wav" ]; then
 else
     echo "skip snn dnsmos: $CLIPS is absent"
 fi
+# snn model create + train: a fresh 96 -> 64 -> 2 model learns the tinyRSNN decoder's velocity
+# (its recorded outputs as targets) from the same spikes; the loss after 8 epochs is below the
+# untrained one, and the trained file runs.
+"$SNN" model create "$T/learner.safetensors" --inputs 96 --hidden 64 --outputs 2 --seed 3 >/dev/null
+check "model create writes a trainable model" test -s "$T/learner.safetensors"
+cut -d, -f3-4 "$FX/indy01-seed1.expected.csv" >"$T/targets.csv"
+"$SNN" model train "$T/learner.safetensors" "$FX/input_indy.csv" "$T/targets.csv" --epochs 8 --lr 0.002 \
+    --interval 250 --out "$T/learner-trained.safetensors" >"$T/train.csv" 2>/dev/null
+l0=$(sed -n 2p "$T/train.csv" | cut -d, -f2); l8=$(tail -1 "$T/train.csv" | cut -d, -f2)
+echo "# model train: loss $l0 untrained, $l8 after 8 epochs"
+check "model train lowers the loss of a created model" awk -v a="$l0" -v b="$l8" 'BEGIN { exit !(b < a / 2) }'
+"$SNN" model run "$T/learner-trained.safetensors" "$FX/input_indy.csv" --out "$T/learner.run.csv"
+check "the trained model runs" test "$(wc -l <"$T/learner.run.csv")" -eq 2501
+check_err "model create needs sizes" "--inputs, --hidden and --outputs are needed" "$SNN" model create "$T/x.safetensors"
 check_err "dnsmos: not a P.835 model" "a P.835 model has 6" "$SNN" dnsmos "$T/empty.wav" --p835 dnsmos-p808
 check_err "dnsmos: no such path" "nosuch.wav: No such file or directory" "$SNN" dnsmos "$T/nosuch.wav"
 exit $fail

@@ -3,7 +3,7 @@
  * chunks gets one DNSMOS P.835 score per second of audio once the first 9.01 s
  * window is complete, equal to the offline run; 8 kHz audio is resampled, and so
  * is a rate outside the four named ones (22.05 kHz), while a rate outside
- * snnd's range is an Error naming it; the binary-activation model (dnsmos-bam)
+ * snnd's range is an Error naming it, and so is an unknown sample format; the binary-activation model (dnsmos-bam)
  * streams the same way; the clip's Decision leaves out the windows dnsmos_local.py skips.
  */
 #include <math.h>
@@ -255,7 +255,15 @@ static void other_rate_is_resampled_and_bad_rate_named(void **u)
     printf("# rate 500: \"%s\"\n", e->error->message);
     assert_non_null(strstr(e->error->message, "sample_rate 500 Hz outside 1000..384000"));
     snnd__v1__envelope__free_unpacked(e, NULL);
-    c.sample_rate = 16000; /* the stream takes audio after the refused chunk */
+    c.sample_rate = 16000;
+    c.format = 7; /* not a SampleFormat: refused by name, not read as s16 */
+    itest_send(fd, &env);
+    e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_ERROR, 10000);
+    assert_non_null(e);
+    printf("# format 7: \"%s\"\n", e->error->message);
+    assert_non_null(strstr(e->error->message, "audio_chunk: format 7 is not a SampleFormat"));
+    snnd__v1__envelope__free_unpacked(e, NULL);
+    c.format = SNND__V1__SAMPLE_FORMAT__PCM_S16LE; /* the stream takes audio after the refused chunks */
     itest_send(fd, &env);
     itest_close_stream(fd, 2, "bad-rate");
     e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_STREAM_CLOSED, 60000);

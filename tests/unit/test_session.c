@@ -167,6 +167,17 @@ static void rejected_batch_changes_nothing(void **u)
     assert_int_equal(o.n, 2);
     assert_int_equal(snn_session_stats_get(s)->events, 2);
     snn_session_free(s);
+    /* A new stream's first batch may not reach further than any later one: 10^10 us is
+     * 10^7 bins of 1 ms past t_us[0] (it was stepped through, 10^7 steps for one message) */
+    assert_int_equal(snn_session_new(m, NULL, NULL, &s, &e), 0);
+    o.n = 0;
+    const uint64_t far[] = {0, 10000000000ull};
+    assert_int_equal(snn_session_spikes(s, ch1, far, 2, collect, &o, &e), -SNN_ETIME);
+    assert_non_null(strstr(e.msg, "t_us[1]: t_us 10000000000 jumps more than 1048576 bins ahead of t_us[0] = 0"));
+    assert_int_equal(o.n, 0);
+    assert_int_equal(snn_session_spikes(s, ch1, t1, 2, collect, &o, &e), 0); /* the stream is still fresh */
+    assert_int_equal(o.n, 2);
+    snn_session_free(s);
     snn_model_free(m);
 }
 
