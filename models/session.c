@@ -759,6 +759,9 @@ int snn_session_label(snn_session *s, uint64_t t_us, int32_t index, snn_emit_fn 
     int rc = learn_advance(s, t_us, "a label", err);
     if (rc < 0)
         return rc;
+    if (s->m->decision == SNN_DECISION_NONE && index >= 0) /* softmax over regression outputs means nothing */
+        return snn_err_set(err, SNN_EINVAL, "model %s is a regression model (no classes): send Target values, "
+                           "not a Label", s->m->name);
     if (index < -1 || index >= (int32_t)s->m->n_out)
         return snn_err_set(err, SNN_EINVAL, "label index %d out of range (-1 or 0..%u)", index, s->m->n_out - 1);
     advance_to(s, (int64_t)t_us - 1, emit, ctx);

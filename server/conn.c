@@ -366,10 +366,11 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
             break;
         }
         s->frames_in++;
+        c->frames_in++;
         Snnd__V1__Envelope *env = snnd__v1__envelope__unpack(NULL, len, f);
         if (!env) {
-            bad_frame(c, "frame %llu (%zu bytes) does not decode as snnd.v1.Envelope",
-                      (unsigned long long)s->frames_in, len);
+            bad_frame(c, "frame %llu of this connection (%zu bytes) does not decode as snnd.v1.Envelope",
+                      (unsigned long long)c->frames_in, len);
             break;
         }
         handle_envelope(c, env, len);

@@ -86,6 +86,7 @@ struct conn {
     int read_paused;       /* back-pressure: too much queued input */
     int draining;          /* shutdown: output flushed, discarding input until the peer closes */
     uint64_t queued_in;    /* bytes of this connection's input waiting in streams */
+    uint64_t frames_in;    /* frames this connection sent (BAD_FRAME names the bad one's number) */
     uint64_t out_bytes;    /* bytes written but not yet flushed to the socket */
     uint64_t soft_since;   /* ms timestamp when out_bytes went over the soft limit (0: under) */
     const snnd_token *token; /* from Hello; NULL: none given */

@@ -265,6 +265,19 @@ static void learning_errors_are_named(void **u)
     assert_non_null(e);
     assert_non_null(strstr(e->error->message, "is not valid"));
     snnd__v1__envelope__free_unpacked(e, NULL);
+    /* a Label on the regression learner is refused (it would have switched the stream to
+     * cross-entropy over its regression outputs) */
+    Snnd__V1__Label lb = SNND__V1__LABEL__INIT;
+    lb.stream_id = "learn-2";
+    lb.index = 0;
+    Snnd__V1__Envelope le = SNND__V1__ENVELOPE__INIT;
+    le.msg_case = SNND__V1__ENVELOPE__MSG_LABEL;
+    le.label = &lb;
+    itest_send(fd, &le);
+    e = itest_expect(fd, SNND__V1__ENVELOPE__MSG_ERROR, 5000);
+    assert_non_null(e);
+    assert_non_null(strstr(e->error->message, "is a regression model (no classes): send Target values"));
+    snnd__v1__envelope__free_unpacked(e, NULL);
     close(fd);
 }
 
