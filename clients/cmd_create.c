@@ -3,10 +3,8 @@
  * weights from a seed), the starting point for `snn model train` and for streams opened with
  * learn=eprop (models/rsnn_eprop.h lists what a trainable file is).
  *
- * Initial weights (z ~ N(0, 1) from a splitmix64 generator and the Box-Muller transform):
- *   W_in  = z * w_in_std                  (default 1 / sqrt(inputs * input_rate))
- *   W_rec = z * 0.5 / sqrt(hidden), diagonal 0
- *   W_out = 0                             (the untrained model outputs 0)
+ * The initial weights are snn_rsnn_eprop_random_weights' (rsnn_eprop.h), W_in's spread
+ * 1 / sqrt(inputs * input_rate) unless --w-in-std gives it.
  */
 #include "cli.h"
 
@@ -42,23 +40,6 @@ static const char *const create_help =
     "  --w-in-std X     input weight spread (default 1 / sqrt(inputs * input rate))\n"
     "  --seed S         random seed (default 1)\n"
     "  --name NAME      model name in the file (default: OUT's base name)\n";
-
-/* splitmix64 */
-static uint64_t next_u64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* One N(0, 1) sample (Box-Muller; the uniforms are in (0, 1]). */
-static double normal(uint64_t *s)
-{
-    double u1 = ((double)(next_u64(s) >> 11) + 1.0) / 9007199254740992.0;
-    double u2 = (double)(next_u64(s) >> 11) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
 
 /* Parses a positive number into *v; returns 0 or -1. */
 static int parse_pos(const char *s, double *v)
@@ -144,17 +125,13 @@ int cmd_model_create(int argc, char **argv)
         w_in_std = 1.0 / sqrt((double)n_in * rate);
 
     double *w_in = malloc(n_rec * n_in * sizeof *w_in), *w_rec = malloc(n_rec * n_rec * sizeof *w_rec);
-    double *w_out = calloc(n_out * n_rec, sizeof *w_out);
+    double *w_out = malloc(n_out * n_rec * sizeof *w_out);
     int status = CLI_FAIL;
     if (!w_in || !w_rec || !w_out) {
         cli_fail("out of memory");
         goto done;
     }
-    uint64_t s = seed;
-    for (size_t i = 0; i < n_rec * n_in; i++)
-        w_in[i] = normal(&s) * w_in_std;
-    for (size_t i = 0; i < n_rec * n_rec; i++)
-        w_rec[i] = i % (n_rec + 1) ? normal(&s) * 0.5 / sqrt((double)n_rec) : 0.0;
+    snn_rsnn_eprop_random_weights(&p, seed, w_in_std, w_in, w_rec, w_out);
     snn_err err = {{0}};
     if (snn_rsnn_eprop_create(out, name, &p, w_in, w_rec, w_out, &err) < 0) {
         cli_fail("%s", err.msg[0] ? err.msg : "cannot write the model");

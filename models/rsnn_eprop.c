@@ -283,7 +283,7 @@ int snn_rsnn_eprop_params(const char *model_path, snn_eprop_params *p, int *bina
     return 0;
 }
 
-/* splitmix64 and Box-Muller: the fixed random feedback matrix. */
+/* splitmix64 and Box-Muller: the fixed random feedback matrix and random initial weights. */
 static uint64_t mix(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -297,6 +297,17 @@ static double normal(uint64_t *s)
     double u1 = (double)((mix(s) >> 11) + 1) * (1.0 / 9007199254740993.0);
     double u2 = (double)(mix(s) >> 11) * (1.0 / 9007199254740992.0);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void snn_rsnn_eprop_random_weights(const snn_eprop_params *p, uint64_t seed, double w_in_std, double *w_in,
+                                   double *w_rec, double *w_out)
+{
+    size_t ni = p->n_in, nr = p->n_rec, no = p->n_out;
+    for (size_t i = 0; i < nr * ni; i++)
+        w_in[i] = normal(&seed) * w_in_std;
+    for (size_t i = 0; i < nr * nr; i++)
+        w_rec[i] = i % (nr + 1) ? normal(&seed) * 0.5 / sqrt((double)nr) : 0.0;
+    memset(w_out, 0, no * nr * sizeof *w_out);
 }
 
 int snn_rsnn_eprop_new(const char *model_path, const snn_eprop_params *p, const snn_allocator *a,

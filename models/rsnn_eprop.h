@@ -93,6 +93,15 @@ int snn_rsnn_eprop_new(const char *model_path, const snn_eprop_params *p,
 int snn_rsnn_eprop_save(const snn_eprop *e, const char *src_model_path, const char *dst_path,
                         snn_err *err);
 
+/* Fresh initial weights for the network p describes (sizes n_in, n_rec, n_out), from seed
+ * (z ~ N(0, 1), splitmix64 and Box-Muller, the generator of the random feedback matrix):
+ *   W_in  = z * w_in_std              [n_rec x n_in]
+ *   W_rec = z * 0.5 / sqrt(n_rec), diagonal 0
+ *   W_out = 0                         (the untrained readout outputs 0)
+ * For snn_rsnn_eprop_create (`snn model create`). */
+void snn_rsnn_eprop_random_weights(const snn_eprop_params *p, uint64_t seed, double w_in_std, double *w_in,
+                                   double *w_rec, double *w_out);
+
 /* Writes a new trainable model file for the network described by p (sizes,
  * dt, tau_m, tau_out, v_th, adapt_*, regular_spike_arrival; the loss picks the
  * readout task: cross-entropy -> "classification" with a softmax readout) and
