@@ -485,14 +485,18 @@ uint64_t snn_session_steps_to(const snn_session *s, uint64_t t_us)
     return t < e ? 0 : (uint64_t)((t - e) / s->bin_us) + 1;
 }
 
-static int check_time(snn_session *s, int64_t t, const char *what, size_t i, snn_err *err)
+/* Checks input at time t (what[i] in errors): not before the open bin, and at most
+ * MAX_GAP_BINS bins after it. A stream without input yet has its bin 0 opened at `first`, the
+ * time of the input that starts it. */
+static int check_time(snn_session *s, int64_t t, int64_t first, const char *what, size_t i, snn_err *err)
 {
-    if (s->started && t < s->t0 + (int64_t)s->k * s->bin_us)
+    int64_t open = s->started ? s->t0 + (int64_t)s->k * s->bin_us : first;
+    if (t < open)
         return snn_err_set(err, SNN_ETIME, "%s[%zu]: t_us %lld is before the open bin (starts at %lld)", what, i,
-                           (long long)t, (long long)(s->t0 + (int64_t)s->k * s->bin_us));
-    if (s->started && (t - bin_end(s, s->k)) / (int64_t)s->bin_us > (int64_t)MAX_GAP_BINS)
-        return snn_err_set(err, SNN_ETIME, "%s[%zu]: t_us %lld jumps more than %u bins ahead", what, i,
-                           (long long)t, MAX_GAP_BINS);
+                           (long long)t, (long long)open);
+    if ((t - (open + (int64_t)s->bin_us)) / (int64_t)s->bin_us > (int64_t)MAX_GAP_BINS)
+        return snn_err_set(err, SNN_ETIME, "%s[%zu]: t_us %lld jumps more than %u bins ahead of the open bin "
+                           "(starts at %lld)", what, i, (long long)t, MAX_GAP_BINS, (long long)open);
     return 0;
 }
 
@@ -520,15 +524,11 @@ int snn_session_spikes(snn_session *s, const uint32_t *ch, const uint64_t *t_us,
         if (i > 0 && t_us[i] < t_us[i - 1])
             return snn_err_set(err, SNN_ETIME, "t_us[%zu] = %llu goes backwards (previous %llu)", i,
                                (unsigned long long)t_us[i], (unsigned long long)t_us[i - 1]);
-        if (i == 0 && (rc = check_time(s, (int64_t)t_us[0], "t_us", 0, err)) < 0)
+        if (i == 0 && (rc = check_time(s, (int64_t)t_us[0], (int64_t)t_us[0], "t_us", 0, err)) < 0)
             return rc;
     }
-    if (n > 0 && (rc = check_time(s, (int64_t)t_us[n - 1], "t_us", n - 1, err)) < 0)
+    if (n > 0 && (rc = check_time(s, (int64_t)t_us[n - 1], (int64_t)t_us[0], "t_us", n - 1, err)) < 0)
         return rc;
-    /* A stream's first batch opens bin 0 at t_us[0]: the same bound on how far it may reach */
-    if (n > 0 && !s->started && (int64_t)(t_us[n - 1] - t_us[0]) / (int64_t)s->bin_us > (int64_t)MAX_GAP_BINS)
-        return snn_err_set(err, SNN_ETIME, "t_us[%zu]: t_us %llu jumps more than %u bins ahead of t_us[0] = %llu",
-                           n - 1, (unsigned long long)t_us[n - 1], MAX_GAP_BINS, (unsigned long long)t_us[0]);
     for (size_t i = 0; i < n; i++) {
         int64_t t = (int64_t)t_us[i];
         if (!s->started) {
@@ -559,7 +559,7 @@ int snn_session_binned(snn_session *s, const float *counts, uint32_t n_ch, size_
                                i / n_ch, i % n_ch);
     if (t_us > (uint64_t)INT64_MAX / 2)
         return snn_err_set(err, SNN_ETIME, "t_us = %llu out of range", (unsigned long long)t_us);
-    if (s->started && t_us && (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
+    if (s->started && t_us && (rc = check_time(s, (int64_t)t_us, (int64_t)t_us, "t_us", 0, err)) < 0)
         return rc;
     if (!s->started) {
         s->started = 1;
@@ -598,7 +598,7 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
     for (uint32_t i = 0; i < n; i++)
         if (!isfinite(values[i]))
             return snn_err_set(err, SNN_EINVAL, "values[%u] is not a finite number", i);
-    if (t_us > (uint64_t)INT64_MAX / 2 || (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
+    if (t_us > (uint64_t)INT64_MAX / 2 || (rc = check_time(s, (int64_t)t_us, (int64_t)t_us, "t_us", 0, err)) < 0)
         return rc < 0 ? rc : snn_err_set(err, SNN_ETIME, "t_us = %llu out of range", (unsigned long long)t_us);
     int64_t t = (int64_t)t_us;
     if (s->enc) {
@@ -726,7 +726,7 @@ static int learn_advance(snn_session *s, uint64_t t_us, const char *what, snn_er
     int rc;
     if (t_us > (uint64_t)INT64_MAX / 2)
         return snn_err_set(err, SNN_ETIME, "t_us = %llu out of range", (unsigned long long)t_us);
-    if ((rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
+    if ((rc = check_time(s, (int64_t)t_us, (int64_t)t_us, "t_us", 0, err)) < 0)
         return rc;
     if (!s->started) {
         s->started = 1;
@@ -782,7 +782,7 @@ int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx
     if (!s->started)
         return 0;
     int rc;
-    if (t_us && (rc = check_time(s, (int64_t)t_us, "t_us", 0, err)) < 0)
+    if (t_us && (rc = check_time(s, (int64_t)t_us, (int64_t)t_us, "t_us", 0, err)) < 0)
         return rc;
     if (s->x_dirty || s->input == SNN_INPUT_ANALOG)
         close_bin(s, s->input == SNN_INPUT_ANALOG ? s->held : s->x, emit, ctx);
