@@ -245,16 +245,6 @@ static void *job_main(void *arg)
     }
 }
 
-/* dnsmos_local.py's num_hops for a clip of n samples at 16 kHz: tiled (doubled) to at least a
- * window, then int(floor(len / 16000) - 9.01) + 1. */
-static long local_hops(size_t n)
-{
-    size_t L = n;
-    while (L > 0 && L < SNN_DNSMOS_WINDOW)
-        L *= 2;
-    return (long)((double)(L / SNN_DNSMOS_SR) - 9.01) + 1;
-}
-
 /* The CPUs this process may run on (sched_getaffinity), at least 1, at most JOBS_MAX. */
 static uint64_t default_jobs(void)
 {
@@ -370,7 +360,7 @@ int cmd_dnsmos(int argc, char **argv)
         cli_progress_clear(&pg);
         fputs(clips.path[i], f);
         fprintf(f, ",%.9g,%d,%ld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", (double)r->n16 / SNN_DNSMOS_SR,
-                SNN_DNSMOS_SR, local_hops(r->n16), r->a.v[5], r->a.v[3], r->a.v[4], r->a.v[2], r->a.v[0],
+                SNN_DNSMOS_SR, (long)snn_dnsmos_local_hops(r->n16), r->a.v[5], r->a.v[3], r->a.v[4], r->a.v[2], r->a.v[0],
                 r->a.v[1]);
         if (m808)
             fprintf(f, ",%.9g", r->b.v[0]);

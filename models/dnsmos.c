@@ -519,6 +519,14 @@ static uint64_t window_macs(const dnsmos_model *m)
     return snn_onnx_flops(m->g) / 2;
 }
 
+int snn_dnsmos_local_hops(size_t n)
+{
+    size_t L = n;
+    while (L > 0 && L < SNN_DNSMOS_WINDOW)
+        L *= 2;
+    return (int)((double)(L / SNN_DNSMOS_SR) - 9.01) + 1;
+}
+
 int snn_dnsmos_local_scores(uint64_t i)
 {
     /* Python: int(idx * hop_len_samples), int((idx + INPUT_LENGTH) * hop_len_samples); the
@@ -602,8 +610,7 @@ static int dnsmos_finish(const snn_model *bm, snn_state *s, float *out, snn_step
         memcpy(s->tile + L, s->tile, L * sizeof *s->tile);
         L *= 2;
     }
-    /* num_hops = int(floor(L / fs) - 9.01) + 1, int() truncating toward 0 */
-    int hops = (int)((double)(L / SNN_DNSMOS_SR) - 9.01) + 1;
+    int hops = snn_dnsmos_local_hops(s->have);
     double acc[6] = {0};
     float o[6];
     int used = 0;

@@ -69,6 +69,11 @@ int snn_onnx_model_load(const char *path, const snn_allocator *a, snn_model **ou
 int snn_dnsmos_bam_model_load(snn_st *st, const char *path, const snn_allocator *a,
                               snn_model **out, snn_err *err);
 
+/* dnsmos_local.py's num_hops for a clip of n samples at 16 kHz: the clip tiled (doubled) to
+ * at least SNN_DNSMOS_WINDOW samples, L samples long, then int(floor(L / 16000) - 9.01) + 1
+ * (int() truncating toward 0). Windows 0 .. num_hops - 1 are cut; some are skipped (below). */
+int snn_dnsmos_local_hops(size_t n);
+
 /* 1 if dnsmos_local.py scores window i (the cut above is 144160 samples long), 0 if it
  * skips it. */
 int snn_dnsmos_local_scores(uint64_t i);
