@@ -855,20 +855,6 @@ static int describe_personalized(const char *path)
     return p;
 }
 
-/* The absolute path of reference file rel under ../shared/data, or NULL (the test then skips
- * itself, and the group's other tests still run). */
-static const char *shared_or_null(const char *rel, char *buf)
-{
-    const char *root = getenv("SNN_DATA_DIR");
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", root && root[0] ? root : "../shared/data", rel);
-    if (!realpath(p, buf)) {
-        printf("SKIP (this test): reference data %s is absent (set SNN_DATA_DIR)\n", p);
-        return NULL;
-    }
-    return buf;
-}
-
 /* The personalized pDNSMOS is recognised by its weights, not only by a file name starting with
  * "pdnsmos": DNS-Challenge publishes it as DNSMOS/pDNSMOS/sig_bak_ovr.onnx, which got the
  * regular polynomials (silently wrong SIG/BAK/OVRL); and the regular model named pdnsmos*.onnx
@@ -877,8 +863,10 @@ static void test_dnsmos_personalized_by_weights(void **st)
 {
     (void)st;
     char pd[4096], rd[4096]; /* absolute: the links below point there */
-    if (!shared_or_null("dnsmos/models/pDNSMOS_sig_bak_ovr.onnx", pd))
+    const char *pdata = snn_test_data_opt("dnsmos/models/pDNSMOS_sig_bak_ovr.onnx");
+    if (!pdata)
         skip();
+    assert_non_null(realpath(pdata, pd));
     assert_non_null(realpath(snn_test_src("models/zoo/dnsmos-p835.onnx"), rd)); /* the regular one */
     char dir[] = "/tmp/test_onnx_ops_XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -901,8 +889,7 @@ static void test_dnsmos_personalized_by_weights(void **st)
 static void test_dnsmos_refusal_names_shapes(void **st)
 {
     (void)st;
-    char buf[4096];
-    const char *p = shared_or_null("dnsmos/models/DNSMOS_bak_ovr.onnx", buf);
+    const char *p = snn_test_data_opt("dnsmos/models/DNSMOS_bak_ovr.onnx");
     if (!p)
         skip();
     snn_model *md = (snn_model *)1;

@@ -33,6 +33,18 @@ const char *snn_test_data(const char *rel)
     return p;
 }
 
+const char *snn_test_data_opt(const char *rel)
+{
+    const char *p = join("SNN_DATA_DIR", "../shared/data", rel);
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        printf("SKIP (this test): reference data %s is absent (set SNN_DATA_DIR)\n", p);
+        fflush(stdout);
+        return NULL;
+    }
+    return p;
+}
+
 const char *snn_test_src(const char *rel)
 {
     return join("SNN_SOURCE_ROOT", ".", rel);

@@ -13,6 +13,10 @@
  * prints "SKIP: <why>" and exits with 77. Use for ../shared/data inputs. */
 const char *snn_test_data(const char *rel);
 
+/* Like snn_test_data, but for one test of a group: returns NULL (after printing
+ * "SKIP (this test): <why>") instead of exiting, so the caller can skip() alone. */
+const char *snn_test_data_opt(const char *rel);
+
 /* Returns "$SNN_SOURCE_ROOT/rel" (the source tree: fixtures, models/zoo) in a
  * static buffer (one of 8 rotating buffers). */
 const char *snn_test_src(const char *rel);
