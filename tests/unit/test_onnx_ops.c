@@ -393,6 +393,15 @@ typedef struct tiny {
     char *n0in[2], *n0out[1], *n1in[1], *n1out[1];
 } tiny;
 
+
+/* m packed into a malloc'd buffer; *len gets its size. */
+static uint8_t *pack_model(const Onnx__ModelProto *m, size_t *len)
+{
+    *len = onnx__model_proto__get_packed_size(m);
+    uint8_t *buf = malloc(*len);
+    onnx__model_proto__pack(m, buf);
+    return buf;
+}
 /* X [N,1,3,3] -> Conv(W [1,1,2,2] = [[1,0],[0,-1]], no padding) -> op1 -> Y [N,1,2,2]. */
 static uint8_t *pack_tiny(const char *op1, size_t *len)
 {
@@ -484,9 +493,7 @@ static uint8_t *pack_tiny(const char *op1, size_t *len)
     t->n[1].output = t->n1out;
     t->g.n_node = 2;
     t->g.node = t->np;
-    *len = onnx__model_proto__get_packed_size(&t->m);
-    uint8_t *buf = malloc(*len);
-    onnx__model_proto__pack(&t->m, buf);
+    uint8_t *buf = pack_model(&t->m, len);
     free(t);
     return buf;
 }
@@ -642,9 +649,8 @@ static void test_graph_constant_nodes(void **st)
     gp->n_initializer = 0;
     gp->n_node = 3;
     gp->node = nodes;
-    size_t len2 = onnx__model_proto__get_packed_size(m);
-    uint8_t *buf2 = malloc(len2);
-    onnx__model_proto__pack(m, buf2);
+    size_t len2;
+    uint8_t *buf2 = pack_model(m, &len2);
     float y[4];
     snn_err e = {{0}};
     assert_int_equal(load_run_tiny(buf2, len2, y, &e), 0);
@@ -703,9 +709,7 @@ static void test_graph_constant_nodes(void **st)
     gp->n_node = 5;
     gp->node = nodes2;
     m->opset_import[0]->version = 13;
-    len2 = onnx__model_proto__get_packed_size(m);
-    buf2 = malloc(len2);
-    onnx__model_proto__pack(m, buf2);
+    buf2 = pack_model(m, &len2);
     assert_int_equal(load_run_tiny(buf2, len2, y, &e), 0);
     assert_floats(y, (const float[4]){6, -16, -2, 2}, 4);
     free(buf2);
@@ -732,9 +736,8 @@ static void test_graph_newer_opsets(void **st)
     snn_err e = {{0}};
     for (int64_t v = 14; v <= 21; v++) {
         m->opset_import[0]->version = v;
-        size_t l2 = onnx__model_proto__get_packed_size(m);
-        uint8_t *b2 = malloc(l2);
-        onnx__model_proto__pack(m, b2);
+        size_t l2;
+        uint8_t *b2 = pack_model(m, &l2);
         assert_int_equal(load_run_tiny(b2, l2, y, &e), 0);
         assert_floats(y, (const float[4]){3, 0, 0, 1}, 4);
         free(b2);
@@ -779,9 +782,8 @@ static void test_graph_newer_opsets(void **st)
     gp->node = nodes;
     gp->output[0]->name = "R";
     m->opset_import[0]->version = 18;
-    size_t l2 = onnx__model_proto__get_packed_size(m);
-    uint8_t *b2 = malloc(l2);
-    onnx__model_proto__pack(m, b2);
+    size_t l2;
+    uint8_t *b2 = pack_model(m, &l2);
     snn_onnx_graph *g;
     assert_int_equal(snn_onnx_load_buffer(b2, l2, "tiny.onnx", &snn_test_allocator, &g, &e), 0);
     assert_int_equal(snn_onnx_output_numel(g), 1);
@@ -794,9 +796,7 @@ static void test_graph_newer_opsets(void **st)
     snn_onnx_free(g);
     free(b2);
     m->opset_import[0]->version = 22;
-    l2 = onnx__model_proto__get_packed_size(m);
-    b2 = malloc(l2);
-    onnx__model_proto__pack(m, b2);
+    b2 = pack_model(m, &l2);
     assert_int_equal(snn_onnx_load_buffer(b2, l2, "tiny.onnx", &snn_test_allocator, &g, &e),
                      -SNN_ENOTSUP);
     assert_string_equal(e.msg, "tiny.onnx: opset_import: opset 22 (supported 7..21)");
@@ -823,9 +823,8 @@ static void test_graph_dynamic_inner_dim(void **st)
     Onnx__TensorShapeProto__Dimension *dm = m->graph->input[0]->type->tensor_type->shape->dim[2];
     dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
     dm->dim_param = "T"; /* the unpacked dim_value 3 has no string to free */
-    size_t l2 = onnx__model_proto__get_packed_size(m);
-    uint8_t *b2 = malloc(l2);
-    onnx__model_proto__pack(m, b2);
+    size_t l2;
+    uint8_t *b2 = pack_model(m, &l2);
     dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
     dm->dim_value = 3;
     onnx__model_proto__free_unpacked(m, NULL);
