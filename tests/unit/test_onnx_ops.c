@@ -402,6 +402,7 @@ static uint8_t *pack_model(const Onnx__ModelProto *m, size_t *len)
     onnx__model_proto__pack(m, buf);
     return buf;
 }
+
 /* X [N,1,3,3] -> Conv(W [1,1,2,2] = [[1,0],[0,-1]], no padding) -> op1 -> Y [N,1,2,2]. */
 static uint8_t *pack_tiny(const char *op1, size_t *len)
 {
