@@ -74,9 +74,10 @@ void snn_model_free(snn_model *m)
 
 int snn_model_set_path(snn_model *m, const char *path)
 {
-    if (strlen(path) >= sizeof m->path)
+    size_t len = strlen(path);
+    if (len >= sizeof m->path)
         return -SNN_EINVAL;
-    snprintf(m->path, sizeof m->path, "%s", path);
+    memcpy(m->path, path, len + 1);
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     const char *dot = strrchr(base, '.');
