@@ -7,11 +7,19 @@ float16 stork state dicts of a 96- or 192-input, 64-neuron recurrent LIF layer a
 2-unit leaky readout (vx, vy).
 
 Usage:
-  convert_tinyrsnn.py PTH_DIR OUT_DIR            # all <session>_tinyRSNN-<seed>.pth in PTH_DIR
+  convert_tinyrsnn.py PTH_DIR OUT_DIR            # every checkpoint in PTH_DIR (below)
   convert_tinyrsnn.py PTH_DIR OUT_DIR indy01 1   # one model
+  convert_tinyrsnn.py FILE.pth OUT_DIR [--name NAME]  # one file, of any name
   convert_tinyrsnn.py --inputs TRIALS_DIR OUT_DIR  # test inputs input_{indy,loco}.csv
 
-Writes OUT_DIR/tinyrsnn-<session>-seed<N>.safetensors (models/FORMAT.md, format version 1).
+PTH_DIR is either a flat directory of <session>_tinyRSNN-<seed>.pth (../shared/data's layout)
+or the authors' models/ directory, models/<session>/tinyRSNN-<seed>.pth (a clone of their
+repository). A session outside the six published ones (a decoder retrained with the authors'
+code on another recording) converts the same way; its name is kept as given. Any hidden size
+and any number of readout units convert (the published files: 64 and 2).
+
+Writes OUT_DIR/tinyrsnn-<session>-seed<N>.safetensors (models/FORMAT.md, format version 1),
+or OUT_DIR/NAME.safetensors.
 Tensors are kept in F16 exactly as published (weights and the raw softplus time-constant
 parameters), so the stored bytes equal NeuroBench's footprint (21000 for 96 inputs, 33288
 for 192).
@@ -89,11 +97,19 @@ def write_safetensors(path, tensors, metadata):
 def published_r2(pth_dir, session, seed, sd):
     """The results json lists the 5 seeds in directory-iteration order, not seed order.
     Match this seed by its connection sparsity (which the json also lists); returns
-    (r2 or None if ambiguous, candidate list, session mean)."""
-    full = SESSIONS[session]
-    p = os.path.join(pth_dir, f"results_tinyRSNN_{full}.json")
-    if not os.path.exists(p):
+    (r2 or None if ambiguous or not published, candidate list, session mean). The json is
+    looked for beside the checkpoint, then in ../../results (the authors' repository layout,
+    models/<session>/tinyRSNN-<seed>.pth)."""
+    full = SESSIONS.get(session)
+    if full is None:
         return None, [], None
+    name = f"results_tinyRSNN_{full}.json"
+    found = [q for q in (os.path.join(pth_dir, name),
+                         os.path.join(pth_dir, "..", "..", "results", name))
+             if os.path.exists(q)]
+    if not found:
+        return None, [], None
+    p = found[0]
     r = json.load(open(p))
     ws = [sd[k].numpy() for k in ("con1.op.weight", "con2.op.weight", "con3.op.weight")]
     cs = round(sum(int((w == 0).sum()) for w in ws) / sum(w.size for w in ws), 4)
@@ -102,40 +118,105 @@ def published_r2(pth_dir, session, seed, sd):
     return (cand[0] if len(cand) == 1 else None), cand, mean
 
 
-def convert(pth_dir, out_dir, session, seed):
+def checkpoint_path(pth_dir, session, seed):
+    """The file of (session, seed) in either layout of PTH_DIR (see the usage above)."""
+    for p in (os.path.join(pth_dir, f"{session}_tinyRSNN-{seed}.pth"),
+              os.path.join(pth_dir, session, f"tinyRSNN-{seed}.pth")):
+        if os.path.exists(p):
+            return p
+    raise SystemExit(f"{pth_dir}: no {session}_tinyRSNN-{seed}.pth nor {session}/tinyRSNN-{seed}.pth")
+
+
+def find_checkpoints(pth_dir):
+    """[(session, seed, path)] of every checkpoint in PTH_DIR, in either layout, sorted."""
+    jobs = []
+    for f in sorted(os.listdir(pth_dir)):
+        full = os.path.join(pth_dir, f)
+        m = re.match(r"(\w+?)_tinyRSNN-(\d+)\.pth$", f)
+        if m and os.path.isfile(full):
+            jobs.append((m.group(1), int(m.group(2)), full))
+        elif os.path.isdir(full):
+            for g in sorted(os.listdir(full)):
+                m = re.match(r"tinyRSNN-(\d+)\.pth$", g)
+                if m:
+                    jobs.append((f, int(m.group(1)), os.path.join(full, g)))
+    return jobs
+
+
+def session_seed_of(path):
+    """(session, seed) read off a checkpoint's path in either layout, else (None, None)."""
+    base = os.path.basename(path)
+    m = re.match(r"(\w+?)_tinyRSNN-(\d+)\.pth$", base)
+    if m:
+        return m.group(1), int(m.group(2))
+    m = re.match(r"tinyRSNN-(\d+)\.pth$", base)
+    if m:
+        return os.path.basename(os.path.dirname(os.path.abspath(path))), int(m.group(1))
+    return None, None
+
+
+def convert(src, out_dir, session, seed, name=None):
+    """Converts the checkpoint SRC; SESSION and SEED (None if unknown) name the model and its
+    provenance unless NAME is given."""
     import torch
 
-    src = os.path.join(pth_dir, f"{session}_tinyRSNN-{seed}.pth")
+    pth_dir = os.path.dirname(os.path.abspath(src))
     raw = open(src, "rb").read()
     sd = torch.load(src, map_location="cpu")
+    if not isinstance(sd, dict):
+        raise SystemExit(f"{src}: not a state dict (found {type(sd).__name__}); save "
+                         "model.state_dict(), as the authors' train-tinyRSNN.py does")
     # duplicates must be identical to the group parameters they shadow
     for k, v in sd.items():
         m = re.match(r"(con\d\.(src|dst)|output_group)\.(\w+)$", k)
         if m:
             base = m.group(3)
             g = "group3." + base if base.endswith("_readout") else "group2." + base
+            if g not in sd:
+                raise SystemExit(f"{src}: {k} shadows {g}, which the file lacks")
             if not torch.equal(v, sd[g]):
                 raise SystemExit(f"{src}: {k} differs from {g}")
         elif k not in dict(KEYMAP):
             raise SystemExit(f"{src}: unexpected key {k}")
+    missing = [sk for sk, _ in KEYMAP if sk not in sd]
+    if missing:
+        raise SystemExit(f"{src}: no {', '.join(missing)}: not a tinyRSNN state dict (one "
+                         "recurrent LIF layer and one leaky readout, conf/model/tinyRSNN.yaml)")
     tensors = {}
-    for sk, name in KEYMAP:
+    for sk, tname in KEYMAP:
         t = sd[sk]
-        if t.dtype != torch.float16:
-            raise SystemExit(f"{src}: {sk}: expected float16, found {t.dtype}")
-        tensors[name] = t.numpy().astype(np.float16)
+        if t.dtype not in (torch.float16, torch.float32):
+            raise SystemExit(f"{src}: {sk}: expected float16 or float32, found {t.dtype}")
+        # published files are float16 and stay so; a float32 retrain stays float32
+        tensors[tname] = t.numpy().astype(np.float16 if t.dtype == torch.float16 else np.float32)
     n_in = tensors["layers.0.w_in"].shape[1]
     n_hid = tensors["layers.0.w_in"].shape[0]
-    assert tensors["layers.0.w_rec"].shape == (n_hid, n_hid)
-    assert tensors["readout.w"].shape == (2, n_hid)
-    name = f"tinyrsnn-{session}-seed{seed}"
+    n_out = tensors["readout.w"].shape[0]
+    shapes = {
+        "layers.0.w_rec": (n_hid, n_hid), "readout.w": (n_out, n_hid),
+        "layers.0.syn_param": (n_hid,), "layers.0.mem_param": (n_hid,),
+        "readout.syn_param": (n_out,), "readout.mem_param": (n_out,),
+    }
+    for tname, want in shapes.items():
+        if tuple(tensors[tname].shape) != want:
+            raise SystemExit(f"{src}: {tname}: shape {list(tensors[tname].shape)}, expected "
+                             f"{list(want)} for {n_in} inputs, {n_hid} hidden, {n_out} outputs")
+    if name is None:
+        name = (f"tinyrsnn-{session}-seed{seed}" if session is not None
+                else os.path.splitext(os.path.basename(src))[0].lower())
     r2, cand, r2mean = published_r2(pth_dir, session, seed, sd)
+    full = SESSIONS.get(session, session)
+    is_published = session in SESSIONS and seed in range(1, 6)
+    published = published_provenance(session, seed, raw, r2, cand, r2mean) if is_published else None
+    dtype_note = ("Trained and published in float16." if tensors["readout.w"].dtype == np.float16
+                  else "Weights in float32.")
+    outs = "vx, vy" if n_out == 2 else f"{n_out} units"
     config = {
         "name": name,
         "description": (f"tinyRSNN finger-velocity decoder (Liu et al. 2024, BioCAS 2024 Grand "
-                        f"Challenge), session {SESSIONS[session]}, seed {seed}: {n_in} inputs "
-                        f"(binary: 1 if the channel had any spike in the 4 ms bin), 64 recurrent "
-                        f"LIF, leaky readout (vx, vy). Trained and published in float16."),
+                        f"Challenge), session {full}, seed {seed}: {n_in} inputs "
+                        f"(binary: 1 if the channel had any spike in the 4 ms bin), {n_hid} recurrent "
+                        f"LIF, leaky readout ({outs}). {dtype_note}"),
         "dt": DT,
         "timing": "stork",
         "input": {"size": int(n_in), "kind": "spikes", "binary": True},
@@ -145,11 +226,31 @@ def convert(pth_dir, out_dir, session, seed):
             "tau": "softplus", "tau_mem": TAU_MEM, "tau_syn": TAU_SYN,
         }],
         "readout": {
-            "size": 2, "names": ["vx", "vy"], "bias": False, "task": "regression",
+            "size": int(n_out), **({"names": ["vx", "vy"]} if n_out == 2 else {}),
+            "bias": False, "task": "regression",
             "tau": "softplus", "tau_mem": TAU_MEM_RO, "tau_syn": TAU_SYN_RO,
             "initial_state": READOUT_INITIAL_STATE,
         },
-        "provenance": {
+        "provenance": published if is_published else {
+            "source": os.path.basename(src),
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "architecture": f"tinyRSNN ({REPO}, conf/model/tinyRSNN.yaml)",
+            "session": session,
+            "seed": seed,
+            "command": " ".join(["models/tools/convert_tinyrsnn.py"] + sys.argv[1:]),
+        },
+    }
+    meta = {"format": "snnd-rsnn", "version": "1",
+            "config": json.dumps(config, separators=(",", ":"))}
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, name + ".safetensors")
+    nbytes = write_safetensors(out, tensors, meta)
+    return out, nbytes, r2
+
+
+def published_provenance(session, seed, raw, r2, cand, r2mean):
+    """Where one of the 30 published checkpoints came from (the shipped files' provenance)."""
+    return {
             "source": REPO,
             "commit": COMMIT,
             "path": f"models/{session}/tinyRSNN-{seed}.pth",
@@ -166,14 +267,7 @@ def convert(pth_dir, out_dir, session, seed):
                                  "lists seeds in directory order, matched here by connection sparsity",
             "data": "O'Doherty et al. 2017 Zenodo 583331 via NeuroBench PrimateReaching (bin 4 ms)",
             "command": "models/tools/convert_tinyrsnn.py ../shared/data/primate_reaching/tinyRSNN models/zoo",
-        },
     }
-    meta = {"format": "snnd-rsnn", "version": "1",
-            "config": json.dumps(config, separators=(",", ":"))}
-    os.makedirs(out_dir, exist_ok=True)
-    out = os.path.join(out_dir, name + ".safetensors")
-    nbytes = write_safetensors(out, tensors, meta)
-    return out, nbytes, r2
 
 
 def make_inputs(trials_dir, out_dir, steps=2500):
@@ -212,20 +306,34 @@ def main(argv):
     if len(argv) == 4 and argv[1] == "--inputs":
         make_inputs(argv[2], argv[3])
         return 0
+    name = None
+    if len(argv) == 5 and argv[3] == "--name":
+        name = argv[4]
+        argv = argv[:3]
     if len(argv) not in (3, 5):
         sys.stderr.write(__doc__)
         return 2
-    pth_dir, out_dir = argv[1], argv[2]
-    if len(argv) == 5:
-        jobs = [(argv[3], int(argv[4]))]
+    src, out_dir = argv[1], argv[2]
+    if os.path.isfile(src):
+        if len(argv) == 5:
+            sys.stderr.write("convert_tinyrsnn.py: SESSION SEED go with a directory; "
+                             "for one file use --name NAME\n")
+            return 2
+        session, seed = session_seed_of(src)
+        jobs = [(session, seed, src)]
+    elif name is not None:
+        sys.stderr.write("convert_tinyrsnn.py: --name goes with one .pth file\n")
+        return 2
+    elif len(argv) == 5:
+        jobs = [(argv[3], int(argv[4]), checkpoint_path(src, argv[3], int(argv[4])))]
     else:
-        jobs = []
-        for f in sorted(os.listdir(pth_dir)):
-            m = re.match(r"(indy0\d|loco0\d)_tinyRSNN-(\d+)\.pth$", f)
-            if m:
-                jobs.append((m.group(1), int(m.group(2))))
-    for session, seed in jobs:
-        out, nbytes, r2 = convert(pth_dir, out_dir, session, seed)
+        jobs = find_checkpoints(src)
+        if not jobs:
+            sys.stderr.write(f"convert_tinyrsnn.py: {src}: no <session>_tinyRSNN-<seed>.pth "
+                             "nor <session>/tinyRSNN-<seed>.pth\n")
+            return 1
+    for session, seed, path in jobs:
+        out, nbytes, r2 = convert(path, out_dir, session, seed, name)
         print(f"{out}: {nbytes} bytes of tensors, published R2 {r2}")
     return 0
 
