@@ -38,6 +38,8 @@ typedef struct rsnn_model {
     uint32_t L;
     layer *layers;
     conn out;
+    uint32_t groups;    /* readout groups averaged into each output ("groups", default 1) */
+    uint32_t n_ro;      /* readout units: groups * n_out, unit g * n_out + k feeds output k */
     float *obias, *oalpha, *obeta, *ogamma, *oscale, *ooffset;
     int softmax;
     float y0;           /* readout initial state ("initial_state", default 0) */
@@ -170,8 +172,20 @@ static int conn_load(snn_st *st, const snn_allocator *a, const char *name, uint3
 
 static double softplus(double p) { return p > 30 ? p : log1p(exp(p)); }
 
-/* Fills alpha, beta, gamma [n] of a layer or the readout from its tensors. */
-static int load_tau(snn_st *st, const snn_allocator *a, json_t *cfg, const char *pfx, uint32_t n,
+/* The softplus base time constant KEY of unit i of n in G groups: a number, or an array of G
+ * numbers (one per readout group, unit i in group i / (n / G)). Returns <= 0 when absent or
+ * malformed. */
+static double tau0_of(json_t *cfg, const char *key, uint32_t i, uint32_t n, uint32_t G)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (json_is_array(v))
+        return json_array_size(v) == G ? json_number_value(json_array_get(v, i / (n / G))) : -1;
+    return json_is_number(v) ? json_number_value(v) : -1;
+}
+
+/* Fills alpha, beta, gamma [n] of a layer or the readout (G groups of n / G units; 1 for a
+ * layer) from its tensors. */
+static int load_tau(snn_st *st, const snn_allocator *a, json_t *cfg, const char *pfx, uint32_t n, uint32_t G,
                     double dt, float **alpha, float **beta, float **gamma, snn_err *err)
 {
     const char *tau = json_string_value(json_object_get(cfg, "tau"));
@@ -199,11 +213,11 @@ static int load_tau(snn_st *st, const snn_allocator *a, json_t *cfg, const char 
                 (*gamma)[i] = 1.0f - (*beta)[i];
         }
     } else if (!strcmp(tau, "softplus")) {
-        double tm = json_number_value(json_object_get(cfg, "tau_mem"));
-        double ts = json_number_value(json_object_get(cfg, "tau_syn"));
-        if (!(tm > 0) || !(ts > 0))
-            return snn_err_set(err, SNN_EFORMAT, "%s: config %s: tau \"softplus\" needs tau_mem > 0 and tau_syn > 0",
-                               st->path, pfx);
+        for (uint32_t g = 0; g < G; g++)
+            if (!(tau0_of(cfg, "tau_mem", g * (n / G), n, G) > 0) || !(tau0_of(cfg, "tau_syn", g * (n / G), n, G) > 0))
+                return snn_err_set(err, SNN_EFORMAT,
+                                   "%s: config %s: tau \"softplus\" needs tau_mem > 0 and tau_syn > 0%s", st->path,
+                                   pfx, G > 1 ? " (numbers, or arrays of one per group)" : "");
         snprintf(nm, sizeof nm, "%s.syn_param", pfx);
         if ((rc = snn_st_read(st, nm, shape, 1, n, *alpha, err)) < 0)
             return rc;
@@ -211,6 +225,7 @@ static int load_tau(snn_st *st, const snn_allocator *a, json_t *cfg, const char 
         if ((rc = snn_st_read(st, nm, shape, 1, n, *beta, err)) < 0)
             return rc;
         for (uint32_t i = 0; i < n; i++) {
+            double ts = tau0_of(cfg, "tau_syn", i, n, G), tm = tau0_of(cfg, "tau_mem", i, n, G);
             (*alpha)[i] = (float)exp(-dt / (ts * softplus((*alpha)[i])));
             (*beta)[i] = (float)exp(-dt / (tm * softplus((*beta)[i])));
             (*gamma)[i] = 1.0f - (*beta)[i];
@@ -306,7 +321,7 @@ static int load_layer(snn_st *st, const snn_allocator *a, json_t *lc, uint32_t l
             return rc;
     }
     snprintf(nm, sizeof nm, "layers.%u", l);
-    if ((rc = load_tau(st, a, lc, nm, y->n, dt, &y->alpha, &y->beta, &y->gamma, err)) < 0)
+    if ((rc = load_tau(st, a, lc, nm, y->n, 1, dt, &y->alpha, &y->beta, &y->gamma, err)) < 0)
         return rc;
     if (y->alif) {
         snprintf(nm, sizeof nm, "layers.%u.rho", l);
@@ -412,14 +427,25 @@ int snn_rsnn_load(snn_st *st, const char *path, const snn_allocator *a, snn_mode
     }
     if ((rc = get_u32(ro, "size", &b->n_out, path, "readout", err)) < 0)
         goto fail;
-    if ((rc = conn_load(st, a, "readout.w", b->n_out, n_pre, &m->out, err)) < 0)
+    m->groups = 1;
+    if (json_object_get(ro, "groups")) {
+        json_t *g = json_object_get(ro, "groups");
+        if (!json_is_integer(g) || json_integer_value(g) < 1 || json_integer_value(g) > 1024) {
+            rc = snn_err_set(err, SNN_EFORMAT, "%s: config readout.groups: expected an integer in 1..1024", path);
+            goto fail;
+        }
+        m->groups = (uint32_t)json_integer_value(g);
+    }
+    m->n_ro = m->groups * b->n_out;
+    if ((rc = conn_load(st, a, "readout.w", m->n_ro, n_pre, &m->out, err)) < 0)
         goto fail;
-    m->dense_ops += (uint64_t)b->n_out * n_pre;
-    b->n_params += (uint64_t)b->n_out * n_pre;
+    m->dense_ops += (uint64_t)m->n_ro * n_pre;
+    b->n_params += (uint64_t)m->n_ro * n_pre;
     if (json_is_true(json_object_get(ro, "bias")) &&
-        (rc = load_vec(st, a, "readout.bias", b->n_out, 0, &m->obias, err)) < 0)
+        (rc = load_vec(st, a, "readout.bias", m->n_ro, 0, &m->obias, err)) < 0)
         goto fail;
-    if ((rc = load_tau(st, a, ro, "readout", b->n_out, b->dt, &m->oalpha, &m->obeta, &m->ogamma, err)) < 0)
+    if ((rc = load_tau(st, a, ro, "readout", m->n_ro, m->groups, b->dt, &m->oalpha, &m->obeta, &m->ogamma, err)) <
+        0)
         goto fail;
     if (snn_st_find(st, "readout.out_scale") &&
         (rc = load_vec(st, a, "readout.out_scale", b->n_out, 1, &m->oscale, err)) < 0)
@@ -498,7 +524,7 @@ static size_t state_size(const rsnn_model *m)
     size_t sz = sizeof(rsnn_state) + m->L * sizeof(lstate);
     for (uint32_t l = 0; l < m->L; l++)
         sz += m->layers[l].n * (5 * sizeof(float) + sizeof(uint8_t) + sizeof(uint32_t)) + 64;
-    sz += 3 * m->base.n_out * sizeof(float) + m->base.n_in * sizeof(uint32_t) + 64;
+    sz += 3 * m->n_ro * sizeof(float) + m->base.n_in * sizeof(uint32_t) + 64;
     return sz;
 }
 
@@ -515,8 +541,8 @@ static void rsnn_state_reset(const snn_model *bm, snn_state *bs)
         memset(q->s, 0, n);
         q->nspk = 0;
     }
-    memset(s->J, 0, 3 * m->base.n_out * sizeof(float));
-    for (uint32_t k = 0; k < m->base.n_out; k++)
+    memset(s->J, 0, 3 * m->n_ro * sizeof(float));
+    for (uint32_t k = 0; k < m->n_ro; k++)
         s->Y[k] = m->y0;
 }
 
@@ -549,9 +575,9 @@ static int rsnn_state_new(const snn_model *bm, snn_state **out, snn_err *err)
         TAKE(q->s, uint8_t, n);
         TAKE(q->idx, uint32_t, n);
     }
-    TAKE(s->J, float, 3 * bm->n_out);
-    s->Y = s->J + bm->n_out;
-    s->Uo = s->Y + bm->n_out;
+    TAKE(s->J, float, 3 * m->n_ro);
+    s->Y = s->J + m->n_ro;
+    s->Uo = s->Y + m->n_ro;
     TAKE(s->in_idx, uint32_t, bm->n_in);
 #undef TAKE
     rsnn_state_reset(bm, (snn_state *)s);
@@ -637,19 +663,29 @@ static void spikes_update(lstate *q, uint32_t n)
 static void readout_output(const rsnn_model *m, const rsnn_state *s, float *out)
 {
     uint32_t n = m->base.n_out;
+    const float *Y = s->Y;
+    if (m->groups > 1) { /* rsnn.h: Y_k = the mean over groups g of Y_{g n + k} */
+        for (uint32_t k = 0; k < n; k++) {
+            float sum = 0;
+            for (uint32_t g = 0; g < m->groups; g++)
+                sum += s->Y[g * n + k];
+            out[k] = sum / (float)m->groups;
+        }
+        Y = out;
+    }
     if (m->softmax) {
-        float mx = s->Y[0];
+        float mx = Y[0];
         for (uint32_t k = 1; k < n; k++)
-            mx = s->Y[k] > mx ? s->Y[k] : mx;
+            mx = Y[k] > mx ? Y[k] : mx;
         double sum = 0;
         for (uint32_t k = 0; k < n; k++)
-            sum += exp((double)(s->Y[k] - mx));
+            sum += exp((double)(Y[k] - mx));
         for (uint32_t k = 0; k < n; k++)
-            out[k] = (float)(exp((double)(s->Y[k] - mx)) / sum);
+            out[k] = (float)(exp((double)(Y[k] - mx)) / sum);
         return;
     }
     for (uint32_t k = 0; k < n; k++) {
-        float y = s->Y[k];
+        float y = Y[k];
         if (m->oscale)
             y *= m->oscale[k];
         if (m->ooffset)
@@ -680,9 +716,9 @@ static void layer_input(const rsnn_model *m, rsnn_state *s, uint32_t l, const fl
 static void readout_input(const rsnn_model *m, rsnn_state *s, snn_step_info *info)
 {
     if (m->obias)
-        memcpy(s->Uo, m->obias, m->base.n_out * sizeof(float));
+        memcpy(s->Uo, m->obias, m->n_ro * sizeof(float));
     else
-        memset(s->Uo, 0, m->base.n_out * sizeof(float));
+        memset(s->Uo, 0, m->n_ro * sizeof(float));
     const lstate *top = &s->ls[m->L - 1];
     conn_add(&m->out, top->idx, top->nspk, NULL, s->Uo, info);
 }
@@ -708,7 +744,7 @@ static void step_stork(const rsnn_model *m, rsnn_state *s, const float *x, snn_s
         info->hidden_spikes += q->nspk;
         info->hidden_neurons += y->n;
     }
-    for (uint32_t k = 0; k < m->base.n_out; k++) {
+    for (uint32_t k = 0; k < m->n_ro; k++) {
         float yk = m->obeta[k] * s->Y[k] + m->ogamma[k] * s->J[k];
         s->J[k] = m->oalpha[k] * s->J[k] + s->Uo[k];
         s->Y[k] = yk;
@@ -748,7 +784,7 @@ static void step_direct(const rsnn_model *m, rsnn_state *s, const float *x, snn_
         info->hidden_neurons += y->n;
     }
     readout_input(m, s, info);
-    for (uint32_t k = 0; k < m->base.n_out; k++) {
+    for (uint32_t k = 0; k < m->n_ro; k++) {
         s->J[k] = m->oalpha[k] * s->J[k] + s->Uo[k];
         s->Y[k] = m->obeta[k] * s->Y[k] + m->ogamma[k] * s->J[k];
     }
@@ -809,8 +845,9 @@ static int rsnn_describe(const snn_model *bm, json_t *o)
     }
     json_object_set_new(o, "timing", json_string(m->timing == TIMING_STORK ? "stork" : "direct"));
     json_object_set_new(o, "layers", layers);
-    json_object_set_new(o, "readout", json_pack("{s:I, s:o, s:s}", "size", (json_int_t)bm->n_out, "w", conn_json(&m->out),
-                                                "activation", m->softmax ? "softmax" : "none"));
+    json_object_set_new(o, "readout", json_pack("{s:I, s:I, s:o, s:s}", "size", (json_int_t)bm->n_out, "groups",
+                                                (json_int_t)m->groups, "w", conn_json(&m->out), "activation",
+                                                m->softmax ? "softmax" : "none"));
     json_object_set_new(o, "connection_sparsity", json_real(total ? (double)zero / (double)total : 0.0));
     json_object_set_new(o, "dense_synops_per_step", json_integer((json_int_t)m->dense_ops));
     json_t *prov = json_object_get(m->config, "provenance");

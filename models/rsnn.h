@@ -39,7 +39,13 @@
  *   readout:  J_t = alpha_o J_{t-1} + W_out s^L_t + b_o
  *             Y_t = beta_o Y_{t-1} + gamma_o J_t
  *
- * Output: y_t = Y_t * out_scale + out_offset, or softmax(Y_t) for a readout
+ * Readout groups ("groups": G, default 1; the bigRSNN decoders of Liu et al.
+ * 2024 average G = 5): G readouts of n_out units each, unit g n_out + k with
+ * its own weights and time constants, evolve as above; output k reads their
+ * mean, Ybar_k = (1/G) sum_g Y_{g n_out + k} (fmi-basel/neural-decoding-RSNN's
+ * AverageReadouts, same step). With G = 1, Ybar = Y.
+ *
+ * Output: y_t = Ybar_t * out_scale + out_offset, or softmax(Ybar_t) for a readout
  * with "activation": "softmax" (class probabilities). All state starts at 0,
  * except Y, which starts at the readout's "initial_state" (tinyRSNN: -0.01).
  * An input marked "binary" counts any non-zero entry as one spike (the

@@ -179,6 +179,11 @@ static int bridge_open(bridge *b, const char *path, snn_eprop_params *p, snn_err
         rc = snn_err_set(err, SNN_ENOTSUP, "%s: config: biases cannot be trained by e-prop (bias must be false)", path);
         goto fail;
     }
+    json_t *groups = json_object_get(ro, "groups");
+    if (groups && json_integer_value(groups) != 1) {
+        rc = snn_err_set(err, SNN_ENOTSUP, "%s: config readout.groups: e-prop trains one readout group", path);
+        goto fail;
+    }
     json_t *y0 = json_object_get(ro, "initial_state");
     if (y0 && json_number_value(y0) != 0.0) {
         rc = snn_err_set(err, SNN_ENOTSUP, "%s: config readout.initial_state: e-prop needs 0", path);

@@ -16,7 +16,10 @@ PTH_DIR is either a flat directory of <session>_tinyRSNN-<seed>.pth (../shared/d
 or the authors' models/ directory, models/<session>/tinyRSNN-<seed>.pth (a clone of their
 repository). A session outside the six published ones (a decoder retrained with the authors'
 code on another recording) converts the same way; its name is kept as given. Any hidden size
-and any number of readout units convert (the published files: 64 and 2).
+and any number of readout units convert (the published files: 64 and 2), and so does the
+paper's bigRSNN (<session>_bigRSNN-<seed>.pth or <session>/bigRSNN-<seed>.pth: five readout
+groups stork names group3..group7, averaged; written with "groups": 5 and the five groups'
+base time constants of conf/model/bigRSNN.yaml).
 
 Writes OUT_DIR/tinyrsnn-<session>-seed<N>.safetensors (models/FORMAT.md, format version 1),
 or OUT_DIR/NAME.safetensors.
@@ -57,14 +60,23 @@ TAU_MEM_RO, TAU_SYN_RO = 50e-3, 10e-3
 READOUT_INITIAL_STATE = -1e-2
 DT = 4e-3
 
+# conf/model/bigRSNN.yaml: five readouts ro1..ro5 (stork groups 3..7, connections con3..con7),
+# averaged (challenge/custom/readout.py AverageReadouts); (tau_mem, tau_syn) of each
+BIG_READOUT_TAUS = [(50e-3, 10e-3), (20e-3, 5e-3), (20e-3, 20e-3), (30e-3, 10e-3), (100e-3, 30e-3)]
+
+# stork key -> snnd tensor; the readout keys for readout group k (3 for tinyRSNN, 3..7 for
+# bigRSNN) are con{k}.op.weight, group{k}.syn_param_readout, group{k}.mem_param_readout, and
+# snnd concatenates the groups' rows in k order (models/rsnn.h "readout groups").
 KEYMAP = [
     ("con1.op.weight", "layers.0.w_in"),
     ("con2.op.weight", "layers.0.w_rec"),
     ("group2.syn_param", "layers.0.syn_param"),
     ("group2.mem_param", "layers.0.mem_param"),
-    ("con3.op.weight", "readout.w"),
-    ("group3.syn_param_readout", "readout.syn_param"),
-    ("group3.mem_param_readout", "readout.mem_param"),
+]
+RO_KEYMAP = [
+    ("con{k}.op.weight", "readout.w"),
+    ("group{k}.syn_param_readout", "readout.syn_param"),
+    ("group{k}.mem_param_readout", "readout.mem_param"),
 ]
 
 
@@ -132,12 +144,12 @@ def find_checkpoints(pth_dir):
     jobs = []
     for f in sorted(os.listdir(pth_dir)):
         full = os.path.join(pth_dir, f)
-        m = re.match(r"(\w+?)_tinyRSNN-(\d+)\.pth$", f)
+        m = re.match(r"(\w+?)_(?:tiny|big)RSNN-(\d+)\.pth$", f)
         if m and os.path.isfile(full):
             jobs.append((m.group(1), int(m.group(2)), full))
         elif os.path.isdir(full):
             for g in sorted(os.listdir(full)):
-                m = re.match(r"tinyRSNN-(\d+)\.pth$", g)
+                m = re.match(r"(?:tiny|big)RSNN-(\d+)\.pth$", g)
                 if m:
                     jobs.append((f, int(m.group(1)), os.path.join(full, g)))
     return jobs
@@ -146,10 +158,10 @@ def find_checkpoints(pth_dir):
 def session_seed_of(path):
     """(session, seed) read off a checkpoint's path in either layout, else (None, None)."""
     base = os.path.basename(path)
-    m = re.match(r"(\w+?)_tinyRSNN-(\d+)\.pth$", base)
+    m = re.match(r"(\w+?)_(?:tiny|big)RSNN-(\d+)\.pth$", base)
     if m:
         return m.group(1), int(m.group(2))
-    m = re.match(r"tinyRSNN-(\d+)\.pth$", base)
+    m = re.match(r"(?:tiny|big)RSNN-(\d+)\.pth$", base)
     if m:
         return os.path.basename(os.path.dirname(os.path.abspath(path))), int(m.group(1))
     return None, None
@@ -166,57 +178,80 @@ def convert(src, out_dir, session, seed, name=None):
     if not isinstance(sd, dict):
         raise SystemExit(f"{src}: not a state dict (found {type(sd).__name__}); save "
                          "model.state_dict(), as the authors' train-tinyRSNN.py does")
-    # duplicates must be identical to the group parameters they shadow
+    # readout groups: group3 (tinyRSNN) or group3..group7 (bigRSNN)
+    ro = sorted(int(m.group(1)) for m in (re.match(r"group(\d+)\.mem_param_readout$", k) for k in sd) if m)
+    G = len(ro)
+    if G not in (1, len(BIG_READOUT_TAUS)) or ro != list(range(3, 3 + G)):
+        raise SystemExit(f"{src}: readout groups {['group%d' % k for k in ro]}: expected group3 "
+                         f"(tinyRSNN) or group3..group7 (bigRSNN, conf/model/bigRSNN.yaml)")
+    keys = [sk for sk, _ in KEYMAP] + [sk.format(k=k) for k in ro for sk, _ in RO_KEYMAP]
+    # duplicates must be identical to the group parameters they shadow: con{j}.dst.* is group j's
+    # (group2 for the hidden layer's connections 1 and 2), con{j}.src.* group2's (the hidden
+    # layer feeds every readout), output_group.* the readout's (tinyRSNN)
     for k, v in sd.items():
-        m = re.match(r"(con\d\.(src|dst)|output_group)\.(\w+)$", k)
+        m = re.match(r"(con(\d+)\.(src|dst)|output_group)\.(\w+)$", k)
         if m:
-            base = m.group(3)
-            g = "group3." + base if base.endswith("_readout") else "group2." + base
+            base = m.group(4)
+            if m.group(1) == "output_group":
+                g = f"group{ro[0]}." + base
+            elif base.endswith("_readout"):
+                g = f"group{m.group(2)}." + base
+            else:
+                g = "group2." + base
             if g not in sd:
                 raise SystemExit(f"{src}: {k} shadows {g}, which the file lacks")
             if not torch.equal(v, sd[g]):
                 raise SystemExit(f"{src}: {k} differs from {g}")
-        elif k not in dict(KEYMAP):
+        elif k not in keys:
             raise SystemExit(f"{src}: unexpected key {k}")
-    missing = [sk for sk, _ in KEYMAP if sk not in sd]
+    missing = [sk for sk in keys if sk not in sd]
     if missing:
-        raise SystemExit(f"{src}: no {', '.join(missing)}: not a tinyRSNN state dict (one "
-                         "recurrent LIF layer and one leaky readout, conf/model/tinyRSNN.yaml)")
-    tensors = {}
-    for sk, tname in KEYMAP:
+        raise SystemExit(f"{src}: no {', '.join(missing)}: not a tinyRSNN/bigRSNN state dict (one "
+                         "recurrent LIF layer and leaky readouts, conf/model/tinyRSNN.yaml)")
+    for sk in keys:
+        if sd[sk].dtype not in (torch.float16, torch.float32):
+            raise SystemExit(f"{src}: {sk}: expected float16 or float32, found {sd[sk].dtype}")
+
+    def take(sk):  # published files are float16 and stay so; a float32 retrain stays float32
         t = sd[sk]
-        if t.dtype not in (torch.float16, torch.float32):
-            raise SystemExit(f"{src}: {sk}: expected float16 or float32, found {t.dtype}")
-        # published files are float16 and stay so; a float32 retrain stays float32
-        tensors[tname] = t.numpy().astype(np.float16 if t.dtype == torch.float16 else np.float32)
+        return t.numpy().astype(np.float16 if t.dtype == torch.float16 else np.float32)
+
+    tensors = {tname: take(sk) for sk, tname in KEYMAP}
+    for sk, tname in RO_KEYMAP:
+        parts = [take(sk.format(k=k)) for k in ro]
+        if len({p.shape[1:] for p in parts}) != 1 or len({p.dtype for p in parts}) != 1:
+            raise SystemExit(f"{src}: {sk.format(k='3..7')}: groups differ in shape or type")
+        tensors[tname] = np.concatenate(parts) if G > 1 else parts[0]
     n_in = tensors["layers.0.w_in"].shape[1]
     n_hid = tensors["layers.0.w_in"].shape[0]
-    n_out = tensors["readout.w"].shape[0]
+    n_out = tensors["readout.w"].shape[0] // G
     shapes = {
-        "layers.0.w_rec": (n_hid, n_hid), "readout.w": (n_out, n_hid),
+        "layers.0.w_rec": (n_hid, n_hid), "readout.w": (G * n_out, n_hid),
         "layers.0.syn_param": (n_hid,), "layers.0.mem_param": (n_hid,),
-        "readout.syn_param": (n_out,), "readout.mem_param": (n_out,),
+        "readout.syn_param": (G * n_out,), "readout.mem_param": (G * n_out,),
     }
     for tname, want in shapes.items():
         if tuple(tensors[tname].shape) != want:
             raise SystemExit(f"{src}: {tname}: shape {list(tensors[tname].shape)}, expected "
                              f"{list(want)} for {n_in} inputs, {n_hid} hidden, {n_out} outputs")
+    arch = "bigRSNN" if G > 1 else "tinyRSNN"
     if name is None:
-        name = (f"tinyrsnn-{session}-seed{seed}" if session is not None
+        name = (f"{arch.lower()}-{session}-seed{seed}" if session is not None
                 else os.path.splitext(os.path.basename(src))[0].lower())
     r2, cand, r2mean = published_r2(pth_dir, session, seed, sd)
     full = SESSIONS.get(session, session)
-    is_published = session in SESSIONS and seed in range(1, 6)
+    is_published = G == 1 and session in SESSIONS and seed in range(1, 6)
     published = published_provenance(session, seed, raw, r2, cand, r2mean) if is_published else None
     dtype_note = ("Trained and published in float16." if tensors["readout.w"].dtype == np.float16
                   else "Weights in float32.")
     outs = "vx, vy" if n_out == 2 else f"{n_out} units"
     config = {
         "name": name,
-        "description": (f"tinyRSNN finger-velocity decoder (Liu et al. 2024, BioCAS 2024 Grand "
+        "description": (f"{arch} finger-velocity decoder (Liu et al. 2024, BioCAS 2024 Grand "
                         f"Challenge), session {full}, seed {seed}: {n_in} inputs "
                         f"(binary: 1 if the channel had any spike in the 4 ms bin), {n_hid} recurrent "
-                        f"LIF, leaky readout ({outs}). {dtype_note}"),
+                        f"LIF, leaky readout ({outs})"
+                        + (f", the mean of {G} readouts" if G > 1 else "") + f". {dtype_note}"),
         "dt": DT,
         "timing": "stork",
         "input": {"size": int(n_in), "kind": "spikes", "binary": True},
@@ -226,15 +261,18 @@ def convert(src, out_dir, session, seed, name=None):
             "tau": "softplus", "tau_mem": TAU_MEM, "tau_syn": TAU_SYN,
         }],
         "readout": {
-            "size": int(n_out), **({"names": ["vx", "vy"]} if n_out == 2 else {}),
+            "size": int(n_out), **({"groups": G} if G > 1 else {}),
+            **({"names": ["vx", "vy"]} if n_out == 2 else {}),
             "bias": False, "task": "regression",
-            "tau": "softplus", "tau_mem": TAU_MEM_RO, "tau_syn": TAU_SYN_RO,
+            "tau": "softplus",
+            "tau_mem": [t[0] for t in BIG_READOUT_TAUS] if G > 1 else TAU_MEM_RO,
+            "tau_syn": [t[1] for t in BIG_READOUT_TAUS] if G > 1 else TAU_SYN_RO,
             "initial_state": READOUT_INITIAL_STATE,
         },
         "provenance": published if is_published else {
             "source": os.path.basename(src),
             "sha256": hashlib.sha256(raw).hexdigest(),
-            "architecture": f"tinyRSNN ({REPO}, conf/model/tinyRSNN.yaml)",
+            "architecture": f"{arch} ({REPO}, conf/model/{arch}.yaml)",
             "session": session,
             "seed": seed,
             "command": " ".join(["models/tools/convert_tinyrsnn.py"] + sys.argv[1:]),

@@ -67,12 +67,15 @@ def softplus(p):
     return np.where(p > 20.0, p, np.log1p(np.exp(np.minimum(p, 20.0))))
 
 
-def decays(T, prefix, cfg, dt, n):
-    """(alpha, beta, gamma) float32 vectors of length n for one layer or the readout."""
+def decays(T, prefix, cfg, dt, n, groups=1):
+    """(alpha, beta, gamma) float32 vectors of length n for one layer or the readout (groups
+    readout groups of n / groups units; a softplus tau0 may be one number per group)."""
     kind = cfg.get("tau", "decay")
     if kind == "softplus":
-        a = np.exp(-dt / (cfg["tau_syn"] * softplus(T[prefix + ".syn_param"])))
-        b = np.exp(-dt / (cfg["tau_mem"] * softplus(T[prefix + ".mem_param"])))
+        tau0 = lambda key: np.repeat(np.asarray(cfg[key], dtype=np.float64), n // groups) \
+            if isinstance(cfg[key], list) else cfg[key]
+        a = np.exp(-dt / (tau0("tau_syn") * softplus(T[prefix + ".syn_param"])))
+        b = np.exp(-dt / (tau0("tau_mem") * softplus(T[prefix + ".mem_param"])))
         g = 1.0 - b
     elif kind == "decay":
         a = T[prefix + ".alpha"].astype(np.float64)
@@ -108,7 +111,8 @@ class Model:
         self.names = rc.get("names", [f"y{i}" for i in range(rc["size"])])
         self.w_out = T["readout.w"]
         self.b_out = T.get("readout.bias") if rc.get("bias") else None
-        self.ro_a, self.ro_b, self.ro_g = decays(T, "readout", rc, self.dt, rc["size"])
+        self.groups = G = int(rc.get("groups", 1))  # output k: the mean of units g*size + k
+        self.ro_a, self.ro_b, self.ro_g = decays(T, "readout", rc, self.dt, G * rc["size"], G)
         self.y0 = np.float32(rc.get("initial_state", 0.0))
         self.out_scale = T.get("readout.out_scale")
         self.out_offset = T.get("readout.out_offset")
@@ -130,7 +134,7 @@ class Model:
         Y = np.full(m, self.y0, f32)
         J = np.zeros(m, f32)
         R = np.zeros(m, f32)
-        outY = np.zeros((steps, m), f32)
+        outY = np.zeros((steps, m // self.groups), f32)
         nspk = np.zeros(steps, np.int64)
         raster = np.zeros((steps, self.layers[-1]["n"]), np.uint8)
         ops = np.zeros((steps, 3), np.int64)  # dense, effective MACs, effective ACs
@@ -198,7 +202,7 @@ class Model:
                     r = r + self.b_out
                 J = (self.ro_a * J + r).astype(f32)
                 Y = self.ro_b * Y + self.ro_g * J
-            y = Y
+            y = Y.reshape(self.groups, -1).mean(axis=0, dtype=np.float32) if self.groups > 1 else Y
             if self.out_scale is not None:
                 y = y * self.out_scale + self.out_offset
             outY[k] = y

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "model.h"
@@ -231,6 +232,113 @@ static void softmax_readout_emits_probabilities(void **unused)
     snn_model_free(m);
 }
 
+/* A stork model of 2 inputs, 3 LIF neurons and a softplus readout of `groups` groups of 2
+ * units, the readout rows and parameters of groups g0 .. g0 + groups - 1 of a 3-group set. */
+static snn_model *grouped(int g0, int groups, const char *tau_mem, const char *tau_syn)
+{
+    static const float w_in[6] = {2.0f, 0.4f, 0.3f, 1.5f, 1.1f, 1.1f}, lp[3] = {0.3f, 1.0f, 2.0f};
+    static const float w_ro[3 * 2 * 3] = {1, -1, .5f, .2f, .8f, -.3f, /* group 0: units 0, 1 */
+                                          -.4f, 1, .3f, .6f, -.2f, .9f, /* group 1 */
+                                          .7f, .1f, -.6f, -.5f, .4f, .2f}; /* group 2 */
+    static const float ro_syn[6] = {.5f, 1, 1.5f, -.5f, 2, .1f}, ro_mem[6] = {1, .2f, -1, .6f, .3f, 3};
+    char cfg[768];
+    snprintf(cfg, sizeof cfg,
+             "{\"dt\":0.004,\"timing\":\"stork\",\"input\":{\"size\":2},"
+             "\"layers\":[{\"size\":3,\"neuron\":\"lif\",\"recurrent\":false,\"reset\":\"zero\","
+             "\"threshold\":1.0,\"tau\":\"softplus\",\"tau_mem\":0.02,\"tau_syn\":0.01}],"
+             "\"readout\":{\"size\":2,\"groups\":%d,\"tau\":\"softplus\",\"tau_mem\":%s,\"tau_syn\":%s,"
+             "\"initial_state\":-0.01}}",
+             groups, tau_mem, tau_syn);
+    snn_st_out t[] = {MG_T2("layers.0.w_in", 3, 2, w_in), MG_T1("layers.0.syn_param", 3, lp),
+                      MG_T1("layers.0.mem_param", 3, lp), MG_T2("readout.w", 2 * groups, 3, w_ro + 6 * g0),
+                      MG_T1("readout.syn_param", 2 * groups, ro_syn + 2 * g0),
+                      MG_T1("readout.mem_param", 2 * groups, ro_mem + 2 * g0)};
+    const char *p = mg_tmp("grouped");
+    assert_int_equal(mg_write(p, cfg, t, 6), 0);
+    return load(p);
+}
+
+/* rsnn.h "readout groups": three groups with their own weights and time constants (bigRSNN's
+ * per-group tau0 arrays) give, at every step, the mean of the three one-group models. */
+static void readout_groups_average_their_outputs(void **unused)
+{
+    (void)unused;
+    snn_model *all = grouped(0, 3, "[0.05,0.02,0.1]", "[0.01,0.005,0.03]");
+    snn_model *one[3] = {grouped(0, 1, "0.05", "0.01"), grouped(1, 1, "0.02", "0.005"),
+                         grouped(2, 1, "0.1", "0.03")};
+    assert_int_equal(all->n_out, 2);
+    snn_state *s, *s1[3];
+    assert_int_equal(all->ops->state_new(all, &s, NULL), 0);
+    for (int g = 0; g < 3; g++)
+        assert_int_equal(one[g]->ops->state_new(one[g], &s1[g], NULL), 0);
+    int spikes = 0;
+    float spread = 0;
+    for (int t = 0; t < 200; t++) {
+        float x[2] = {(float)((t * 7) % 3), (float)((t * 5) % 4 == 0)}, y[2], y1[3][2];
+        snn_step_info info;
+        all->ops->step(all, s, x, y, &info);
+        spikes += (int)info.hidden_spikes;
+        for (int g = 0; g < 3; g++)
+            one[g]->ops->step(one[g], s1[g], x, y1[g], NULL);
+        for (int k = 0; k < 2; k++) {
+            float want = (y1[0][k] + y1[1][k] + y1[2][k]) / 3;
+            if (fabsf(y[k] - want) > 1e-6f * (1 + fabsf(want)))
+                fail_msg("step %d output %d: %.9g, the groups' mean %.9g", t, k, y[k], want);
+            spread = fmaxf(spread, fabsf(y1[0][k] - y1[2][k]));
+        }
+    }
+    assert_true(spikes > 20);   /* the readouts integrate spikes ... */
+    assert_true(spread > 0.05f); /* ... and the groups differ, so taking one of them would fail */
+    all->ops->state_free(all, s);
+    snn_model_free(all);
+    for (int g = 0; g < 3; g++) {
+        one[g]->ops->state_free(one[g], s1[g]);
+        snn_model_free(one[g]);
+    }
+}
+
+/* Malformed groups are refused naming what is wrong. */
+static void readout_groups_refused(void **unused)
+{
+    (void)unused;
+    static const float w[2] = {1, 1}, a[2] = {0, 0}, b[2] = {0, 0}, wo[8] = {1, 0, 0, 1, 1, 1, 0, 0};
+    static const float oa[4] = {0, 0, 0, 0}, ob[4] = {.5f, .5f, .5f, .5f}, p4[4] = {1, 1, 1, 1};
+    static const struct {
+        const char *readout;
+        int softplus, rows;
+        const char *needle;
+    } cases[] = {
+        {"\"groups\":0", 0, 4, "readout.groups"},
+        {"\"groups\":2.5", 0, 4, "readout.groups"},
+        {"\"groups\":2", 0, 2, "readout.w"},
+        {"\"groups\":2,\"tau\":\"softplus\",\"tau_mem\":[0.05],\"tau_syn\":[0.01,0.02]", 1, 4, "tau_mem > 0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cfg[512];
+        snprintf(cfg, sizeof cfg,
+                 "{\"dt\":0.01,\"input\":{\"size\":1},\"layers\":[{\"size\":2,\"neuron\":\"lif\"}],"
+                 "\"readout\":{\"size\":2,%s}}",
+                 cases[i].readout);
+        snn_st_out t[] = {MG_T2("layers.0.w_in", 2, 1, w),
+                          MG_T1("layers.0.alpha", 2, a),
+                          MG_T1("layers.0.beta", 2, b),
+                          MG_T2("readout.w", cases[i].rows, 2, wo),
+                          cases[i].softplus ? (snn_st_out)MG_T1("readout.syn_param", 4, p4)
+                                            : (snn_st_out)MG_T1("readout.alpha", 4, oa),
+                          cases[i].softplus ? (snn_st_out)MG_T1("readout.mem_param", 4, p4)
+                                            : (snn_st_out)MG_T1("readout.beta", 4, ob)};
+        const char *p = mg_tmp("badgroups");
+        assert_int_equal(mg_write(p, cfg, t, 6), 0);
+        snn_model *m = NULL;
+        snn_err err = {{0}};
+        if (snn_model_load(p, NULL, &m, &err) == 0)
+            fail_msg("case %zu loaded", i);
+        if (!strstr(err.msg, cases[i].needle))
+            fail_msg("case %zu: '%s' does not name '%s'", i, err.msg, cases[i].needle);
+        unlink(p);
+    }
+}
+
 static int allocs;
 static void *c_malloc(size_t n) { allocs++; return malloc(n); }
 static void *c_calloc(size_t a, size_t b) { allocs++; return calloc(a, b); }
@@ -264,6 +372,8 @@ int main(void)
         cmocka_unit_test(direct_alif_threshold_adapts),
         cmocka_unit_test(recurrent_spikes_propagate_next_step),
         cmocka_unit_test(softmax_readout_emits_probabilities),
+        cmocka_unit_test(readout_groups_average_their_outputs),
+        cmocka_unit_test(readout_groups_refused),
         cmocka_unit_test(step_allocates_nothing),
     };
     return cmocka_run_group_tests_name("rsnn", tests, NULL, NULL);

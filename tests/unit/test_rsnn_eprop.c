@@ -300,6 +300,13 @@ static void test_untrainable_files_refused(void **state)
     assert_int_equal(mg_write(path, zero, t, 6), 0);
     assert_int_equal(snn_rsnn_eprop_params(path, &p, NULL, &err), -SNN_ENOTSUP);
     assert_non_null(strstr(err.msg, "reset"));
+
+    const char *grouped = "{\"dt\":0.001,\"timing\":\"direct\",\"input\":{\"size\":3},"
+                          "\"layers\":[{\"size\":4,\"neuron\":\"lif\",\"reset\":\"subtract\"}],"
+                          "\"readout\":{\"size\":1,\"groups\":2}}";
+    assert_int_equal(mg_write(path, grouped, t, 6), 0);
+    assert_int_equal(snn_rsnn_eprop_params(path, &p, NULL, &err), -SNN_ENOTSUP);
+    assert_non_null(strstr(err.msg, "readout.groups"));
     unlink(path);
 }
 
