@@ -337,6 +337,22 @@ def model_seeds():
          ('layers.1.alpha', [2], [0.5] * 2), ('layers.1.beta', [2], [0.5] * 2),
          ('readout.w', [1, 2], [1, -1]), ('readout.syn_param', [1], [0.3]), ('readout.mem_param', [1], [0.3])]))
 
+    write('model', 'readout_groups.safetensors', readout_groups_model())
+
+
+def readout_groups_model():
+    """Two readout groups averaged, per-group softplus tau0 arrays (bigRSNN's readout)."""
+    return safetensors(
+        {'dt': 0.004, 'timing': 'stork', 'input': {'size': 2, 'binary': True},
+         'layers': [{'size': 3, 'neuron': 'lif', 'recurrent': False, 'reset': 'zero', 'tau': 'softplus',
+                     'tau_mem': 0.02, 'tau_syn': 0.01}],
+         'readout': {'size': 1, 'groups': 2, 'names': ['y'], 'initial_state': -0.01, 'tau': 'softplus',
+                     'tau_mem': [0.05, 0.02], 'tau_syn': [0.01, 0.005]}},
+        [('layers.0.w_in', [3, 2], [2, 0, 0, 2, 1, 1]),
+         ('layers.0.syn_param', [3], [0.1] * 3), ('layers.0.mem_param', [3], [0.2] * 3),
+         ('readout.w', [2, 3], [1, -1, 0.5, 0.3, 0.2, -0.4]), ('readout.syn_param', [2], [0.3, 1.0]),
+         ('readout.mem_param', [2], [0.3, -0.5])])
+
 
 # ---- ONNX graphs -----------------------------------------------------------------
 def o_dim(v):
