@@ -63,6 +63,7 @@ struct snn_session {
     uint64_t acc_n;
     int in_segment;      /* segment mode: events seen since the last decision */
     int64_t last_event_t;
+    int64_t last_frame_t; /* TACTILE: time of the latest frame */
 
     snn_session_stats stats;
 };
@@ -585,6 +586,29 @@ int snn_session_binned(snn_session *s, const float *counts, uint32_t n_ch, size_
     return 0;
 }
 
+/* Most encoder events one tactile frame may give (all channels together): 12
+ * taxels may each cross 21845 levels, far beyond 8-bit values (at most 3072
+ * events at θ = 1). A frame past it is refused instead of growing the array. */
+#define MAX_FRAME_EVENTS (1u << 18)
+
+/* Grows the encoder's event array to hold need events (the count a push that
+ * did not fit reported). Returns 0, or -SNN_EINVAL above MAX_FRAME_EVENTS /
+ * -SNN_ENOMEM; the session is unchanged on error. */
+static int grow_events(snn_session *s, uint64_t t_us, size_t need, snn_err *err)
+{
+    if (need > MAX_FRAME_EVENTS)
+        return snn_err_set(err, SNN_EINVAL, "frame at t_us %llu gives %zu encoder events, at most %u per frame "
+                           "(values far outside the model's range? %s expects raw 8-bit taxel values)",
+                           (unsigned long long)t_us, need, MAX_FRAME_EVENTS, s->m->name);
+    snn_event *ev = s->a->calloc(need, sizeof *ev);
+    if (!ev)
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for %zu encoder events", s->m->name, need);
+    s->a->free(s->ev);
+    s->ev = ev;
+    s->ev_cap = need;
+    return 0;
+}
+
 int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32_t n, snn_emit_fn emit, void *ctx,
                       snn_err *err)
 {
@@ -603,7 +627,13 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
     int64_t t = (int64_t)t_us;
     if (s->enc) {
         size_t ne = 0;
-        if ((rc = snn_sigmadelta_push(s->enc, t, values, s->ev, s->ev_cap, &ne, err)) < 0)
+        /* The array is sized for the model's raw range; a frame that crosses more levels (a
+         * sensor with a wider range) grows it once and is pushed again (the push that did not
+         * fit changed nothing). */
+        rc = snn_sigmadelta_push(s->enc, t, values, s->ev, s->ev_cap, &ne, err);
+        if (rc == -SNN_ESHAPE && (rc = grow_events(s, t_us, ne, err)) == 0)
+            rc = snn_sigmadelta_push(s->enc, t, values, s->ev, s->ev_cap, &ne, err);
+        if (rc < 0)
             return rc;
         if (!s->started) {
             s->started = 1;
@@ -616,6 +646,7 @@ int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32
             s->last_event_t = s->ev[i].t_us;
         }
         s->stats.events += ne;
+        s->last_frame_t = t;
         advance_to(s, t, emit, ctx);
         return 0;
     }
@@ -796,6 +827,11 @@ int snn_session_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *err
     int rc = s->input == SNN_INPUT_AUDIO ? audio_finish(s, emit, ctx, err) : snn_session_flush(s, 0, emit, ctx, err);
     if (rc < 0)
         return rc;
+    /* The last frame's time lies in the open bin unless the flush closed it: step it even
+     * without events, so a recording has floor((t_last - t_first) / dt) + 1 steps, the binning
+     * the tactile models were trained and scored with (models/zoo/README.md). */
+    if (s->enc && s->started && s->last_frame_t >= s->t0 + (int64_t)s->k * s->bin_us)
+        close_bin(s, s->x, emit, ctx);
     const snn_model *m = s->m;
     if (m->ops->finish) {
         snn_step_info info;

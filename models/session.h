@@ -139,7 +139,10 @@ int snn_session_spikes(snn_session *s, const uint32_t *channel, const uint64_t *
 int snn_session_binned(snn_session *s, const float *counts, uint32_t n_ch, size_t n_bins, uint64_t t_us,
                        snn_emit_fn emit, void *ctx, snn_err *err);
 
-/* TACTILE or ANALOG: one frame of n values at t_us. */
+/* TACTILE or ANALOG: one frame of n values at t_us (not before the previous
+ * frame; equal is fine). Values are any finite floats: a tactile frame may
+ * give up to 2^18 encoder events (the session's event array grows past the
+ * model's 8-bit range once); more is -SNN_EINVAL and changes nothing. */
 int snn_session_frame(snn_session *s, uint64_t t_us, const float *values, uint32_t n, snn_emit_fn emit,
                       void *ctx, snn_err *err);
 
@@ -172,13 +175,17 @@ uint64_t snn_session_steps_to(const snn_session *s, uint64_t t_us);
 /* 1 if the session learns. */
 int snn_session_learning(const snn_session *s);
 
-/* Closes the open bin and every bin that ends at or before t_us. On an audio
+/* Closes the open bin if it holds input (analog: always; a tactile bin whose
+ * frames gave no event stays open, later frames may still fall into it), then
+ * every bin that ends at or before t_us. On an audio
  * stream, whose bins are hops of samples, it does nothing with t_us = 0 (a
  * partial hop waits for its samples) and refuses t_us > 0. */
 int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx, snn_err *err);
 
-/* End of stream: closes the open bin, lets the model finish (e.g. tile a short
- * audio clip) and delivers the final decision (if the model decides). */
+/* End of stream: closes the open bin (tactile: also when it holds no event, as
+ * long as the last frame's time lies in it, so frames t_first..t_last give
+ * floor((t_last - t_first) / bin) + 1 steps), lets the model finish (e.g. tile
+ * a short audio clip) and delivers the final decision (if the model decides). */
 int snn_session_finish(snn_session *s, snn_emit_fn emit, void *ctx, snn_err *err);
 
 #endif

@@ -2,7 +2,8 @@
  * test_session.c -- event time (models/session.h): bins close on later
  * events or Flush, spike events and pre-binned counts give identical steps, a
  * rejected batch changes nothing, steps_to bounds a message's steps, analog frames are sampled and held, audio
- * models take audio only, and every allocation failure while opening a
+ * models take audio only, tactile frames beyond 8-bit values are encoded, a tactile recording
+ * is stepped over every bin a frame reaches, and every allocation failure while opening a
  * session is an error.
  */
 #include <stdarg.h>
@@ -253,6 +254,81 @@ void on(void *ctx, const snn_output *o)
     }
 }
 
+/* 3 taxels through a sigma-delta encoder (threshold 1, inverted) -> 6 inputs -> 2 LIF -> 2,
+ * dt 20 ms. */
+static snn_model *tactile_model(void)
+{
+    static const float w[12] = {.5f, .5f, .5f, .5f, .5f, .5f, .5f, .5f, .5f, .5f, .5f, .5f};
+    static const float a2[2] = {.5f, .5f}, b2[2] = {.5f, .5f}, wo[4] = {1, -1, -1, 1}, oa[2] = {0, 0}, ob[2] = {0, 0};
+    const char *cfg = "{\"dt\":0.02,\"input\":{\"size\":6,\"kind\":\"tactile\"},\"layers\":[{\"size\":2,"
+                      "\"neuron\":\"lif\"}],\"readout\":{\"size\":2},\"encoder\":{\"type\":\"sigmadelta\","
+                      "\"threshold\":1,\"n_taxels\":3,\"invert\":true}}";
+    snn_st_out t[] = {MG_T2("layers.0.w_in", 2, 6, w), MG_T1("layers.0.alpha", 2, a2), MG_T1("layers.0.beta", 2, b2),
+                      MG_T2("readout.w", 2, 2, wo), MG_T1("readout.alpha", 2, oa), MG_T1("readout.beta", 2, ob)};
+    return load_model("tact", cfg, t, 6);
+}
+
+/* Tactile frames whose values move more levels than the model's 8-bit range
+ * (a sensor with a wider range: 3 taxels x 1000 levels = 3000 events, the
+ * array holds 1024) are encoded, not refused; a frame past the per-frame
+ * limit is refused with EINVAL and changes nothing. */
+static void tactile_frames_beyond_8_bits_are_encoded(void **u)
+{
+    (void)u;
+    snn_model *m = tactile_model();
+    snn_err e;
+    snn_session_cfg sc = {.input = SNN_INPUT_TACTILE};
+    snn_session *s;
+    assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), 0);
+    const float v0[3] = {0, 0, 0}, v1[3] = {1000, 1000, 1000}, far[3] = {1e5f, 1e5f, 1e5f},
+                v2[3] = {1001, 1001, 1001};
+    assert_int_equal(snn_session_frame(s, 0, v0, 3, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_frame(s, 20000, v1, 3, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_stats_get(s)->events, 3000);
+    assert_int_equal(snn_session_frame(s, 40000, far, 3, NULL, NULL, &e), -SNN_EINVAL);
+    assert_non_null(strstr(e.msg, "encoder events"));
+    assert_int_equal(snn_session_stats_get(s)->events, 3000);
+    assert_int_equal(snn_session_frame(s, 40000, v2, 3, NULL, NULL, &e), 0); /* levels were kept */
+    assert_int_equal(snn_session_stats_get(s)->events, 3003);
+    snn_session_free(s);
+    snn_model_free(m);
+}
+
+/* A tactile recording of frames t_first..t_last is stepped over
+ * floor((t_last - t_first) / dt) + 1 bins, as the braille models were trained:
+ * the last, partial bin counts at the end of the stream even when its frames
+ * gave no event; a Flush alone leaves such a bin open. */
+static void tactile_stream_steps_every_bin_with_a_frame(void **u)
+{
+    (void)u;
+    snn_model *m = tactile_model();
+    snn_err e;
+    snn_session *s;
+    snn_session_cfg sc = {.input = SNN_INPUT_TACTILE};
+    assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), 0);
+    const float v0[3] = {255, 255, 255}, v1[3] = {250, 255, 255};
+    /* 40 Hz: events only between the first two frames; floor(50000 / 20000) + 1 = 3 bins */
+    assert_int_equal(snn_session_frame(s, 1000000, v0, 3, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_frame(s, 1025000, v1, 3, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_frame(s, 1050000, v1, 3, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_stats_get(s)->steps, 2);
+    assert_int_equal(snn_session_flush(s, 0, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_stats_get(s)->steps, 2); /* bin [1040, 1060) ms stays open */
+    assert_int_equal(snn_session_frame(s, 1055000, v1, 3, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_finish(s, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_stats_get(s)->steps, 3);
+    assert_int_equal(snn_session_stats_get(s)->last_t_us, 1060000);
+    snn_session_free(s);
+    /* the last frame brings events: that bin is closed once, not twice */
+    assert_int_equal(snn_session_new(m, &sc, NULL, &s, &e), 0);
+    assert_int_equal(snn_session_frame(s, 0, v0, 3, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_frame(s, 50000, v1, 3, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_finish(s, NULL, NULL, &e), 0);
+    assert_int_equal(snn_session_stats_get(s)->steps, 3);
+    snn_session_free(s);
+    snn_model_free(m);
+}
+
 /* Counts predictions into *(uint64_t *)ctx. */
 static void count_predictions(void *ctx, const snn_output *o)
 {
@@ -343,6 +419,8 @@ int main(void)
         cmocka_unit_test(steps_to_predicts_the_steps_closed),
         cmocka_unit_test(analog_frames_are_sampled_and_held),
         cmocka_unit_test(segments_decide_after_silence),
+        cmocka_unit_test(tactile_frames_beyond_8_bits_are_encoded),
+        cmocka_unit_test(tactile_stream_steps_every_bin_with_a_frame),
         cmocka_unit_test(audio_models_take_audio_only),
         cmocka_unit_test(every_allocation_failure_is_an_error),
     };
