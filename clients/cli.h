@@ -16,6 +16,11 @@
 #include "csv.h"
 #include "wav.h"
 
+/* The longest --silence-ms, as snnd's segment_silence_ms option takes it. */
+#define SILENCE_MS_MAX 3600000
+/* The widest --bin-us: 60 s, the widest bin a session takes. */
+#define BIN_US_MAX 60000000
+
 /* Exit statuses. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -62,6 +67,13 @@ typedef struct feed_op {
  * with err set. */
 long feed_plan_csv(const snn_csv *csv, int kind, uint32_t bin_us, feed_op **ops, char *err,
                    size_t errlen);
+
+/* 1 if path is a directory (following symbolic links), else 0. */
+int cli_is_dir(const char *path);
+
+/* 1 if paths a and b name the same existing file (one inode), else 0: an --out that would
+ * overwrite an input is refused with it. */
+int cli_same_file(const char *a, const char *b);
 
 /* Reads the WAVE file at path into *w (wav.h). An unreadable or malformed
  * file, or one without samples (nothing to score), is reported by cli_fail

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "progress.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -101,6 +102,12 @@ long feed_plan_csv(const snn_csv *csv, int kind, uint32_t bin_us, feed_op **ops,
     }
     long n = 0;
     for (size_t r = 0; r < csv->n_rows; r++) {
+        if (csv->has_t && !(csv->t[r] * 1e6 < 0x1p62)) { /* a session takes t_us up to INT64_MAX / 2 */
+            free(o);
+            snprintf(err, errlen, "data row %zu: t = %g s is beyond the latest time a stream takes (%.0f s)",
+                     r + 1, csv->t[r], 0x1p62 / 1e6);
+            return -1;
+        }
         uint64_t t = csv->has_t ? cli_t_us(csv->t[r]) : (uint64_t)r * bin_us;
         if (r > 0 && csv->has_t && csv->t[r] < csv->t[r - 1]) {
             free(o);
@@ -130,9 +137,26 @@ long feed_plan_csv(const snn_csv *csv, int kind, uint32_t bin_us, feed_op **ops,
     return n;
 }
 
+int cli_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cli_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int cli_read_wav(const char *path, snn_wav *w)
 {
     snn_err err = {{0}};
+    if (cli_is_dir(path)) { /* snn_wav_read would call it out of memory */
+        memset(w, 0, sizeof *w);
+        cli_fail("%s: %s", path, strerror(EISDIR));
+        return -1;
+    }
     int rc = snn_wav_read(path, NULL, w, &err);
     if (rc < 0) {
         cli_fail("%s", err.msg[0] ? err.msg : snn_strerror(rc));

@@ -32,7 +32,7 @@ static const char *const create_help =
     "  --outputs O      readout outputs (regression values or classes)\n"
     "  --adaptive A     adaptive (ALIF) neurons among the H (default 0)\n"
     "  --task T         regression (MSE, default) or classification (softmax)\n"
-    "  --dt S           seconds per step, the bin width (default 0.004)\n"
+    "  --dt S           seconds per step, the bin width, 1e-6 to 60 (default 0.004)\n"
     "  --tau-m MS       membrane time constant in ms (default 20)\n"
     "  --tau-out MS     readout time constant in ms (default 100)\n"
     "  --input-rate P   expected spikes per input channel and bin, which scales the\n"
@@ -66,15 +66,17 @@ int cmd_model_create(int argc, char **argv)
             out = a;
             continue;
         }
-        if (++i == argc)
-            return cli_usage("model create: %s needs a value", a);
-        const char *v = argv[i];
         uint64_t *u = !strcmp(a, "--inputs") ? &n_in : !strcmp(a, "--hidden") ? &n_rec
                     : !strcmp(a, "--outputs") ? &n_out : !strcmp(a, "--adaptive") ? &n_ad
                     : !strcmp(a, "--seed") ? &seed : NULL;
         double *d = !strcmp(a, "--dt") ? &dt : !strcmp(a, "--tau-m") ? &tau_m
                   : !strcmp(a, "--tau-out") ? &tau_out : !strcmp(a, "--input-rate") ? &rate
                   : !strcmp(a, "--w-in-std") ? &w_in_std : NULL;
+        if (!u && !d && strcmp(a, "--task") && strcmp(a, "--name"))
+            return cli_usage("model create: unknown option %s", a);
+        if (++i == argc)
+            return cli_usage("model create: %s needs a value", a);
+        const char *v = argv[i];
         if (u) {
             if (cli_parse_u64(v, u == &seed ? UINT64_MAX : 100000, u) < 0)
                 return cli_usage("model create: %s %s: expected a whole number%s", a, v,
@@ -82,6 +84,8 @@ int cmd_model_create(int argc, char **argv)
         } else if (d) {
             if (parse_pos(v, d) < 0)
                 return cli_usage("model create: %s %s: expected a number > 0", a, v);
+            if (d == &dt && (dt < 1e-6 || dt > 60)) /* the bin widths a session takes */
+                return cli_usage("model create: --dt %s: expected seconds from 0.000001 to 60", v);
         } else if (!strcmp(a, "--task")) {
             if (strcmp(v, "regression") && strcmp(v, "classification"))
                 return cli_usage("model create: --task %s: expected regression or classification", v);
@@ -94,6 +98,10 @@ int cmd_model_create(int argc, char **argv)
     }
     if (!out)
         return cli_usage("model create: expected OUT.safetensors");
+    size_t out_len = strlen(out);
+    if (out_len <= 12 || strcmp(out + out_len - 12, ".safetensors") != 0) /* models load by extension */
+        return cli_usage("model create: %s: OUT must end in .safetensors (models are read by their extension)",
+                         out);
     if (!n_in || !n_rec || !n_out)
         return cli_usage("model create: --inputs, --hidden and --outputs are needed (each > 0)");
     if (n_ad > n_rec)

@@ -203,6 +203,11 @@ static void score_clip(const job_pool *jp, const char *path, clip_result *r)
     snn_wav w = {0};
     snn_err err = {{0}};
     feed_op *ops = NULL;
+    if (cli_is_dir(path)) { /* a directory named *.wav: snn_wav_read would call it out of memory */
+        snprintf(r->msg, sizeof r->msg, "%s", strerror(EISDIR));
+        r->failed = 1;
+        return;
+    }
     int rc = snn_wav_read(path, NULL, &w, &err);
     if (rc < 0) { /* the reader's message names the file */
         snprintf(r->msg, sizeof r->msg, "%s",
@@ -302,12 +307,20 @@ int cmd_dnsmos(int argc, char **argv)
         list_free(&clips);
         return cli_fail("dnsmos: no clips to score");
     }
+    for (size_t i = 0; out && i < clips.n; i++)
+        if (cli_same_file(out, clips.path[i])) {
+            cli_usage("dnsmos: --out %s is the clip %s: it would be overwritten", out, clips.path[i]);
+            list_free(&clips);
+            return CLI_USAGE;
+        }
     snn_model *m835 = cli_load_model(p835, dir), *m808 = NULL;
     FILE *f = NULL;
-    if (!m835 || check_model(m835, "--p835", 6))
+    if (!m835 || (p808 && !(m808 = cli_load_model(p808, dir))))
         goto done;
-    if (p808 && (!(m808 = cli_load_model(p808, dir)) || check_model(m808, "--p808", 1)))
+    if (check_model(m835, "--p835", 6) || (m808 && check_model(m808, "--p808", 1))) {
+        status = CLI_USAGE; /* check_model said why, as a command line mistake */
         goto done;
+    }
     f = out ? fopen(out, "w") : stdout;
     if (!f) {
         cli_fail("--out %s: %s", out, strerror(errno));

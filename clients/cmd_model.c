@@ -65,7 +65,14 @@ snn_model *cli_load_model(const char *name, const char *dir_opt)
         }
     }
     if (!use) {
-        cli_fail("model '%s': no such file, nor %s/%s.{safetensors,onnx,nir}", name, dir, name);
+        struct stat st;
+        if (stat(name, &st) == 0) /* there, but a directory or a device */
+            cli_fail("model '%s': %s, not a model file", name,
+                     S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+        else if (strchr(name, '/'))
+            cli_fail("model '%s': %s", name, strerror(errno));
+        else
+            cli_fail("model '%s': no such file, nor %s/%s.{safetensors,onnx,nir}", name, dir, name);
         return NULL;
     }
     snn_model *m = NULL;
@@ -127,6 +134,7 @@ int cmd_model_info(int argc, char **argv)
 static const char *const run_help =
     "usage: snn model run MODEL INPUT [--models DIR] [--out FILE] [--decision]\n"
     "                     [--input-kind K] [--bin-us N] [--silence-ms N]\n"
+    "                     [--progress | --no-progress]\n"
     "\n"
     "Runs MODEL over INPUT offline (no daemon) and prints its predictions as CSV:\n"
     "header step,t,<output names>, one row per prediction, t in seconds (%.6f),\n"
@@ -146,8 +154,11 @@ static const char *const run_help =
     "  --out FILE       write to FILE instead of stdout\n"
     "  --decision       print only decisions, one JSON object per line\n"
     "  --input-kind K   spikes, binned, tactile, analog or audio (default: the model's)\n"
-    "  --bin-us N       bin width in microseconds (default: the model's dt)\n"
-    "  --silence-ms N   end a segment (and decide) after N ms without input\n"
+    "  --bin-us N       bin width in microseconds, 1 to 60000000 (default: the model's dt)\n"
+    "  --models DIR     where MODEL names are looked up (default $SNN_MODELS, else\n"
+    "                   the built-in models/zoo)\n"
+    "  --silence-ms N   end a segment (and decide) after N ms without input, N up to\n"
+    "                   3600000 (default 0: one segment, decided at the end)\n"
     "  --progress       a progress line on stderr even when it is not a terminal (on a\n"
     "                   terminal it is shown by default, once a run takes over 1 s)\n"
     "  --no-progress    no progress line\n";
@@ -201,12 +212,14 @@ int cmd_model_run(int argc, char **argv)
                     return cli_usage("model run: --input-kind %s: expected spikes, binned, tactile, "
                                      "analog or audio", val);
             } else if (strcmp(a, "--bin-us") == 0) {
-                if (cli_parse_u64(val, UINT32_MAX, &v) < 0 || v == 0)
-                    return cli_usage("model run: --bin-us %s: expected microseconds > 0", val);
+                if (cli_parse_u64(val, BIN_US_MAX, &v) < 0 || v == 0)
+                    return cli_usage("model run: --bin-us %s: expected microseconds, 1 to %d", val,
+                                     BIN_US_MAX);
                 o.bin_us = (uint32_t)v;
             } else {
-                if (cli_parse_u64(val, INT64_MAX / 1000, &v) < 0)
-                    return cli_usage("model run: --silence-ms %s: expected milliseconds", val);
+                if (cli_parse_u64(val, SILENCE_MS_MAX, &v) < 0)
+                    return cli_usage("model run: --silence-ms %s: expected milliseconds, 0 to %d", val,
+                                     SILENCE_MS_MAX);
                 o.silence_us = (int64_t)v * 1000;
             }
         } else if (a[0] == '-' && a[1]) {
@@ -221,6 +234,9 @@ int cmd_model_run(int argc, char **argv)
     }
     if (!o.model || !o.input)
         return cli_usage("model run: expected MODEL INPUT");
+    if (o.out && (cli_same_file(o.out, o.input) || cli_same_file(o.out, o.model)))
+        return cli_usage("model run: --out %s is the %s: it would be overwritten", o.out,
+                         cli_same_file(o.out, o.input) ? "input" : "model");
 
     snn_model *m = cli_load_model(o.model, o.dir);
     if (!m)
@@ -253,6 +269,11 @@ int cmd_model_run(int argc, char **argv)
             goto done;
         n_ops = feed_plan_audio(wav.n, &ops);
     } else {
+        if (kind == SNN_INPUT_AUDIO) {
+            cli_fail("%s: %s takes audio: give a .wav (or .w64, .rf64) file, not a CSV", o.input,
+                     m->name);
+            goto done;
+        }
         if (snn_csv_load(o.input, snn_frame_values(m, (snn_input_kind)kind), &csv, msg, sizeof msg) < 0) {
             cli_fail("%s", msg);
             goto done;
@@ -280,7 +301,8 @@ int cmd_model_run(int argc, char **argv)
     else
         cli_progress_start(&pg, o.progress, o.input, (double)csv.n_rows, "rows");
     w.pg = &pg;
-    for (long i = 0; i < n_ops && rc >= 0; i++) {
+    /* A write error (full disk, closed pipe) ends the run early: reported below. */
+    for (long i = 0; i < n_ops && rc >= 0 && !ferror(f); i++) {
         const feed_op *op = &ops[i];
         cli_progress_update(&pg, wav.x ? (double)op->first / wav.sample_rate : (double)op->first);
         if (op->kind == FEED_BINNED)

@@ -26,7 +26,9 @@ typedef struct conn_opts {
 } conn_opts;
 
 /* If argv[*i] is a connection option, consumes it (and its value) and
- * returns 1; returns -1 when the value is missing, 0 if it is not one. */
+ * returns 1; returns -1 when the value is missing, -2 after printing why a
+ * --port is not a port number or why --socket and --host/--port clash, 0 if it
+ * is not one. */
 static int conn_opt(conn_opts *c, int argc, char **argv, int *i)
 {
     const char **dst = NULL;
@@ -41,6 +43,15 @@ static int conn_opt(conn_opts *c, int argc, char **argv, int *i)
     if (*i + 1 == argc)
         return -1;
     *dst = argv[++*i];
+    if (dst == &c->sock ? c->host || c->port : c->sock != NULL) {
+        cli_usage("%s %s: give either --socket or --host/--port, not both", argv[*i - 1], *dst);
+        return -2;
+    }
+    uint64_t port;
+    if (dst == &c->port && (cli_parse_u64(*dst, 65535, &port) < 0 || port == 0)) {
+        cli_usage("--port %s: expected a port number, 1 to 65535", *dst);
+        return -2;
+    }
     return 1;
 }
 
@@ -74,7 +85,8 @@ static snnc *dial(const conn_opts *o, const Snnd__V1__Welcome **welcome)
 static const char *const replay_help =
     "usage: snn replay MODEL INPUT [--socket PATH | --host H --port P] [--realtime]\n"
     "                  [--out FILE] [--decision] [--stream ID] [--input-kind K]\n"
-    "                  [--bin-us N] [--silence-ms N]\n"
+    "                  [--bin-us N] [--silence-ms N] [--option KEY=VALUE]...\n"
+    "                  [--progress | --no-progress]\n"
     "\n"
     "Sends INPUT (as for `snn model run`) through a running snnd: opens stream ID\n"
     "(default replay-<pid>) on MODEL (a name the server serves; a path is reduced to\n"
@@ -204,7 +216,7 @@ int cmd_replay(int argc, char **argv)
         int k = conn_opt(&co, argc, argv, &i);
         uint64_t v;
         if (k < 0)
-            return cli_usage("replay: %s needs a value", a);
+            return k == -2 ? CLI_USAGE : cli_usage("replay: %s needs a value", a);
         if (k > 0)
             continue;
         if (cli_is_help(a)) {
@@ -237,11 +249,13 @@ int cmd_replay(int argc, char **argv)
                     return cli_usage("replay: --input-kind %s: expected spikes, binned, tactile, "
                                      "analog or audio", val);
             } else if (!strcmp(a, "--bin-us")) {
-                if (cli_parse_u64(val, UINT32_MAX, &v) < 0 || v == 0)
-                    return cli_usage("replay: --bin-us %s: expected microseconds > 0", val);
+                if (cli_parse_u64(val, BIN_US_MAX, &v) < 0 || v == 0)
+                    return cli_usage("replay: --bin-us %s: expected microseconds, 1 to %d", val,
+                                     BIN_US_MAX);
                 bin_us = (uint32_t)v;
-            } else if (cli_parse_u64(val, UINT32_MAX, &silence_ms) < 0) {
-                return cli_usage("replay: --silence-ms %s: expected milliseconds", val);
+            } else if (cli_parse_u64(val, SILENCE_MS_MAX, &silence_ms) < 0) {
+                return cli_usage("replay: --silence-ms %s: expected milliseconds, 0 to %d", val,
+                                 SILENCE_MS_MAX);
             }
         } else if (a[0] == '-' && a[1]) {
             return cli_usage("replay: unknown option %s", a);
@@ -255,6 +269,8 @@ int cmd_replay(int argc, char **argv)
     }
     if (!model || !input)
         return cli_usage("replay: expected MODEL INPUT");
+    if (out && cli_same_file(out, input))
+        return cli_usage("replay: --out %s is the input: it would be overwritten", out);
     char stream_buf[72], name[256];
     if (!stream) {
         snprintf(stream_buf, sizeof stream_buf, "replay-%ld", (long)getpid());
@@ -278,15 +294,22 @@ int cmd_replay(int argc, char **argv)
      * the server; its input count comes from the Welcome. */
     int is_wav = cli_is_audio_path(input);
     if (!is_wav && wel) {
-        for (size_t i = 0; i < wel->n_models; i++)
-            if (strcmp(wel->models[i]->name, name) == 0 &&
-                snn_csv_load(input,
-                             kind_opt == 0 || kind_opt == SNN_INPUT_TACTILE ? wel->models[i]->frame_values
-                                                                           : wel->models[i]->n_inputs,
+        for (size_t i = 0; i < wel->n_models; i++) {
+            const Snnd__V1__ModelInfo *mi = wel->models[i];
+            if (strcmp(mi->name, name) != 0)
+                continue;
+            if ((kind_opt == 0 || kind_opt == SNN_INPUT_AUDIO) && mi->input_kind &&
+                strcmp(mi->input_kind, "audio") == 0) {
+                cli_fail("%s: %s takes audio: give a .wav (or .w64, .rf64) file, not a CSV", input, name);
+                goto done;
+            }
+            if (snn_csv_load(input,
+                             kind_opt == 0 || kind_opt == SNN_INPUT_TACTILE ? mi->frame_values : mi->n_inputs,
                              &csv, msg, sizeof msg) < 0) {
                 cli_fail("%s", msg);
                 goto done;
             }
+        }
     }
 
     /* OpenStream, subscribed; the segment rule travels as an option. */
@@ -349,6 +372,10 @@ int cmd_replay(int argc, char **argv)
             goto done;
         }
     } else {
+        if (kind == SNN_INPUT_AUDIO) {
+            cli_fail("%s: %s takes audio: give a .wav (or .w64, .rf64) file, not a CSV", input, name);
+            goto done;
+        }
         if (!csv.values && snn_csv_load(input,
                                         so->input_kind == SNND__V1__INPUT_KIND__INPUT_TACTILE ? so->model->frame_values
                                                                                              : so->model->n_inputs,
@@ -403,7 +430,7 @@ int cmd_replay(int argc, char **argv)
             r.first_data_id = id;
         if (rc >= 0)
             rc = replay_drain(c, &r);
-        if (rc < 0)
+        if (rc < 0 || ferror(f)) /* a write error is reported after the stream closes */
             break;
     }
     if (rc >= 0)
@@ -487,7 +514,7 @@ int cmd_sub(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         int k = conn_opt(&co, argc, argv, &i);
         if (k < 0)
-            return cli_usage("sub: %s needs a value", argv[i]);
+            return k == -2 ? CLI_USAGE : cli_usage("sub: %s needs a value", argv[i]);
         if (k > 0)
             continue;
         if (cli_is_help(argv[i])) {
@@ -597,6 +624,10 @@ int cmd_sub(int argc, char **argv)
             }
         }
         snnc_envelope_free(e);
+        if (ferror(stdout)) { /* a full disk or closed stdout: stop now, not when the stream ends */
+            cli_fail("stdout: write error");
+            break;
+        }
         if (stop) {
             status = CLI_OK;
             break;
@@ -639,7 +670,7 @@ int cmd_stats(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         int k = conn_opt(&co, argc, argv, &i);
         if (k < 0)
-            return cli_usage("stats: %s needs a value", argv[i]);
+            return k == -2 ? CLI_USAGE : cli_usage("stats: %s needs a value", argv[i]);
         if (k > 0)
             continue;
         if (cli_is_help(argv[i])) {
@@ -740,7 +771,7 @@ int cmd_models(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         int k = conn_opt(&co, argc, argv, &i);
         if (k < 0)
-            return cli_usage("models: %s needs a value", argv[i]);
+            return k == -2 ? CLI_USAGE : cli_usage("models: %s needs a value", argv[i]);
         if (k > 0)
             continue;
         if (cli_is_help(argv[i])) {
@@ -749,7 +780,8 @@ int cmd_models(int argc, char **argv)
         } else if (strcmp(argv[i], "--json") == 0) {
             as_json = 1;
         } else {
-            return cli_usage("models: unexpected argument %s", argv[i]);
+            return cli_usage("models: %s %s", argv[i][0] == '-' ? "unknown option" : "unexpected argument",
+                             argv[i]);
         }
     }
     const Snnd__V1__Welcome *w = NULL;
@@ -813,7 +845,7 @@ int cmd_model_save(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         int k = conn_opt(&co, argc, argv, &i);
         if (k < 0)
-            return cli_usage("model save: %s needs a value", argv[i]);
+            return k == -2 ? CLI_USAGE : cli_usage("model save: %s needs a value", argv[i]);
         if (k > 0)
             continue;
         if (cli_is_help(argv[i])) {
@@ -821,7 +853,8 @@ int cmd_model_save(int argc, char **argv)
             return CLI_OK;
         }
         if (argv[i][0] == '-' || npos == 2)
-            return cli_usage("model save: unexpected argument %s", argv[i]);
+            return cli_usage("model save: %s %s", argv[i][0] == '-' ? "unknown option" : "unexpected argument",
+                             argv[i]);
         pos[npos++] = argv[i];
     }
     if (npos != 2)
@@ -846,9 +879,13 @@ int cmd_model_save(int argc, char **argv)
         snnc_free(c);
         return CLI_FAIL;
     }
+    int status = CLI_OK;
     if (reply->msg_case == SNND__V1__ENVELOPE__MSG_MODEL_SAVED)
         printf("%s\n", reply->model_saved->path);
+    else
+        status = cli_fail("model save %s %s: unexpected reply %s", pos[0], pos[1],
+                          snnc_msg_name(reply->msg_case));
     snnc_envelope_free(reply);
     snnc_free(c);
-    return CLI_OK;
+    return status;
 }

@@ -49,7 +49,8 @@ static const char *const train_help =
     "                     per epoch); the network state is reset at each update\n"
     "  --reg X, --rate HZ firing-rate regularisation strength (default 0) and\n"
     "                     target rate (default 10 Hz)\n"
-    "  --models DIR       where MODEL names are looked up\n";
+    "  --models DIR       where MODEL names are looked up (default $SNN_MODELS, else\n"
+    "                     the built-in models/zoo)\n";
 
 static int is_file(const char *p)
 {
@@ -215,14 +216,18 @@ static int targets_load(const char *path, const snn_model *m, int classify, targ
             for (uint32_t k = 0; k < n_out; k++) {
                 const char *s = cells[col_out[k]];
                 double v = strtod(s, &end);
-                if (end == s || *end) {
-                    cli_fail("%s:%zu: column %u: '%s' is not a number", path, lineno, col_out[k] + 1, s);
+                if (end == s || *end || !isfinite(v)) { /* a NaN target would poison the weights */
+                    cli_fail("%s:%zu: column %u: '%s' is not a finite number", path, lineno, col_out[k] + 1, s);
                     goto out;
                 }
                 g->values[r * n_out + k] = v;
             }
         }
         g->n_rows++;
+    }
+    if (ferror(f)) { /* a directory: EISDIR */
+        cli_fail("%s: %s", path, strerror(errno));
+        goto out;
     }
     if (!g->n_rows) {
         cli_fail("%s: no rows", path);
@@ -255,10 +260,27 @@ static int resolve_model(const char *name, const char *dir_opt, char *path, size
         struct stat st;
         dir = env && env[0] ? env : (stat(SNN_ZOO_DIR, &st) == 0 ? SNN_ZOO_DIR : "models/zoo");
     }
-    if (!strchr(name, '/')) {
-        snprintf(path, len, "%s/%s.safetensors", dir, name);
-        if (is_file(path))
-            return 0;
+    struct stat st;
+    if (stat(name, &st) == 0) { /* there, but a directory or a device */
+        cli_fail("model '%s': %s, not a model file", name,
+                 S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+        return -1;
+    }
+    if (strchr(name, '/')) {
+        cli_fail("model '%s': %s", name, strerror(errno));
+        return -1;
+    }
+    snprintf(path, len, "%s/%s.safetensors", dir, name);
+    if (is_file(path))
+        return 0;
+    static const char *const other[] = {".onnx", ".nir"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, len, "%s/%s%s", dir, name, other[i]);
+        if (is_file(path)) {
+            cli_fail("model '%s': %s is not an RSNN .safetensors file; only those can be trained", name,
+                     path);
+            return -1;
+        }
     }
     cli_fail("model '%s': no such file, nor %s/%s.safetensors", name, dir, name);
     return -1;
@@ -323,17 +345,26 @@ int cmd_model_train(int argc, char **argv)
             return CLI_OK;
         }
         if (a[0] == '-' && a[1]) {
+            static const char *const known[] = {"--epochs", "--interval", "--out", "--models", "--lr",
+                                                "--reg", "--rate", "--optimizer", "--learn"};
+            size_t k = 0;
+            while (k < sizeof known / sizeof known[0] && strcmp(a, known[k]) != 0)
+                k++;
+            if (k == sizeof known / sizeof known[0])
+                return cli_usage("model train: unknown option %s", a);
             if (++i == argc)
                 return cli_usage("model train: %s needs a value", a);
             const char *v = argv[i];
             char *end;
             if (!strcmp(a, "--epochs")) {
                 if (cli_parse_u64(v, 1000000, &epochs) < 0)
-                    return cli_usage("model train: --epochs %s: expected a whole number", v);
+                    return cli_usage("model train: --epochs %s: expected a whole number up to 1000000", v);
             } else if (!strcmp(a, "--interval")) {
                 if (cli_parse_u64(v, 1u << 30, &interval) < 0 || !interval)
                     return cli_usage("model train: --interval %s: expected a positive whole number", v);
             } else if (!strcmp(a, "--out")) {
+                if (!v[0] || v[strlen(v) - 1] == '/' || cli_is_dir(v))
+                    return cli_usage("model train: --out %s: expected a file path or name, not a directory", v);
                 out = v;
             } else if (!strcmp(a, "--models")) {
                 dir = v;
@@ -357,7 +388,8 @@ int cmd_model_train(int argc, char **argv)
             } else if (!strcmp(a, "--learn")) {
                 p.learn_in = p.learn_rec = p.learn_out = 0;
                 char buf[64];
-                snprintf(buf, sizeof buf, "%s", v);
+                if (snprintf(buf, sizeof buf, "%s", v) >= (int)sizeof buf)
+                    return cli_usage("model train: --learn %s: expected a list of in, rec, out", v);
                 for (char *s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
                     if (!strcmp(s, "in"))
                         p.learn_in = 1;
@@ -368,6 +400,8 @@ int cmd_model_train(int argc, char **argv)
                     else
                         return cli_usage("model train: --learn %s: expected a list of in, rec, out", v);
                 }
+                if (!p.learn_in && !p.learn_rec && !p.learn_out)
+                    return cli_usage("model train: --learn '%s': expected at least one of in, rec, out", v);
             } else {
                 return cli_usage("model train: unknown option %s", a);
             }
@@ -388,6 +422,18 @@ int cmd_model_train(int argc, char **argv)
     if (resolve_model(model, dir, path, sizeof path) < 0)
         return CLI_FAIL;
     output_path(path, out, dst, sizeof dst);
+    { /* the output's directory must exist before the epochs run, not only when they end */
+        char d[2200];
+        snprintf(d, sizeof d, "%s", dst);
+        char *slash = strrchr(d, '/');
+        if (slash)
+            *(slash == d ? slash + 1 : slash) = '\0';
+        struct stat st;
+        if (slash && stat(d, &st) != 0)
+            return cli_fail("--out %s: %s: %s", dst, d, strerror(errno));
+        if (slash && !S_ISDIR(st.st_mode))
+            return cli_fail("--out %s: %s: %s", dst, d, strerror(ENOTDIR));
+    }
     snn_model *m = NULL;
     snn_err err = {{0}};
     int rc = snn_model_load(path, NULL, &m, &err);
@@ -424,6 +470,12 @@ int cmd_model_train(int argc, char **argv)
             cli_fail("%s: row %zu: t %.9g differs from the input's %.9g", tfile, r + 1, g.t[r], in.t[r]);
             goto out;
         }
+    if (interval > in.n_rows) { /* no whole interval: the epochs would learn nothing */
+        cli_usage("model train: --interval %llu exceeds the %zu rows of %s: no update would happen",
+                  (unsigned long long)interval, in.n_rows, input);
+        status = CLI_USAGE;
+        goto out;
+    }
     /* Bellec et al.'s pseudo-derivative: 0.3 max(0, 1 - |v - A|/v_th) / v_th. */
     p.psi_height = 0.3 / q.v_th;
     p.psi_width = q.v_th;

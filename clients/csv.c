@@ -216,6 +216,13 @@ static int cmp_numbered(const void *a, const void *b)
     return (x->num > y->num) - (x->num < y->num);
 }
 
+/* qsort() order of long. */
+static int cmp_long(const void *a, const void *b)
+{
+    const long *x = a, *y = b;
+    return (*x > *y) - (*x < *y);
+}
+
 /* Rule 2 of csv.h: when every channel column is the same prefix followed by
  * a decimal number (taxel_0..taxel_11, ch1..ch96, unit_1011..), numbers all
  * different, renumbers col_ch[0..n_cols) so that channels follow those
@@ -255,6 +262,50 @@ static int order_by_number(char **header, size_t n_cols, int *col_ch, uint32_t n
 keep:
     free(v);
     return 0;
+}
+
+/* For the channel count error: when every channel column is one prefix and a
+ * number (rule 2 of csv.h), writes the numbers missing between the lowest and
+ * the highest to buf as "; missing taxel_5" (at most 3 names, then ", ..."),
+ * so a dropped column is named; otherwise (or with no gap) buf is "". */
+static void missing_channels(char **header, size_t n_cols, const int *col_ch, uint32_t n_ch, char *buf,
+                             size_t len)
+{
+    buf[0] = '\0';
+    long *num = malloc(n_ch * sizeof *num);
+    if (!num)
+        return;
+    const char *prefix = NULL;
+    size_t plen = 0, k = 0;
+    for (size_t j = 0; j < n_cols; j++) {
+        if (col_ch[j] < 0)
+            continue;
+        size_t pl = channel_prefix(header[j]);
+        if (!prefix) {
+            prefix = header[j];
+            plen = pl;
+        }
+        const char *d = header[j] + pl;
+        size_t nd = strspn(d, "0123456789");
+        if (pl == 0 || pl != plen || strncmp(header[j], prefix, plen) != 0 || nd == 0 || nd > 9 || d[nd] != '\0')
+            goto done;
+        num[k++] = strtol(d, NULL, 10);
+    }
+    qsort(num, k, sizeof *num, cmp_long);
+    size_t used = 0, listed = 0;
+    for (size_t i = 1; i < k && listed <= 3; i++)
+        for (long v = num[i - 1] + 1; v < num[i] && listed <= 3; v++, listed++) {
+            int w = listed == 3 ? snprintf(buf + used, len - used, ", ...")
+                                : snprintf(buf + used, len - used, "%s%.*s%ld", listed ? ", " : "; missing ",
+                                           (int)plen, prefix, v);
+            if (w < 0 || (size_t)w >= len - used) {
+                buf[used] = '\0';
+                goto done;
+            }
+            used += (size_t)w;
+        }
+done:
+    free(num);
 }
 
 void snn_csv_free(snn_csv *csv)
@@ -389,8 +440,10 @@ static int parse_in_place(char *buf, size_t len, const char *name, uint32_t n_ex
                     firstname = header[j];
                 lastname = header[j];
             }
-        fail(err, errlen, "%s: %u input columns (%s..%s), the model has %u inputs", name, n_ch,
-             firstname, lastname, n_expected);
+        char gaps[160];
+        missing_channels(header, n_cols, col_ch, n_ch, gaps, sizeof gaps);
+        fail(err, errlen, "%s: %u input columns (%s..%s%s), the model has %u inputs", name, n_ch,
+             firstname, lastname, gaps, n_expected);
         goto done;
     }
     if (any_named && order_by_number(header, n_cols, col_ch, n_ch) < 0) {
@@ -516,16 +569,17 @@ int snn_csv_load(const char *path, uint32_t n_expected, snn_csv *out, char *err,
             }
             text = t;
         }
+        errno = 0;
         size_t k = fread(text + len, 1, cap - len, f);
         len += k;
         if (k == 0)
             break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? (errno ? errno : EIO) : 0; /* a directory: EISDIR */
     fclose(f);
     if (bad) {
         free(text);
-        return fail(err, errlen, "%s: read error", path);
+        return fail(err, errlen, "%s: %s", path, strerror(bad));
     }
     int rc = parse_in_place(text, len, path, n_expected, out, err, errlen); /* len < cap */
     free(text);

@@ -45,7 +45,8 @@ typedef struct snn_csv {
 
 /* Parses text[0..len) (name is used in error messages) into *out. When
  * n_expected > 0, a channel count other than n_expected is an error naming
- * both counts. Returns 0, or -1 with one line in err (errlen bytes) such as
+ * both counts (and, for numbered channels, up to 3 numbers missing between
+ * the lowest and the highest: "; missing taxel_5"). Returns 0, or -1 with one line in err (errlen bytes) such as
  * "in.csv:5: column ch3: 'x' is not a number". On error *out is empty. */
 int snn_csv_parse(const char *text, size_t len, const char *name, uint32_t n_expected,
                   snn_csv *out, char *err, size_t errlen);

@@ -3,7 +3,9 @@
  */
 #include <stdio.h>
 #include <cblas.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "blas.h"
@@ -26,10 +28,35 @@ static const char *const help =
     "  models                       the models the server serves\n"
     "  model save STREAM NAME       write a learning stream's weights as model NAME\n"
     "\n"
+    "  --version                    print the version\n"
+    "\n"
     "Exit status: 0 on success, 1 on failure, 2 for a command line mistake; the\n"
     "error is one line on stderr.\n";
 
+/* Opens /dev/null read-only on whichever of fds 0-2 the caller closed, so that no file or
+ * socket the command opens later becomes its stdout (a closed stdout would otherwise take
+ * the daemon's socket and print into it), and writes to a closed stdout fail. */
+static void hold_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDONLY) < 0)
+            return;
+}
+
+/* Runs the command; then stdout must have been written whole: a write error (a full disk,
+ * a closed stdout) fails the command with a message, whatever it printed. */
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    hold_std_fds();
+    int rc = run(argc, argv);
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == CLI_OK)
+        rc = cli_fail("stdout: write error");
+    return rc;
+}
+
+static int run(int argc, char **argv)
 {
     if (argc < 2)
         return cli_usage("missing COMMAND");

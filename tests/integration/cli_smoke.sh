@@ -138,4 +138,83 @@ check "the trained model runs" test "$(wc -l <"$T/learner.run.csv")" -eq 2501
 check_err "model create needs sizes" "--inputs, --hidden and --outputs are needed" "$SNN" model create "$T/x.safetensors"
 check_err "dnsmos: not a P.835 model" "a P.835 model has 6" "$SNN" dnsmos "$T/empty.wav" --p835 dnsmos-p808
 check_err "dnsmos: no such path" "nosuch.wav: No such file or directory" "$SNN" dnsmos "$T/nosuch.wav"
+# Bad input, each subcommand: one line naming what was wrong, a non-zero exit, never a crash,
+# a hang or a silent success.
+closed() { "$@" >&-; }       # stdout closed
+full() { "$@" >/dev/full; }  # every write to stdout fails
+IN=$FX/input_indy.csv
+check_err "replay to a closed stdout" "stdout: write error" \
+    closed "$SNN" replay tinyrsnn-indy01-seed1 "$IN" --socket "$SOCK"
+check_err "model info to a full stdout" "stdout: write error" full "$SNN" model info tinyrsnn-indy01-seed1
+check_err "models to a closed stdout" "stdout: write error" closed "$SNN" models --socket "$SOCK"
+check_err "help to a full stdout" "stdout: write error" full "$SNN" model run --help
+check_err "a write error ends a run early" "stdout: write error" \
+    full timeout 5 "$SNN" model run tinyrsnn-indy01-seed1 "$IN" --bin-us 1
+"$SNN" replay tinyrsnn-indy01-seed1 "$IN" --socket "$SOCK" --stream live --realtime >/dev/null 2>&1 &
+RPID=$!
+i=0
+until "$SNN" stats live --socket "$SOCK" >/dev/null 2>&1 || [ $i -gt 100 ]; do i=$((i + 1)); sleep 0.05; done
+check_err "sub stops at a write error" "stdout: write error" full timeout 5 "$SNN" sub live --socket "$SOCK"
+kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null
+check_err "input CSV is a directory" "$T: Is a directory" "$SNN" model run tinyrsnn-indy01-seed1 "$T"
+{ head -2 "$IN"; sed -n 3p "$IN" | sed 's/^[^,]*/1e20/'; } >"$T/late.csv"
+check_err "t beyond any stream's time" "late.csv: data row 2: t = 1e+20 s is beyond the latest time" \
+    "$SNN" model run tinyrsnn-indy01-seed1 "$T/late.csv"
+check_err "model is a directory" "model '$T': a directory, not a model file" "$SNN" model info "$T"
+check_err "model path does not exist" "model '$T/nosuch.onnx': No such file or directory" \
+    "$SNN" model run "$T/nosuch.onnx" "$IN"
+mkdir -p "$T/dir.wav/sub.wav"
+check_err "input WAV is a directory" "dir.wav: Is a directory" "$SNN" model run dnsmos-bam "$T/dir.wav"
+check_err "CSV to an audio model offline" "dnsmos-bam takes audio: give a .wav" "$SNN" model run dnsmos-bam "$IN"
+check_err "CSV to an audio model replay" "dnsmos-bam takes audio: give a .wav" \
+    "$SNN" replay dnsmos-bam "$IN" --socket "$SOCK"
+"$SNN" dnsmos "$T/dir.wav" --p808 none >/dev/null 2>"$T/err"
+check "dnsmos: a directory named .wav fails the run" test $? -eq 1
+check "dnsmos: a directory named .wav is named" grep -q "sub.wav: Is a directory" "$T/err"
+"$SNN" dnsmos "$IN" --p835 dnsmos-p808 >/dev/null 2>&1
+check "dnsmos: a wrong --p835 model is a command line mistake (exit 2)" test $? -eq 2
+cp "$IN" "$T/keep.csv"
+check_err "model run: --out the input" "--out $T/keep.csv is the input: it would be overwritten" \
+    "$SNN" model run tinyrsnn-indy01-seed1 "$T/keep.csv" --out "$T/keep.csv"
+check "model run: the input is kept" cmp "$IN" "$T/keep.csv"
+cp "$T/empty.wav" "$T/keep.wav"
+check_err "dnsmos: --out a clip" "--out $T/keep.wav is the clip $T/keep.wav: it would be overwritten" \
+    "$SNN" dnsmos "$T/keep.wav" --out "$T/keep.wav"
+check "dnsmos: the clip is kept" cmp "$T/empty.wav" "$T/keep.wav"
+check_err "--silence-ms beyond snnd's limit" "--silence-ms 3600001: expected milliseconds, 0 to 3600000" \
+    "$SNN" model run tinyrsnn-indy01-seed1 "$IN" --silence-ms 3600001
+check_err "--bin-us beyond 60 s" "--bin-us 60000001: expected microseconds, 1 to 60000000" \
+    "$SNN" model run tinyrsnn-indy01-seed1 "$IN" --bin-us 60000001
+check_err "--port not a number" "--port abc: expected a port number" "$SNN" stats --port abc
+check_err "--socket and --host" "--host 127.0.0.1: give either --socket or --host/--port, not both" \
+    "$SNN" stats --socket "$SOCK" --host 127.0.0.1
+check_err "models: unknown option" "models: unknown option --bogus" "$SNN" models --bogus
+check_err "model train: unknown option last" "model train: unknown option --bogus" "$SNN" model train --bogus
+check_err "model train: --epochs too many" "--epochs 1000001: expected a whole number up to 1000000" \
+    "$SNN" model train "$T/learner.safetensors" "$IN" "$T/targets.csv" --epochs 1000001
+check_err "model train: --learn nothing" "expected at least one of in, rec, out" \
+    "$SNN" model train "$T/learner.safetensors" "$IN" "$T/targets.csv" --learn ,
+check_err "model train: --out a directory" "--out $T/: expected a file path or name, not a directory" \
+    "$SNN" model train "$T/learner.safetensors" "$IN" "$T/targets.csv" --out "$T/"
+check_err "model train: --out in a missing directory, before training" \
+    "--out $T/nodir/x.safetensors: $T/nodir: No such file or directory" \
+    "$SNN" model train "$T/learner.safetensors" "$IN" "$T/targets.csv" --epochs 0 --out "$T/nodir/x"
+{ head -2 "$T/targets.csv"; echo "nan,0"; tail -n +4 "$T/targets.csv"; } >"$T/nan-targets.csv"
+check_err "model train: a NaN target" "nan-targets.csv:3: column 1: 'nan' is not a finite number" \
+    "$SNN" model train "$T/learner.safetensors" "$IN" "$T/nan-targets.csv" --epochs 0 --out "$T/nan-trained"
+check_err "model train: --interval longer than the input" "--interval 5000 exceeds the 2500 rows" \
+    "$SNN" model train "$T/learner.safetensors" "$IN" "$T/targets.csv" --epochs 1 --interval 5000 --out "$T/iv"
+check_err "model train: targets are a directory" "$T: Is a directory" \
+    "$SNN" model train "$T/learner.safetensors" "$IN" "$T"
+check_err "model train: an ONNX model" "dnsmos-p835.onnx is not an RSNN .safetensors file" \
+    "$SNN" model train dnsmos-p835 "$IN" "$T/targets.csv"
+check_err "model create: unknown option last" "model create: unknown option --bogus" \
+    "$SNN" model create "$T/c.safetensors" --inputs 2 --hidden 2 --outputs 2 --bogus
+check_err "model create: OUT without .safetensors" "OUT must end in .safetensors" \
+    "$SNN" model create "$T/noext" --inputs 2 --hidden 2 --outputs 2
+check_err "model create: --dt a session cannot step" "--dt 100: expected seconds from 0.000001 to 60" \
+    "$SNN" model create "$T/c.safetensors" --inputs 2 --hidden 2 --outputs 2 --dt 100
+check "model run --help documents --progress and --silence-ms's default" \
+    sh -c '"$1" model run --help | grep -q -- "--progress | --no-progress" && "$1" model run --help | grep -q "default 0"' \
+    sh "$SNN"
 exit $fail

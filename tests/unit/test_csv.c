@@ -114,6 +114,13 @@ static void wrong_column_count_error(void **u)
 {
     (void)u;
     expect_error("t,ch0,ch1,ch2\n0,1,1,1\n", 4, "in.csv: 3 input columns (ch0..ch2), the model has 4 inputs");
+    /* a dropped column is named (numbers missing between the lowest and the highest) */
+    expect_error("t,taxel_0,taxel_1,taxel_3\n0,1,1,1\n", 4,
+                 "in.csv: 3 input columns (taxel_0..taxel_3; missing taxel_2), the model has 4 inputs");
+    expect_error("ch1,ch3,ch5,ch7,ch9,ch11\n1,1,1,1,1,1\n", 12,
+                 "in.csv: 6 input columns (ch1..ch11; missing ch2, ch4, ch6, ...), the model has 12 inputs");
+    expect_error("taxel_0,taxel_1,taxel_2,taxel_3,taxel_4\n1,1,1,1,1\n", 12,
+                 "in.csv: 5 input columns (taxel_0..taxel_4), the model has 12 inputs");
 }
 
 /* A non-numeric cell is reported with its line number and column name. */
