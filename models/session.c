@@ -460,8 +460,9 @@ static void close_bin(snn_session *s, const float *x, snn_emit_fn emit, void *ct
         deliver(s, &info, emit, ctx);
     s->step++;
     s->k++;
-    if (x == s->x && had_input) {
-        memset(s->x, 0, m->n_in * sizeof(float));
+    if (had_input) { /* analog keeps its held values: only the new-frame mark goes */
+        if (x == s->x)
+            memset(s->x, 0, m->n_in * sizeof(float));
         s->x_dirty = 0;
     }
     if (s->silence_us > 0 && s->in_segment && bin_end(s, s->k - 1) - s->last_event_t >= s->silence_us) {
@@ -815,7 +816,7 @@ int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx
     int rc;
     if (t_us && (rc = check_time(s, (int64_t)t_us, (int64_t)t_us, "t_us", 0, err)) < 0)
         return rc;
-    if (s->x_dirty || s->input == SNN_INPUT_ANALOG)
+    if (s->x_dirty)
         close_bin(s, s->input == SNN_INPUT_ANALOG ? s->held : s->x, emit, ctx);
     if (t_us)
         advance_to(s, (int64_t)t_us, emit, ctx);

@@ -175,9 +175,10 @@ uint64_t snn_session_steps_to(const snn_session *s, uint64_t t_us);
 /* 1 if the session learns. */
 int snn_session_learning(const snn_session *s);
 
-/* Closes the open bin if it holds input (analog: always; a tactile bin whose
- * frames gave no event stays open, later frames may still fall into it), then
- * every bin that ends at or before t_us. On an audio
+/* Closes the open bin if it holds input (analog: a frame arrived in it; a
+ * tactile bin whose frames gave no event stays open, later frames may still
+ * fall into it), then every bin that ends at or before t_us (analog: with the
+ * held values). On an audio
  * stream, whose bins are hops of samples, it does nothing with t_us = 0 (a
  * partial hop waits for its samples) and refuses t_us > 0. */
 int snn_session_flush(snn_session *s, uint64_t t_us, snn_emit_fn emit, void *ctx, snn_err *err);

@@ -202,6 +202,11 @@ static void analog_frames_are_sampled_and_held(void **u)
     assert_int_equal(snn_session_binned(b, bins, 3, 3, 0, collect, &ob, &e), 0);
     assert_int_equal(oa.n, 3);
     assert_memory_equal(oa.v, ob.v, 3 * sizeof oa.v[0]);
+    /* a flush or the end of the stream steps no bin without a frame in it: frames at bins 0
+     * and 2 and a flush at the end of bin 2 are 3 steps, as 3 bins of counts are */
+    assert_int_equal(snn_session_flush(a, 0, collect, &oa, &e), 0);
+    assert_int_equal(snn_session_finish(a, collect, &oa, &e), 0);
+    assert_int_equal(oa.n, 3);
     snn_session_free(a);
     snn_session_free(b);
     snn_model_free(m);
