@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -241,22 +242,34 @@ int snn_wav_read(const char *path, const snn_allocator *a, snn_wav *w, snn_err *
     if (!f)
         return snn_err_set(err, errno == ENOENT ? SNN_ENOENT : SNN_EIO, "%s: cannot open: %s", path,
                            strerror(errno));
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
         fclose(f);
-        return snn_err_set(err, SNN_EIO, "%s: cannot determine file size", path);
+        return snn_err_set(err, SNN_EIO, "%s: %s", path, strerror(EISDIR));
     }
-    uint8_t *buf = a->malloc((size_t)n + 1);
-    if (!buf) {
-        fclose(f);
-        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory", path);
+    /* Read to the end, growing the buffer: a regular file's size is a first guess, a pipe or
+     * FIFO (no size) is read the same way. */
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 16, n = 0;
+    uint8_t *buf = a->malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap || ferror(f))
+            break;
+        uint8_t *more = cap <= SIZE_MAX / 2 ? a->realloc(buf, cap * 2) : NULL;
+        if (!more) {
+            a->free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = more;
+        cap *= 2;
     }
-    size_t got = fread(buf, 1, (size_t)n, f);
+    int rerr = ferror(f) ? errno : 0;
     fclose(f);
-    int rc = got == (size_t)n ? snn_wav_parse(buf, got, path, a, w, err)
-                              : snn_err_set(err, SNN_EIO, "%s: short read", path);
+    if (!buf)
+        return snn_err_set(err, SNN_ENOMEM, "%s: out of memory reading %zu bytes", path, n);
+    int rc = rerr ? snn_err_set(err, SNN_EIO, "%s: read error: %s", path, strerror(rerr))
+                  : snn_wav_parse(buf, n, path, a, w, err);
     a->free(buf);
     return rc;
 }

@@ -61,7 +61,8 @@ typedef struct snn_wav {
 int snn_wav_parse(const uint8_t *buf, size_t len, const char *label,
                   const snn_allocator *a, snn_wav *w, snn_err *err);
 
-/* Reads and parses the file at path (-SNN_ENOENT / -SNN_EIO when unreadable). */
+/* Reads and parses the file at path: a regular file, or a pipe or FIFO read to
+ * its end (-SNN_ENOENT / -SNN_EIO when unreadable, a directory named as one). */
 int snn_wav_read(const char *path, const snn_allocator *a, snn_wav *w, snn_err *err);
 
 /* Frees the samples (w itself is the caller's; NULL-safe). */

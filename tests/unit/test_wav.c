@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -494,6 +495,35 @@ static void test_resample_bad_rate(void **st)
     assert_non_null(strstr(e.msg, "rate 0 -> 16000 Hz"));
 }
 
+/* snn_wav_read reads a pipe to its end (no file size to ask) and names a directory. */
+static void test_read_pipe_and_directory(void **st)
+{
+    (void)st;
+    static uint8_t b[40000];
+    static int16_t s[16000];
+    for (int i = 0; i < 16000; i++)
+        s[i] = (int16_t)(i * 3 - 24000);
+    size_t n = make_wav(b, 1, 1, 16000, 16, s, sizeof s, 0);
+    assert_true(n < 65536); /* fits a pipe's buffer: written whole before it is read */
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    assert_int_equal(write(fd[1], b, n), (ssize_t)n);
+    close(fd[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd[0]);
+    snn_wav w;
+    snn_err e = {{0}};
+    if (snn_wav_read(path, &snn_test_allocator, &w, &e) < 0)
+        fail_msg("%s", e.msg);
+    close(fd[0]);
+    assert_int_equal(w.n, 16000);
+    assert_float_equal(w.x[15999], (float)(15999 * 3 - 24000) / 32768.0f, 0);
+    snn_wav_free(&w);
+
+    assert_int_equal(snn_wav_read("/tmp", &snn_test_allocator, &w, &e), -SNN_EIO);
+    assert_non_null(strstr(e.msg, "Is a directory"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_downmix),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_pcm_odd_widths),
+        cmocka_unit_test(test_read_pipe_and_directory),
         cmocka_unit_test(test_loose_fmt_fields),
         cmocka_unit_test(test_rf64),
         cmocka_unit_test(test_w64),
