@@ -152,7 +152,8 @@ static const char *const run_help =
     "audio model.\n"
     "\n"
     "  --out FILE       write to FILE instead of stdout\n"
-    "  --decision       print only decisions, one JSON object per line\n"
+    "  --decision       print only decisions, one JSON object per line (classifiers,\n"
+    "                   DNSMOS; refused for a model without one, e.g. a velocity decoder)\n"
     "  --input-kind K   spikes, binned, tactile, analog or audio (default: the model's)\n"
     "  --bin-us N       bin width in microseconds, 1 to 60000000 (default: the model's dt)\n"
     "  --models DIR     where MODEL names are looked up (default $SNN_MODELS, else\n"
@@ -241,6 +242,11 @@ int cmd_model_run(int argc, char **argv)
     snn_model *m = cli_load_model(o.model, o.dir);
     if (!m)
         return CLI_FAIL;
+    if (o.decision && m->decision == SNN_DECISION_NONE) { /* it would print nothing */
+        cli_usage("--decision: %s makes no decision (its outputs are a regression's); drop --decision", m->name);
+        snn_model_free(m);
+        return CLI_USAGE;
+    }
     int status = CLI_FAIL;
     snn_session *s = NULL;
     snn_csv csv = {0};
