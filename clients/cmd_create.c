@@ -39,7 +39,8 @@ static const char *const create_help =
     "                   input weights (default 0.02)\n"
     "  --w-in-std X     input weight spread (default 1 / sqrt(inputs * input rate))\n"
     "  --seed S         random seed (default 1)\n"
-    "  --name NAME      model name in the file (default: OUT's base name)\n";
+    "  --name NAME      the name recorded in the file's config (default: OUT's base name);\n"
+    "                   snnd and snn name a model by its file name, so serve it as NAME.safetensors\n";
 
 /* Parses a positive number into *v; returns 0 or -1. */
 static int parse_pos(const char *s, double *v)

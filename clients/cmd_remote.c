@@ -47,6 +47,12 @@ static int conn_opt(conn_opts *c, int argc, char **argv, int *i)
         cli_usage("%s %s: give either --socket or --host/--port, not both", argv[*i - 1], *dst);
         return -2;
     }
+    const char *colon = dst == &c->host ? strchr(*dst, ':') : NULL;
+    if (colon && !strchr(colon + 1, ':') && (*dst)[0] != '[') { /* host:port (IPv6 has two or more ':') */
+        cli_usage("--host %s: give the host alone and the port with --port (--host %.*s --port %s)", *dst,
+                  (int)(colon - *dst), *dst, colon + 1);
+        return -2;
+    }
     uint64_t port;
     if (dst == &c->port && (cli_parse_u64(*dst, 65535, &port) < 0 || port == 0)) {
         cli_usage("--port %s: expected a port number, 1 to 65535", *dst);

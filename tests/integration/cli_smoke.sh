@@ -173,6 +173,8 @@ check "dnsmos: a directory named .wav fails the run" test $? -eq 1
 check "dnsmos: a directory named .wav is named" grep -q "sub.wav: Is a directory" "$T/err"
 "$SNN" dnsmos "$IN" --p835 dnsmos-p808 >/dev/null 2>&1
 check "dnsmos: a wrong --p835 model is a command line mistake (exit 2)" test $? -eq 2
+check_err "--host with a port" "--host 127.0.0.1:7878: give the host alone and the port with --port" \
+    "$SNN" stats --host 127.0.0.1:7878
 check_err "model run: --decision on a regression model" "tinyrsnn-indy01-seed1 makes no decision" \
     "$SNN" model run tinyrsnn-indy01-seed1 "$IN" --decision
 cp "$IN" "$T/keep.csv"
