@@ -133,7 +133,7 @@ int cmd_model_info(int argc, char **argv)
 
 static const char *const run_help =
     "usage: snn model run MODEL INPUT [--models DIR] [--out FILE] [--decision]\n"
-    "                     [--input-kind K] [--bin-us N] [--silence-ms N]\n"
+    "                     [--input-kind K] [--bin-us N] [--silence-ms N] [--hold-ms N]\n"
     "                     [--progress | --no-progress]\n"
     "\n"
     "Runs MODEL over INPUT offline (no daemon) and prints its predictions as CSV:\n"
@@ -160,6 +160,10 @@ static const char *const run_help =
     "                   the built-in models/zoo)\n"
     "  --silence-ms N   end a segment (and decide) after N ms without input, N up to\n"
     "                   3600000 (default 0: one segment, decided at the end)\n"
+    "  --hold-ms N      tactile: a gap of more than N ms between frames holds the last\n"
+    "                   values until N ms before the next frame, instead of spreading the\n"
+    "                   change over the whole gap (for senders that skip unchanged frames;\n"
+    "                   1 to 3600000, default: the model's encoder hold_us, 0 = off)\n"
     "  --progress       a progress line on stderr even when it is not a terminal (on a\n"
     "                   terminal it is shown by default, once a run takes over 1 s)\n"
     "  --no-progress    no progress line\n";
@@ -172,6 +176,7 @@ typedef struct run_opts {
     int input_kind; /* snn_input_kind; 0 = default */
     uint32_t bin_us;
     int64_t silence_us;
+    int64_t hold_us;
 } run_opts;
 
 /* The emitter: predictions and decisions to the writer. */
@@ -199,7 +204,7 @@ int cmd_model_run(int argc, char **argv)
             o.progress = a[2] == 'p' ? PROGRESS_ON : PROGRESS_OFF;
         } else if (strcmp(a, "--models") == 0 || strcmp(a, "--out") == 0 ||
                    strcmp(a, "--input-kind") == 0 || strcmp(a, "--bin-us") == 0 ||
-                   strcmp(a, "--silence-ms") == 0) {
+                   strcmp(a, "--silence-ms") == 0 || strcmp(a, "--hold-ms") == 0) {
             if (++i == argc)
                 return cli_usage("model run: %s needs a value", a);
             const char *val = argv[i];
@@ -217,6 +222,11 @@ int cmd_model_run(int argc, char **argv)
                     return cli_usage("model run: --bin-us %s: expected microseconds, 1 to %d", val,
                                      BIN_US_MAX);
                 o.bin_us = (uint32_t)v;
+            } else if (strcmp(a, "--hold-ms") == 0) {
+                if (cli_parse_u64(val, SILENCE_MS_MAX, &v) < 0 || v == 0)
+                    return cli_usage("model run: --hold-ms %s: expected milliseconds, 1 to %d", val,
+                                     SILENCE_MS_MAX);
+                o.hold_us = (int64_t)v * 1000;
             } else {
                 if (cli_parse_u64(val, SILENCE_MS_MAX, &v) < 0)
                     return cli_usage("model run: --silence-ms %s: expected milliseconds, 0 to %d", val,
@@ -257,7 +267,7 @@ int cmd_model_run(int argc, char **argv)
     char msg[512];
 
     snn_session_cfg cfg = {.input = (snn_input_kind)o.input_kind, .bin_us = o.bin_us,
-                           .segment_silence_us = o.silence_us};
+                           .segment_silence_us = o.silence_us, .tactile_hold_us = o.hold_us};
     int rc = snn_session_new(m, &cfg, NULL, &s, &err);
     if (rc < 0) {
         cli_fail("%s", err.msg[0] ? err.msg : snn_strerror(rc));

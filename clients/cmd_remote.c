@@ -91,7 +91,7 @@ static snnc *dial(const conn_opts *o, const Snnd__V1__Welcome **welcome)
 static const char *const replay_help =
     "usage: snn replay MODEL INPUT [--socket PATH | --host H --port P] [--realtime]\n"
     "                  [--out FILE] [--decision] [--stream ID] [--input-kind K]\n"
-    "                  [--bin-us N] [--silence-ms N] [--option KEY=VALUE]...\n"
+    "                  [--bin-us N] [--silence-ms N] [--hold-ms N] [--option KEY=VALUE]...\n"
     "                  [--progress | --no-progress]\n"
     "\n"
     "Sends INPUT (as for `snn model run`) through a running snnd: opens stream ID\n"
@@ -101,7 +101,7 @@ static const char *const replay_help =
     "exactly as `snn model run` does.\n"
     "\n"
     "  --realtime       pace the messages by their timestamps\n"
-    "  --out FILE, --decision, --input-kind K, --bin-us N, --silence-ms N,\n"
+    "  --out FILE, --decision, --input-kind K, --bin-us N, --silence-ms N, --hold-ms N,\n"
     "  --progress, --no-progress: as model run\n"
     "  --option KEY=VALUE  an OpenStream option (repeatable), e.g. learn=eprop, lr=0.001\n" CONN_HELP;
 
@@ -216,7 +216,7 @@ int cmd_replay(int argc, char **argv)
     const char *extra_vals[16];
     int n_extra = 0;
     uint32_t bin_us = 0;
-    uint64_t silence_ms = 0;
+    uint64_t silence_ms = 0, hold_ms = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int k = conn_opt(&co, argc, argv, &i);
@@ -235,7 +235,8 @@ int cmd_replay(int argc, char **argv)
         } else if (strcmp(a, "--progress") == 0 || strcmp(a, "--no-progress") == 0) {
             progress = a[2] == 'p' ? PROGRESS_ON : PROGRESS_OFF;
         } else if (!strcmp(a, "--out") || !strcmp(a, "--stream") || !strcmp(a, "--input-kind") ||
-                   !strcmp(a, "--bin-us") || !strcmp(a, "--silence-ms") || !strcmp(a, "--option")) {
+                   !strcmp(a, "--bin-us") || !strcmp(a, "--silence-ms") || !strcmp(a, "--hold-ms") ||
+                   !strcmp(a, "--option")) {
             if (++i == argc)
                 return cli_usage("replay: %s needs a value", a);
             const char *val = argv[i];
@@ -259,6 +260,9 @@ int cmd_replay(int argc, char **argv)
                     return cli_usage("replay: --bin-us %s: expected microseconds, 1 to %d", val,
                                      BIN_US_MAX);
                 bin_us = (uint32_t)v;
+            } else if (!strcmp(a, "--hold-ms")) {
+                if (cli_parse_u64(val, SILENCE_MS_MAX, &hold_ms) < 0 || hold_ms == 0)
+                    return cli_usage("replay: --hold-ms %s: expected milliseconds, 1 to %d", val, SILENCE_MS_MAX);
             } else if (cli_parse_u64(val, SILENCE_MS_MAX, &silence_ms) < 0) {
                 return cli_usage("replay: --silence-ms %s: expected milliseconds, 0 to %d", val,
                                  SILENCE_MS_MAX);
@@ -325,10 +329,18 @@ int cmd_replay(int argc, char **argv)
     os.input_kind = (Snnd__V1__InputKind)kind_opt;
     os.bin_width_us = bin_us;
     os.subscribe = 1;
-    char silence_val[24];
-    Snnd__V1__OpenStream__OptionsEntry opt[17];
-    Snnd__V1__OpenStream__OptionsEntry *optp[17];
+    char silence_val[24], hold_val[24];
+    Snnd__V1__OpenStream__OptionsEntry opt[18];
+    Snnd__V1__OpenStream__OptionsEntry *optp[18];
     size_t n_opt = 0;
+    if (hold_ms > 0) {
+        snprintf(hold_val, sizeof hold_val, "%llu", (unsigned long long)hold_ms);
+        snnd__v1__open_stream__options_entry__init(&opt[n_opt]);
+        opt[n_opt].key = "tactile_hold_ms";
+        opt[n_opt].value = hold_val;
+        optp[n_opt] = &opt[n_opt];
+        n_opt++;
+    }
     if (silence_ms > 0) {
         snprintf(silence_val, sizeof silence_val, "%llu", (unsigned long long)silence_ms);
         snnd__v1__open_stream__options_entry__init(&opt[n_opt]);

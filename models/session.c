@@ -121,9 +121,10 @@ static void acc_reset(snn_session *s)
 }
 
 /* Builds the sigma-delta encoder described by the model's config "encoder":
- * {"type": "sigmadelta", "threshold": 1, "refractory_us": 0,
- *  "merge_on_off": false, "invert": true, "channels": 12}. */
-static int encoder_new(snn_session *s, snn_err *err)
+ * {"type": "sigmadelta", "threshold": 1, "refractory_us": 0, "hold_us": 0,
+ *  "merge_on_off": false, "invert": true, "channels": 12}; hold_us > 0 (the
+ *  stream's option) replaces the model's hold_us. */
+static int encoder_new(snn_session *s, int64_t hold_us, snn_err *err)
 {
     const snn_model *m = s->m;
     const json_t *enc = strcmp(m->ops->kind, "rsnn") ? NULL : json_object_get(snn_rsnn_config(m), "encoder");
@@ -141,6 +142,8 @@ static int encoder_new(snn_session *s, snn_err *err)
         ch = json_object_get(enc, "channels");
     c.threshold = th ? json_number_value(th) : 1.0;
     c.refractory_us = rf ? (int64_t)json_number_value(rf) : 0;
+    json_t *hold = json_object_get(enc, "hold_us");
+    c.hold_us = hold_us > 0 ? hold_us : hold ? (int64_t)json_number_value(hold) : 0;
     c.merge_on_off = json_is_true(json_object_get(enc, "merge_on_off"));
     json_t *inv = json_object_get(enc, "invert");
     c.invert = inv ? json_is_true(inv) : 1;
@@ -329,7 +332,7 @@ int snn_session_new(const snn_model *m, const snn_session_cfg *cfg, const snn_al
         }
     }
     if (s->input == SNN_INPUT_TACTILE) {
-        int rc = encoder_new(s, err);
+        int rc = encoder_new(s, cfg->tactile_hold_us, err);
         if (rc < 0) {
             snn_session_free(s);
             return rc;

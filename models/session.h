@@ -68,6 +68,8 @@ typedef struct snn_session_cfg {
     snn_input_kind input;       /* DEFAULT: the model's input_kind */
     uint32_t bin_us;            /* 0: the model's dt */
     int64_t segment_silence_us; /* > 0: a decision after this much silence */
+    int64_t tactile_hold_us;    /* > 0: the encoder's hold_us (sigmadelta.h "Hold"), in
+                                 * place of the model's encoder "hold_us" (default 0) */
     snn_learn_cfg learn;
 } snn_session_cfg;
 

@@ -33,6 +33,7 @@ struct snn_sigmadelta {
     const snn_allocator *alloc;
     int started;       /* a first frame has been seen */
     int64_t t_prev;    /* time of the previous frame */
+    int64_t t_from;    /* start of this push's interpolation: t_prev, or t1 - hold_us */
     double *v_prev;    /* [n] previous frame's values */
     double *ref;       /* [n] reference levels r_c */
     int64_t *last_ev;  /* [n] time of the last emitted event */
@@ -49,6 +50,8 @@ static int sd_check_config(const snn_sigmadelta_config *c, snn_err *err)
     if (!(c->threshold > 0.0) || !isfinite(c->threshold))
         return snn_err_set(err, SNN_EINVAL, "sigmadelta: threshold %g must be finite and > 0",
                            c->threshold);
+    if (c->hold_us < 0)
+        return snn_err_set(err, SNN_EINVAL, "sigmadelta: hold_us %lld must be >= 0", (long long)c->hold_us);
     if (c->refractory_us < 0)
         return snn_err_set(err, SNN_EINVAL, "sigmadelta: refractory_us %lld must be >= 0",
                            (long long)c->refractory_us);
@@ -155,7 +158,7 @@ static int sd_advance(const snn_sigmadelta *e, uint32_t c, double v1, int64_t t1
 
     while (cur->k <= cur->n) {
         int64_t t = sd_cross_time(e->ref[c], cur->sign, cur->k, th, e->v_prev[c], v1,
-                                  e->t_prev, t1);
+                                  e->t_from, t1);
         if (e->cfg.refractory_us > 0 && cur->has_last &&
             t - cur->last_ev < e->cfg.refractory_us) {
             cur->k++;
@@ -198,6 +201,8 @@ int snn_sigmadelta_push(snn_sigmadelta *e, int64_t t_us, const float *values,
         return snn_err_set(err, SNN_EINVAL,
                            "sigmadelta: frame time %lld us is before the previous frame (%lld us)",
                            (long long)t_us, (long long)e->t_prev);
+    /* sigmadelta.h "hold": a gap longer than hold_us holds the previous values until t1 - hold_us */
+    e->t_from = e->cfg.hold_us > 0 && t_us - e->t_prev > e->cfg.hold_us ? t_us - e->cfg.hold_us : e->t_prev;
 
     /* Phase 1: crossings per channel. */
     for (c = 0; c < n; c++) {

@@ -22,6 +22,14 @@
  *     So |r - v| < θ always holds after a frame, and a jump of k thresholds
  *     between two samples gives k events at the interpolated crossing times.
  *
+ *   Hold (hold_us > 0): when t1 - t0 > hold_us, the previous values are held
+ *   until t1 - hold_us and the interpolation above runs from t0' = t1 -
+ *   hold_us instead of t0 (v0 unchanged).  For senders that send frames only
+ *   on change, or none while nothing touches the sensor: without it a change
+ *   after a long pause is spread over the whole pause, which then never looks
+ *   silent.  hold_us = 0 (the default, what the braille models were trained
+ *   with on 40 Hz frames) interpolates across any gap.
+ *
  *   Polarity: an UP crossing is an ON event and DOWN is OFF, unless `invert`
  *   is set, which swaps them.  The iCub skin reports 255 = no contact and
  *   lower = more pressure, so Braille models use invert = 1: ON = the raw
@@ -69,6 +77,7 @@ typedef struct snn_sigmadelta_config {
     int64_t refractory_us; /* >= 0; 0 = no refractory period */
     int merge_on_off;      /* 1: ON and OFF share channel c */
     int invert;            /* 1: DOWN crossings are ON (iCub: lower = more pressure) */
+    int64_t hold_us;       /* >= 0; 0 = interpolate across any gap (see "Hold") */
 } snn_sigmadelta_config;
 
 typedef struct snn_sigmadelta snn_sigmadelta;

@@ -87,9 +87,17 @@ int stream_open(server *s, conn *owner, const Snnd__V1__OpenStream *req, uint32_
                 return -1;
             }
             sc.segment_silence_us = (int64_t)(ms * 1000);
+        } else if (!strcmp(k, "tactile_hold_ms")) {
+            double ms = strtod(v, &end);
+            if (*end || !(ms > 0 && ms <= 3600e3)) {
+                conn_send_error(owner, req_id, R, req->stream_id, SNND__V1__ERROR_CODE__BAD_REQUEST,
+                                "option tactile_hold_ms=\"%.40s\": expected milliseconds in (0, 3600000]", v);
+                return -1;
+            }
+            sc.tactile_hold_us = (int64_t)(ms * 1000);
         } else {
             conn_send_error(owner, req_id, R, req->stream_id, SNND__V1__ERROR_CODE__BAD_REQUEST,
-                            "unknown option \"%.60s\" (known: segment_silence_ms, learn, lr, optimizer, learn_weights, "
+                            "unknown option \"%.60s\" (known: segment_silence_ms, tactile_hold_ms, learn, lr, optimizer, learn_weights, "
                             "feedback, update_interval, reg_rate_hz, reg_strength)", k);
             return -1;
         }

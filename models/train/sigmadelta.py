@@ -20,13 +20,14 @@ import math
 
 class SigmaDelta:
     def __init__(self, n_channels, threshold, refractory_us=0, merge_on_off=False,
-                 invert=False):
-        assert threshold > 0 and refractory_us >= 0
+                 invert=False, hold_us=0):
+        assert threshold > 0 and refractory_us >= 0 and hold_us >= 0
         self.n = n_channels
         self.theta = float(threshold)
         self.refr = int(refractory_us)
         self.merge = bool(merge_on_off)
         self.invert = bool(invert)
+        self.hold = int(hold_us)  # sigmadelta.h "Hold": interpolate over the last hold_us of a longer gap
         self.reset()
 
     def reset(self):
@@ -47,6 +48,8 @@ class SigmaDelta:
             return []
         assert t_us >= self.t_prev
         t0, t1 = self.t_prev, t_us
+        if self.hold > 0 and t1 - t0 > self.hold:
+            t0 = t1 - self.hold
         dt = float(t1 - t0)
         th = self.theta
         out = []
@@ -84,9 +87,9 @@ class SigmaDelta:
 
 
 def encode(times_us, frames, threshold, refractory_us=0, merge_on_off=False,
-           invert=False):
+           invert=False, hold_us=0):
     """Encodes a whole recording: times_us[T], frames[T][n] -> event list."""
-    enc = SigmaDelta(len(frames[0]), threshold, refractory_us, merge_on_off, invert)
+    enc = SigmaDelta(len(frames[0]), threshold, refractory_us, merge_on_off, invert, hold_us)
     ev = []
     for t, f in zip(times_us, frames):
         ev.extend(enc.push(t, f))

@@ -77,10 +77,31 @@ static void on_out(void *ctx, const snn_output *o)
 static uint32_t rng = 2024;
 static uint32_t rnd(void) { return rng = rng * 1664525u + 1013904223u; }
 
-/* Streams words of validation letters (repetitions 32..39) through model m;
- * returns letter accuracy (position by position; missing or extra decisions
+/* A sender: every frame, or (changes_only) only frames whose values differ from the last
+ * frame sent, as a change-driven tactile pipeline sends them. */
+typedef struct sender {
+    snn_session *s;
+    word *w;
+    int changes_only, sent;
+    float last[NTAX];
+} sender;
+
+static void send(sender *x, uint64_t t, const float *v)
+{
+    if (x->changes_only && x->sent && !memcmp(v, x->last, sizeof x->last))
+        return;
+    snn_err e;
+    assert_int_equal(snn_session_frame(x->s, t, v, NTAX, on_out, x->w, &e), 0);
+    memcpy(x->last, v, sizeof x->last);
+    x->sent = 1;
+}
+
+/* Streams words of validation letters (repetitions 32..39) through model m, every frame or
+ * (changes_only) only changed ones, the encoder holding values over gaps longer than hold_us
+ * (0: off); returns letter accuracy (position by position; missing or extra decisions
  * count as errors) and writes decisions/letters. */
-static double read_words(snn_model *m, int n_words, int *n_letters, int *n_decisions)
+static double read_words(snn_model *m, int n_words, int changes_only, int64_t hold_us, int *n_letters,
+                         int *n_decisions)
 {
     int val[MAXREC], nv = 0;
     for (int i = 0; i < n_recs; i++)
@@ -89,25 +110,29 @@ static double read_words(snn_model *m, int n_words, int *n_letters, int *n_decis
     int right = 0, letters = 0, decisions = 0;
     const float blank[NTAX] = {255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255};
     for (int wi = 0; wi < n_words; wi++) {
-        snn_session_cfg cfg = {.input = SNN_INPUT_TACTILE, .segment_silence_us = 150000};
+        snn_session_cfg cfg = {.input = SNN_INPUT_TACTILE, .segment_silence_us = 150000,
+                               .tactile_hold_us = hold_us};
         snn_session *s;
         snn_err e;
         assert_int_equal(snn_session_new(m, &cfg, NULL, &s, &e), 0);
         word w = {.n = 0};
+        sender x = {.s = s, .w = &w, .changes_only = changes_only};
         int truth[16], nl = 4 + (int)(rnd() % 6);
         uint64_t t = (uint64_t)(rnd() % 25000); /* arbitrary start */
         for (int li = 0; li < nl; li++) {
             /* a gap of 0.25..1 s of no contact, sampled at 40 Hz */
             int gap = 10 + (int)(rnd() % 31);
             for (int g = 0; g < gap; g++, t += 25000)
-                assert_int_equal(snn_session_frame(s, t, blank, NTAX, on_out, &w, &e), 0);
+                send(&x, t, blank);
             const rec *r = &recs[val[rnd() % (uint32_t)nv]];
             truth[li] = r->label;
             for (int k = 0; k < r->n; k++, t += 25000)
-                assert_int_equal(snn_session_frame(s, t, r->v[k], NTAX, on_out, &w, &e), 0);
+                send(&x, t, r->v[k]);
         }
         for (int g = 0; g < 10; g++, t += 25000) /* the finger lifts */
-            assert_int_equal(snn_session_frame(s, t, blank, NTAX, on_out, &w, &e), 0);
+            send(&x, t, blank);
+        if (changes_only) /* such a sender tells the time with a Flush (snnd: Flush.t_us) */
+            assert_int_equal(snn_session_flush(s, t, on_out, &w, &e), 0);
         int pushed_before_close = w.n;
         assert_int_equal(snn_session_finish(s, on_out, &w, &e), 0);
         assert_int_equal(pushed_before_close, w.n); /* each decision came as the letter ended */
@@ -162,11 +187,25 @@ static void words(const char *name, double floor, double rec_floor)
     printf("# %s: %d validation recordings streamed one by one: accuracy %.2f%%\n", name, nr, 100 * racc);
     assert_true(racc >= rec_floor);
     int nl, nd;
-    double acc = read_words(m, 40, &nl, &nd);
+    double acc = read_words(m, 40, 0, 0, &nl, &nd);
     printf("# %s: 40 word streams, %d letters, %d decisions, letter accuracy %.2f%% (segment_silence 150 ms)\n",
            name, nl, nd, 100 * acc);
     assert_int_equal(nd, nl);
     assert_true(acc >= floor);
+    /* A change-driven sender (no frames while the taxels stay at 255): without a hold the
+     * change after each pause is spread over the pause, letters merge; with tactile_hold
+     * 50 ms (two frame periods) every letter is decided again. */
+    rng = 2024;
+    double acc_skip = read_words(m, 40, 1, 0, &nl, &nd);
+    printf("# %s: the same words, changed frames only: %d letters, %d decisions, letter accuracy %.2f%%\n", name,
+           nl, nd, 100 * acc_skip);
+    assert_true(nd < nl * 3 / 4); /* the failure tactile_hold_ms exists for */
+    rng = 2024;
+    double acc_hold = read_words(m, 40, 1, 50000, &nl, &nd);
+    printf("# %s: changed frames only, hold 50 ms: %d letters, %d decisions, letter accuracy %.2f%%\n", name, nl,
+           nd, 100 * acc_hold);
+    assert_int_equal(nd, nl);
+    assert_true(acc_hold >= floor);
     snn_model_free(m);
 }
 

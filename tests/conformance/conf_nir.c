@@ -285,7 +285,7 @@ static sample *read_braille(int *count)
  * channel had any event. Returns the number of steps written to x. */
 static int encode(const sample *smp, float x[MAX_STEPS][12])
 {
-    snn_sigmadelta_config cfg = {12, 1.0, 0, 1, 1};
+    snn_sigmadelta_config cfg = {12, 1.0, 0, 1, 1, 0};
     snn_sigmadelta *e;
     snn_err err = {{0}};
     assert_int_equal(snn_sigmadelta_new(&cfg, NULL, &e, &err), 0);

@@ -22,7 +22,7 @@ typedef struct expect {
 
 static snn_sigmadelta *make(uint32_t n, double th, int64_t refr, int merge, int invert)
 {
-    snn_sigmadelta_config cfg = {n, th, refr, merge, invert};
+    snn_sigmadelta_config cfg = {n, th, refr, merge, invert, 0};
     snn_sigmadelta *e = NULL;
     snn_err err;
     assert_int_equal(snn_sigmadelta_new(&cfg, &snn_test_allocator, &e, &err), 0);
@@ -279,7 +279,7 @@ static void test_config_and_alloc_errors(void **st)
     (void)st;
     snn_sigmadelta *e = NULL;
     snn_err err;
-    snn_sigmadelta_config c = {12, 0.0, 0, 0, 0};
+    snn_sigmadelta_config c = {12, 0.0, 0, 0, 0, 0};
     assert_int_equal(snn_sigmadelta_new(&c, &snn_test_allocator, &e, &err), -SNN_EINVAL);
     assert_non_null(strstr(err.msg, "threshold"));
     c.threshold = 1.0;
@@ -308,6 +308,34 @@ static void test_config_and_alloc_errors(void **st)
     assert_true(ok);
 }
 
+/* Hold: after a gap longer than hold_us the crossings are interpolated over the last hold_us
+ * only (sigmadelta.h "Hold"); a shorter gap is interpolated as without it. */
+static void test_hold_after_long_gap(void **state)
+{
+    (void)state;
+    snn_sigmadelta_config cfg = {1, 1.0, 0, 0, 0, 50000};
+    snn_sigmadelta *e = NULL, *plain = make(1, 1.0, 0, 0, 0);
+    snn_err err;
+    assert_int_equal(snn_sigmadelta_new(&cfg, &snn_test_allocator, &e, &err), 0);
+    const float v0 = 10, v1 = 14, v2 = 16;
+    push_expect(e, 0, &v0, NULL, 0);
+    push_expect(plain, 0, &v0, NULL, 0);
+    /* 800 ms gap, 4 levels up: t_k = 750 ms + floor(k / 4 * 50 ms); plain: k / 4 * 800 ms */
+    const expect held[4] = {{762500, 0}, {775000, 0}, {787500, 0}, {800000, 0}};
+    const expect spread[4] = {{200000, 0}, {400000, 0}, {600000, 0}, {800000, 0}};
+    push_expect(e, 800000, &v1, held, 4);
+    push_expect(plain, 800000, &v1, spread, 4);
+    /* 40 ms, within hold_us: the same as without it */
+    const expect near[2] = {{820000, 0}, {840000, 0}};
+    push_expect(e, 840000, &v2, near, 2);
+    push_expect(plain, 840000, &v2, near, 2);
+    snn_sigmadelta_free(e);
+    snn_sigmadelta_free(plain);
+    cfg.hold_us = -1;
+    assert_int_equal(snn_sigmadelta_new(&cfg, &snn_test_allocator, &e, &err), -SNN_EINVAL);
+    assert_non_null(strstr(err.msg, "hold_us"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_frames),
         cmocka_unit_test(test_reset_forgets_levels),
         cmocka_unit_test(test_config_and_alloc_errors),
+        cmocka_unit_test(test_hold_after_long_gap),
     };
     return cmocka_run_group_tests_name("sigmadelta", tests, NULL, NULL);
 }
