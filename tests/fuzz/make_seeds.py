@@ -162,6 +162,9 @@ def frames_seeds():
     write('frames', 'tactile', open_stream(1, 'tx', S, kind=3, options=[('segment_silence_ms', '30')]) +
           b''.join(tactile('tx', 20000 * i, [float(i % 5), float((3 * i) % 4)]) for i in range(12)) +
           flush('tx', 400000) + close_stream(2, 'tx'))
+    write('frames', 'tactile_hold', open_stream(1, 'th', S, kind=3, options=[('tactile_hold_ms', '30')]) +
+          tactile('th', 0, [3.0, 1.0]) + tactile('th', 700000, [9.0, 0.0]) + tactile('th', 720000, [2.0, 5.0]) +
+          flush('th', 900000) + close_stream(2, 'th'))
     write('frames', 'analog', open_stream(1, 'an', S, kind=5) +
           tactile('an', 0, [0.5, 0.25, 1, 0]) + tactile('an', 50000, [1, 1, 1, 1]) + close_stream(2, 'an'))
     write('frames', 'audio', open_stream(1, 'au', T, kind=4) +
