@@ -260,6 +260,20 @@ static int resolve_model(const char *name, const char *dir_opt, char *path, size
         struct stat st;
         dir = env && env[0] ? env : (stat(SNN_ZOO_DIR, &st) == 0 ? SNN_ZOO_DIR : "models/zoo");
     }
+    if (!strchr(name, '/')) { /* a name: the model directory first */
+        snprintf(path, len, "%s/%s.safetensors", dir, name);
+        if (is_file(path))
+            return 0;
+        static const char *const other[] = {".onnx", ".nir"};
+        for (size_t i = 0; i < 2; i++) {
+            snprintf(path, len, "%s/%s%s", dir, name, other[i]);
+            if (is_file(path)) {
+                cli_fail("model '%s': %s is not an RSNN .safetensors file; only those can be trained", name,
+                         path);
+                return -1;
+            }
+        }
+    }
     struct stat st;
     if (stat(name, &st) == 0) { /* there, but a directory or a device */
         cli_fail("model '%s': %s, not a model file", name,
@@ -269,18 +283,6 @@ static int resolve_model(const char *name, const char *dir_opt, char *path, size
     if (strchr(name, '/')) {
         cli_fail("model '%s': %s", name, strerror(errno));
         return -1;
-    }
-    snprintf(path, len, "%s/%s.safetensors", dir, name);
-    if (is_file(path))
-        return 0;
-    static const char *const other[] = {".onnx", ".nir"};
-    for (size_t i = 0; i < 2; i++) {
-        snprintf(path, len, "%s/%s%s", dir, name, other[i]);
-        if (is_file(path)) {
-            cli_fail("model '%s': %s is not an RSNN .safetensors file; only those can be trained", name,
-                     path);
-            return -1;
-        }
     }
     cli_fail("model '%s': no such file, nor %s/%s.safetensors", name, dir, name);
     return -1;
