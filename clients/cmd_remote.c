@@ -61,6 +61,18 @@ static int conn_opt(conn_opts *c, int argc, char **argv, int *i)
     return 1;
 }
 
+/* Appends the OpenStream option key=value to opt[*n] and its pointer to optp[*n]
+ * (the caller sized both for every option it adds). */
+static void add_option(Snnd__V1__OpenStream__OptionsEntry *opt, Snnd__V1__OpenStream__OptionsEntry **optp,
+                       size_t *n, const char *key, const char *value)
+{
+    snnd__v1__open_stream__options_entry__init(&opt[*n]);
+    opt[*n].key = (char *)key;
+    opt[*n].value = (char *)value;
+    optp[*n] = &opt[*n];
+    (*n)++;
+}
+
 #define CONN_HELP                                                                              \
     "  --socket PATH    the daemon's Unix socket\n"                                            \
     "  --host H --port P  the daemon's TCP address (port default 7878)\n"                     \
@@ -335,27 +347,14 @@ int cmd_replay(int argc, char **argv)
     size_t n_opt = 0;
     if (hold_ms > 0) {
         snprintf(hold_val, sizeof hold_val, "%llu", (unsigned long long)hold_ms);
-        snnd__v1__open_stream__options_entry__init(&opt[n_opt]);
-        opt[n_opt].key = "tactile_hold_ms";
-        opt[n_opt].value = hold_val;
-        optp[n_opt] = &opt[n_opt];
-        n_opt++;
+        add_option(opt, optp, &n_opt, "tactile_hold_ms", hold_val);
     }
     if (silence_ms > 0) {
         snprintf(silence_val, sizeof silence_val, "%llu", (unsigned long long)silence_ms);
-        snnd__v1__open_stream__options_entry__init(&opt[n_opt]);
-        opt[n_opt].key = "segment_silence_ms";
-        opt[n_opt].value = silence_val;
-        optp[n_opt] = &opt[n_opt];
-        n_opt++;
+        add_option(opt, optp, &n_opt, "segment_silence_ms", silence_val);
     }
-    for (int k = 0; k < n_extra; k++) {
-        snnd__v1__open_stream__options_entry__init(&opt[n_opt]);
-        opt[n_opt].key = extra_keys[k];
-        opt[n_opt].value = (char *)extra_vals[k];
-        optp[n_opt] = &opt[n_opt];
-        n_opt++;
-    }
+    for (int k = 0; k < n_extra; k++)
+        add_option(opt, optp, &n_opt, extra_keys[k], extra_vals[k]);
     os.n_options = n_opt;
     os.options = optp;
     Snnd__V1__Envelope env = SNND__V1__ENVELOPE__INIT;
