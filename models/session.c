@@ -42,8 +42,6 @@ struct snn_session {
     uint32_t enc_in;     /* TACTILE: values per frame (taxels) */
     snn_event *ev;       /* TACTILE: events of one frame */
     size_t ev_cap;
-    uint32_t *ev_ch;     /* the same events as parallel arrays */
-    uint64_t *ev_t;
     snn_resampler *rs;   /* AUDIO: to the model's rate (NULL when equal) */
     uint32_t audio_hz;   /* AUDIO: rate of the first chunk; must not change */
     float *abuf;         /* AUDIO: resampled slice [AUDIO_SLICE] */
@@ -99,8 +97,6 @@ void snn_session_free(snn_session *s)
     a->free(s->dec);
     snn_sigmadelta_free(s->enc);
     a->free(s->ev);
-    a->free(s->ev_ch);
-    a->free(s->ev_t);
     snn_resampler_free(s->rs);
     a->free(s->abuf);
     snn_eprop_free(s->ep);
@@ -158,9 +154,7 @@ static int encoder_new(snn_session *s, int64_t hold_us, snn_err *err)
     size_t cap = snn_sigmadelta_max_events(s->enc, 0, 255);
     s->ev_cap = cap < 1024 ? 1024 : cap;
     s->ev = s->a->calloc(s->ev_cap, sizeof *s->ev);
-    s->ev_ch = s->a->calloc(s->ev_cap, sizeof *s->ev_ch);
-    s->ev_t = s->a->calloc(s->ev_cap, sizeof *s->ev_t);
-    if (!s->ev || !s->ev_ch || !s->ev_t)
+    if (!s->ev)
         return snn_err_set(err, SNN_ENOMEM, "%s: out of memory for the encoder", m->name);
     return 0;
 }

@@ -33,7 +33,6 @@ struct snn_sigmadelta {
     const snn_allocator *alloc;
     int started;       /* a first frame has been seen */
     int64_t t_prev;    /* time of the previous frame */
-    int64_t t_from;    /* start of this push's interpolation: t_prev, or t1 - hold_us */
     double *v_prev;    /* [n] previous frame's values */
     double *ref;       /* [n] reference levels r_c */
     int64_t *last_ev;  /* [n] time of the last emitted event */
@@ -150,15 +149,16 @@ static int64_t sd_cross_time(double r, double sign, uint32_t k, double th, doubl
 
 /* Moves cursor c to its next crossing that survives the refractory period
  * (crossings dropped here still count as passed).  Returns 1 if one is
- * pending in cur->next_t, 0 if the channel is exhausted. */
-static int sd_advance(const snn_sigmadelta *e, uint32_t c, double v1, int64_t t1)
+ * pending in cur->next_t, 0 if the channel is exhausted.  t0: the start of
+ * the interpolation (the previous frame, or t1 - hold_us after a longer gap). */
+static int sd_advance(const snn_sigmadelta *e, uint32_t c, double v1, int64_t t0, int64_t t1)
 {
     sd_cursor *cur = &e->cur[c];
     double th = e->cfg.threshold;
 
     while (cur->k <= cur->n) {
         int64_t t = sd_cross_time(e->ref[c], cur->sign, cur->k, th, e->v_prev[c], v1,
-                                  e->t_from, t1);
+                                  t0, t1);
         if (e->cfg.refractory_us > 0 && cur->has_last &&
             t - cur->last_ev < e->cfg.refractory_us) {
             cur->k++;
@@ -202,7 +202,7 @@ int snn_sigmadelta_push(snn_sigmadelta *e, int64_t t_us, const float *values,
                            "sigmadelta: frame time %lld us is before the previous frame (%lld us)",
                            (long long)t_us, (long long)e->t_prev);
     /* sigmadelta.h "hold": a gap longer than hold_us holds the previous values until t1 - hold_us */
-    e->t_from = e->cfg.hold_us > 0 && t_us - e->t_prev > e->cfg.hold_us ? t_us - e->cfg.hold_us : e->t_prev;
+    const int64_t t0 = e->cfg.hold_us > 0 && t_us - e->t_prev > e->cfg.hold_us ? t_us - e->cfg.hold_us : e->t_prev;
 
     /* Phase 1: crossings per channel. */
     for (c = 0; c < n; c++) {
@@ -232,7 +232,7 @@ int snn_sigmadelta_push(snn_sigmadelta *e, int64_t t_us, const float *values,
         cur->last_ev = e->last_ev[c];
         cur->has_last = e->has_ev[c];
         if (cur->n > 0)
-            sd_advance(e, c, v1, t_us); /* k > n afterwards if all are dropped */
+            sd_advance(e, c, v1, t0, t_us); /* k > n afterwards if all are dropped */
     }
 
     /* Without a refractory period every crossing is an event: too many for
@@ -265,7 +265,7 @@ int snn_sigmadelta_push(snn_sigmadelta *e, int64_t t_us, const float *values,
         b->last_ev = b->next_t;
         b->has_last = 1;
         b->k++;
-        sd_advance(e, best, (double)values[best], t_us);
+        sd_advance(e, best, (double)values[best], t0, t_us);
     }
     if (count > cap) {
         *n_events = count;
